@@ -1,0 +1,20 @@
+"""GRAIT as a library: probe, split, gradient features, selection, weighting, training, eval.
+
+Import rules (checked by tests/test_import_rules.py): this package imports nothing of
+``app``, ``worker`` or ``grait_cli``. The torch-free modules listed in ``TORCH_FREE_MODULES``
+may be imported by the service; nothing else of the engine may.
+"""
+
+__version__ = "0.1.0"
+
+# Modules the service (``app``) may import: they must never import torch, transformers or peft.
+TORCH_FREE_MODULES = (
+    "grait_engine",
+    "grait_engine.records",
+    "grait_engine.records.item",
+    "grait_engine.records.validate",
+    "grait_engine.records.jsonl",
+    "grait_engine.records.importers",
+    "grait_engine.prompts",
+    "grait_engine.artifacts",
+)
