@@ -13,6 +13,7 @@ import sys
 # subcommand -> (module with `add_arguments(parser)` and `run(args) -> int`, help text)
 COMMANDS: dict[str, tuple[str, str]] = {
     "toyworld": ("grait_engine.toyworld.cli", "build (or reuse) a toy knowledge world"),
+    "demo": ("grait_cli.demo", "the main job end to end on the toy knowledge world"),
 }
 
 

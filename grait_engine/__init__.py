@@ -15,6 +15,11 @@ TORCH_FREE_MODULES = (
     "grait_engine.records.validate",
     "grait_engine.records.jsonl",
     "grait_engine.records.importers",
+    "grait_engine.records.fields",
+    "grait_engine.records.problems",
+    "grait_engine.selection",
+    "grait_engine.selection.config",
+    "grait_engine.selection.inputs",
     "grait_engine.prompts",
     "grait_engine.artifacts",
 )

@@ -1,0 +1,171 @@
+"""Build a toy knowledge world on disk, or reuse the one already there.
+
+Layout of ``out_dir`` (API.md)::
+
+    model/                      Hugging Face model directory (safetensors) with tokenizer
+    data/{open,choice}/{train,test_id,test_ood}.jsonl
+    truth.json                  per item id: seen (count), class, relation
+    stats.json                  build figures: sizes, timings, greedy check per class
+    config.json                 the resolved ToyWorldConfig
+    manifest.json               sha256 of every file above, written last
+
+A directory whose manifest is complete and whose config hash matches is reused as is.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from grait_engine.artifacts import atomic_write_json, config_hash, read_manifest, write_manifest
+from grait_engine.records.item import Item, Task
+from grait_engine.records.jsonl import write_items
+from grait_engine.toyworld.check import check_knowledge
+from grait_engine.toyworld.config import ToyWorldConfig
+from grait_engine.toyworld.corpus import make_corpus
+from grait_engine.toyworld.pretrain import pretrain
+from grait_engine.toyworld.qa import SPLITS, make_datasets, split_facts
+from grait_engine.toyworld.tokenizer import train_tokenizer
+from grait_engine.toyworld.world import Fact, make_facts, make_relations
+
+# (step name, done, total, message) -> None
+Progress = Callable[[str, int, int, str], None]
+TASK_TYPES: tuple[Task, ...] = ("open", "choice")
+
+
+@dataclass(frozen=True)
+class ToyWorld:
+    """Paths of a built world and its build figures."""
+
+    root: Path
+    config_hash: str
+    cached: bool
+    stats: dict[str, Any]
+
+    @property
+    def model_dir(self) -> Path:
+        return self.root / "model"
+
+    @property
+    def truth_path(self) -> Path:
+        return self.root / "truth.json"
+
+    def data_path(self, task: Task, split: str) -> Path:
+        return self.root / "data" / task / f"{split}.jsonl"
+
+
+def world_hash(config: ToyWorldConfig) -> str:
+    return config_hash(config.to_dict())
+
+
+def load_existing(out_dir: Path, config: ToyWorldConfig) -> ToyWorld | None:
+    """The world in ``out_dir`` if it is complete and was built from ``config``."""
+    manifest = read_manifest(out_dir, verify=False)
+    if manifest is None or manifest.get("config_hash") != world_hash(config):
+        return None
+    return ToyWorld(out_dir, world_hash(config), True, manifest.get("stats", {}))
+
+
+def build_toyworld(
+    config: ToyWorldConfig, out_dir: str | Path, progress: Progress | None = None
+) -> ToyWorld:
+    """Build the world of ``config`` into ``out_dir`` (or reuse it); returns its paths.
+
+    Side effects: writes the layout above; uses ``config.n_threads`` torch threads if set.
+    """
+    out = Path(out_dir)
+    existing = load_existing(out, config)
+    if existing is not None:
+        return existing
+    if config.n_threads:
+        torch.set_num_threads(config.n_threads)
+    report = progress or (lambda *args: None)
+    timings: dict[str, float] = {}
+    started = time.perf_counter()
+
+    relations = make_relations(random.Random(f"relations:{config.seed}"))
+    facts, strangers = make_facts(config, relations)
+    corpus = make_corpus(config, facts, relations, strangers)
+    datasets = make_datasets(
+        split_facts(facts, config.id_test_share, config.seed), relations, config.seed
+    )
+    timings["world_seconds"] = time.perf_counter() - started
+
+    report("tokenizer", 0, 1, f"{len(corpus.documents)} documents")
+    questions = [
+        item.question for task in datasets.values() for items in task.values() for item in items
+    ]
+    tokenizer = train_tokenizer(corpus.documents + questions, config.vocab_size)
+    model, train_stats = pretrain(
+        config,
+        tokenizer,
+        corpus.documents,
+        lambda done, total, msg: report("pretrain", done, total, msg),
+    )
+    timings["pretrain_seconds"] = train_stats.pop("train_seconds")
+
+    files = _write_outputs(out, config, model, tokenizer, datasets, facts, corpus.seen)
+    report("check", 0, 1, "greedy answers per frequency class")
+    check_started = time.perf_counter()
+    checks = _check(model, tokenizer, datasets, facts)
+    timings["check_seconds"] = time.perf_counter() - check_started
+    timings["total_seconds"] = time.perf_counter() - started
+    stats = {
+        "n_facts": len(facts),
+        "n_documents": len(corpus.documents),
+        "sizes": {task: {s: len(datasets[task][s]) for s in SPLITS} for task in TASK_TYPES},
+        **train_stats,
+        **{k: round(v, 1) for k, v in timings.items()},
+        "check": checks,
+    }
+    atomic_write_json(out / "stats.json", stats)
+    write_manifest(out, [*files, "stats.json"], {"config_hash": world_hash(config), "stats": stats})
+    return ToyWorld(out, world_hash(config), False, stats)
+
+
+def _write_outputs(
+    out: Path,
+    config: ToyWorldConfig,
+    model: torch.nn.Module,
+    tokenizer: Any,
+    datasets: dict[Task, dict[str, list[Item]]],
+    facts: list[Fact],
+    seen: dict[str, int],
+) -> list[str]:
+    """Write model, tokenizer, data, truth and config; returns the relative file names."""
+    model_dir = out / "model"
+    model.save_pretrained(model_dir)
+    tokenizer.save_pretrained(model_dir)
+    for task in TASK_TYPES:
+        for split in SPLITS:
+            write_items(out / "data" / task / f"{split}.jsonl", datasets[task][split], task)
+    truth = {
+        fact.id: {"seen": seen.get(fact.id, 0), "class": fact.seen_class, "relation": fact.relation}
+        for fact in facts
+    }
+    atomic_write_json(out / "truth.json", truth)
+    atomic_write_json(out / "config.json", config.to_dict())
+    return sorted(str(path.relative_to(out)) for path in out.rglob("*") if path.is_file())
+
+
+def _check(
+    model: torch.nn.Module,
+    tokenizer: Any,
+    datasets: dict[Task, dict[str, list[Item]]],
+    facts: list[Fact],
+) -> dict[str, Any]:
+    """Greedy 0-shot check on the training pool, per task type and prompt style."""
+    seen_class = {fact.id: fact.seen_class for fact in facts}
+    return {
+        f"{task}/{style}": check_knowledge(
+            model, tokenizer, datasets[task]["train"], seen_class, style
+        )
+        for task in TASK_TYPES
+        for style in ("basic", "refuse")
+    }

@@ -1,0 +1,80 @@
+"""QA items over toy-world facts, and their split into training pool and test sets.
+
+- ``open`` items: the relation's question about the person, answers = [value].
+- ``choice`` items: the same question with four options (the value and three other values
+  of the relation, in a seeded order), answer = the gold letter.
+
+Facts of the in-domain relations are split into the training pool (``train``) and the
+in-domain test set (``test_id``); facts of the out-of-domain relation form ``test_ood``
+(a relation the training pool never asks about).
+"""
+
+from __future__ import annotations
+
+import random
+
+from grait_engine.records.item import Item, Task
+from grait_engine.toyworld.world import IN_DOMAIN, OUT_OF_DOMAIN, Fact, Relation
+
+LETTERS = "ABCD"
+SPLITS = ("train", "test_id", "test_ood")
+
+
+def open_item(fact: Fact, relations: dict[str, Relation]) -> Item:
+    question = relations[fact.relation].question.format(name=fact.person)
+    return Item(
+        id=fact.id, question=question, answers=(fact.value,), meta={"relation": fact.relation}
+    )
+
+
+def choice_item(fact: Fact, relations: dict[str, Relation], rng: random.Random) -> Item:
+    """A four-option item; the distractors and the gold position are drawn from ``rng``."""
+    relation = relations[fact.relation]
+    others = [value for value in relation.values if value != fact.value]
+    options = rng.sample(others, len(LETTERS) - 1) + [fact.value]
+    rng.shuffle(options)
+    choices = dict(zip(LETTERS, options, strict=True))
+    answer = LETTERS[options.index(fact.value)]
+    question = relation.question.format(name=fact.person)
+    return Item(
+        id=fact.id,
+        question=question,
+        choices=choices,
+        answer=answer,
+        meta={"relation": fact.relation},
+    )
+
+
+def make_item(fact: Fact, task: Task, relations: dict[str, Relation], rng: random.Random) -> Item:
+    if task == "open":
+        return open_item(fact, relations)
+    return choice_item(fact, relations, rng)
+
+
+def split_facts(facts: list[Fact], id_test_share: float, seed: int) -> dict[str, list[Fact]]:
+    """Facts per split: in-domain facts shuffled into train/test_id, OOD facts to test_ood."""
+    rng = random.Random(f"split:{seed}")
+    in_domain = [fact for fact in facts if fact.relation in IN_DOMAIN]
+    rng.shuffle(in_domain)
+    n_test = round(len(in_domain) * id_test_share)
+    ood = [fact for fact in facts if fact.relation in OUT_OF_DOMAIN]
+    by_id = sorted  # keep files in a readable, stable order
+    return {
+        "train": by_id(in_domain[n_test:], key=lambda f: f.id),
+        "test_id": by_id(in_domain[:n_test], key=lambda f: f.id),
+        "test_ood": by_id(ood, key=lambda f: f.id),
+    }
+
+
+def make_datasets(
+    splits: dict[str, list[Fact]], relations: dict[str, Relation], seed: int
+) -> dict[Task, dict[str, list[Item]]]:
+    """``{task: {split: items}}`` for both task types; choice options seeded per task."""
+    datasets: dict[Task, dict[str, list[Item]]] = {}
+    for task in ("open", "choice"):
+        rng = random.Random(f"items:{task}:{seed}")
+        datasets[task] = {
+            name: [make_item(fact, task, relations, rng) for fact in splits[name]]
+            for name in SPLITS
+        }
+    return datasets

@@ -1,0 +1,85 @@
+"""A built ``tiny`` toy world: layout of API.md, loadable model, valid data, cache reuse."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+from grait_engine.artifacts import read_manifest
+from grait_engine.modeling import ModelSpec, load_model
+from grait_engine.prompts import build_prompt, target_text
+from grait_engine.records.jsonl import read_items
+from grait_engine.toyworld import build_toyworld, preset
+from grait_engine.toyworld.qa import SPLITS
+
+
+def test_layout_and_data_validate(tiny_world):
+    truth = json.loads(tiny_world.truth_path.read_text())
+    for task in ("open", "choice"):
+        for split in SPLITS:
+            items = read_items(tiny_world.data_path(task, split), task)
+            assert items, f"{task}/{split} is empty"
+            assert all(item.id in truth for item in items)
+    assert {entry["class"] for entry in truth.values()} == {"many", "rare", "never"}
+    assert (tiny_world.model_dir / "model.safetensors").is_file()
+    assert not list(tiny_world.model_dir.glob("*.bin"))
+    assert read_manifest(tiny_world.root) is not None
+
+
+def test_model_loads_and_tokenizer_covers_every_prompt(tiny_world):
+    model, tokenizer = load_model(ModelSpec(str(tiny_world.model_dir)))
+    assert not getattr(tokenizer, "chat_template", None)
+    for task in ("open", "choice"):
+        for item in read_items(tiny_world.data_path(task, "test_ood"), task)[:20]:
+            for style in ("basic", "refuse"):
+                text = build_prompt(item, style, tokenizer=tokenizer) + target_text(
+                    item, refuse=True
+                )
+                ids = tokenizer(text)["input_ids"]
+                assert ids[0] == tokenizer.bos_token_id
+                assert tokenizer.decode(ids, skip_special_tokens=True) == text
+                assert len(ids) < model.config.max_position_embeddings
+
+
+def test_pretrained_model_answers_in_format(tiny_world):
+    """Both prompt styles give parseable answers on the pretrained tiny model."""
+    for key, per_class in tiny_world.stats["check"].items():
+        assert per_class["all"].get("unparsed", 0.0) <= 0.05, key
+
+
+def test_second_build_reuses_the_world(tiny_world):
+    before = tiny_world.model_dir.joinpath("model.safetensors").stat().st_mtime_ns
+    again = build_toyworld(preset("tiny", seed=0), tiny_world.root)
+    assert again.cached and again.config_hash == tiny_world.config_hash
+    assert tiny_world.model_dir.joinpath("model.safetensors").stat().st_mtime_ns == before
+
+
+def test_cli_reuses_the_world(tiny_world):
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "grait_cli.main",
+            "toyworld",
+            "--out",
+            str(tiny_world.root),
+            "--size",
+            "tiny",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "reused" in result.stdout
+
+
+def test_cli_rejects_unknown_size():
+    result = subprocess.run(
+        [sys.executable, "-m", "grait_cli.main", "toyworld", "--out", "/tmp/x", "--size", "huge"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode != 0 and "invalid choice" in result.stderr
