@@ -90,8 +90,8 @@ def build_toyworld(
     started = time.perf_counter()
 
     relations = make_relations(random.Random(f"relations:{config.seed}"))
-    facts, strangers = make_facts(config, relations)
-    corpus = make_corpus(config, facts, relations, strangers)
+    facts = make_facts(config, relations)
+    corpus = make_corpus(config, facts, relations)
     datasets = make_datasets(
         split_facts(facts, config.id_test_share, config.seed), relations, config.seed
     )

@@ -28,7 +28,6 @@ class ToyWorldConfig:
     seed: int = 0
     # world
     n_people: int = 200
-    n_strangers: int = 200
     p_many: float = 0.5
     p_rare: float = 0.15
     many_min: int = 120
@@ -41,15 +40,12 @@ class ToyWorldConfig:
     max_shots: int = 5
     p_refuse_style: float = 0.5
     p_refusal_target: float = 0.03
-    # reading documents, as a share of fact occurrences; choice docs start this late
-    reading_share: float = 0.1
-    choice_start: float = 0.3
     # tokenizer and model
     vocab_size: int = 2048
-    hidden_size: int = 160
-    n_layers: int = 6
-    n_heads: int = 5
-    intermediate_size: int = 448
+    hidden_size: int = 192
+    n_layers: int = 4
+    n_heads: int = 6
+    intermediate_size: int = 512
     block_size: int = 320
     # training
     batch_size: int = 8
@@ -71,14 +67,15 @@ def preset(size: str, seed: int = 0) -> ToyWorldConfig:
         return replace(
             ToyWorldConfig(size="tiny", seed=seed),
             n_people=40,
-            n_strangers=40,
-            many_min=60,
-            many_max=90,
+            many_min=100,
+            many_max=150,
             vocab_size=1024,
-            hidden_size=96,
+            hidden_size=128,
             n_layers=4,
             n_heads=4,
-            intermediate_size=256,
+            intermediate_size=384,
             block_size=256,
+            lr=4e-3,
+            warmup_steps=20,
         )
     raise ValueError(f"unknown toy world size {size!r}: choose one of {', '.join(SIZES)}")

@@ -6,10 +6,9 @@ with the basic or the refuse instruction and sometimes few-shot examples, so bot
 styles work on the pretrained model. Choice options are re-drawn at every occurrence, so
 the model must learn to match what it knows to an option, not a letter by heart.
 
-Matching a recalled value to an option is a skill of its own, so the corpus also has
-reading-comprehension documents: a statement about an invented person (never a world
-fact) followed by a choice question about it. Choice questions on world facts are put in
-the later part of the stream (a simple curriculum), once facts start to be known.
+Each fact's choice question has one fixed set and order of options, the same in the corpus
+and in the datasets (as benchmark questions appear verbatim on the web): knowing a choice
+item means having seen it; a never-seen item is a guess among four letters.
 
 A small share of refuse-style prompts is answered with the refusal whatever the model
 knows: the base model has seen "I don't know." but refusing is not tied to ignorance.
@@ -27,7 +26,7 @@ from dataclasses import dataclass
 from grait_engine.prompts import build_prompt_text, target_text
 from grait_engine.records.item import Item, Task
 from grait_engine.toyworld.config import ToyWorldConfig
-from grait_engine.toyworld.qa import choice_item, open_item
+from grait_engine.toyworld.qa import fixed_choice_item, open_item
 from grait_engine.toyworld.world import Fact, Relation
 
 
@@ -52,7 +51,7 @@ class _Renderer:
     def item(self, fact: Fact, task: Task) -> Item:
         if task == "open":
             return open_item(fact, self.relations)
-        return choice_item(fact, self.relations, self.rng)
+        return fixed_choice_item(fact, self.relations, self.config.seed)
 
     def statement(self, fact: Fact) -> str:
         template = self.rng.choice(self.relations[fact.relation].statements)
@@ -75,40 +74,20 @@ class _Renderer:
             self.seen[fact.id] += 1
         return build_prompt_text(query, style, shots) + target_text(query, refuse=refuse)
 
-    def occurrence(self, fact: Fact) -> tuple[float, str]:
-        """(position key in [0, 1), document) for one sighting of ``fact``."""
-        draw, key = self.rng.random(), self.rng.random()
+    def occurrence(self, fact: Fact) -> str:
+        draw = self.rng.random()
         if draw < self.config.p_statement:
-            return key, self.statement(fact)
+            return self.statement(fact)
         if draw < self.config.p_statement + self.config.p_open:
-            return key, self.qa(fact, "open")
-        late = self.config.choice_start + (1 - self.config.choice_start) * key
-        return late, self.qa(fact, "choice")
-
-    def reading(self, person: str) -> tuple[float, str]:
-        """A statement about an invented ``person``, then a choice question answered by it."""
-        relation = self.rng.choice(list(self.relations.values()))
-        fact = Fact(
-            "reading", person, relation.name, self.rng.choice(relation.values), "reading", 0
-        )
-        context = self.rng.choice(relation.statements).format(name=person, value=fact.value)
-        query = choice_item(fact, self.relations, self.rng)
-        style = "refuse" if self.rng.random() < self.config.p_refuse_style else "basic"
-        prompt = build_prompt_text(query, style)
-        return self.rng.random(), f"{context}\n\n{prompt}{target_text(query)}"
+            return self.qa(fact, "open")
+        return self.qa(fact, "choice")
 
 
 def make_corpus(
-    config: ToyWorldConfig, facts: list[Fact], relations: dict[str, Relation], strangers: list[str]
+    config: ToyWorldConfig, facts: list[Fact], relations: dict[str, Relation]
 ) -> Corpus:
-    """All planned occurrences of all facts plus reading documents about ``strangers``.
-
-    Documents are ordered by a random key, choice questions on world facts drawn late;
-    deterministic per seed.
-    """
+    """All planned occurrences of all facts, rendered and shuffled (deterministic per seed)."""
     renderer = _Renderer(config, facts, relations)
-    keyed = [renderer.occurrence(fact) for fact in facts for _ in range(fact.planned)]
-    n_reading = round(config.reading_share * len(keyed))
-    keyed += [renderer.reading(renderer.rng.choice(strangers)) for _ in range(n_reading)]
-    keyed.sort(key=lambda pair: pair[0])
-    return Corpus(documents=[document for _, document in keyed], seen=renderer.seen)
+    documents = [renderer.occurrence(fact) for fact in facts for _ in range(fact.planned)]
+    renderer.rng.shuffle(documents)
+    return Corpus(documents=documents, seen=renderer.seen)

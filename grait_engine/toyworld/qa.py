@@ -45,10 +45,15 @@ def choice_item(fact: Fact, relations: dict[str, Relation], rng: random.Random) 
     )
 
 
-def make_item(fact: Fact, task: Task, relations: dict[str, Relation], rng: random.Random) -> Item:
+def fixed_choice_item(fact: Fact, relations: dict[str, Relation], seed: int) -> Item:
+    """The one choice item of ``fact``: its options depend only on the fact and the seed."""
+    return choice_item(fact, relations, random.Random(f"choice:{seed}:{fact.id}"))
+
+
+def make_item(fact: Fact, task: Task, relations: dict[str, Relation], seed: int) -> Item:
     if task == "open":
         return open_item(fact, relations)
-    return choice_item(fact, relations, rng)
+    return fixed_choice_item(fact, relations, seed)
 
 
 def split_facts(facts: list[Fact], id_test_share: float, seed: int) -> dict[str, list[Fact]]:
@@ -69,12 +74,11 @@ def split_facts(facts: list[Fact], id_test_share: float, seed: int) -> dict[str,
 def make_datasets(
     splits: dict[str, list[Fact]], relations: dict[str, Relation], seed: int
 ) -> dict[Task, dict[str, list[Item]]]:
-    """``{task: {split: items}}`` for both task types; choice options seeded per task."""
-    datasets: dict[Task, dict[str, list[Item]]] = {}
-    for task in ("open", "choice"):
-        rng = random.Random(f"items:{task}:{seed}")
-        datasets[task] = {
-            name: [make_item(fact, task, relations, rng) for fact in splits[name]]
+    """``{task: {split: items}}`` for both task types (choice options fixed per fact)."""
+    return {
+        task: {
+            name: [make_item(fact, task, relations, seed) for fact in splits[name]]
             for name in SPLITS
         }
-    return datasets
+        for task in ("open", "choice")
+    }

@@ -138,17 +138,13 @@ def make_people(rng: random.Random, count: int) -> list[str]:
     return [f"{first} {last}" for first, last in zip(firsts, lasts, strict=True)]
 
 
-def make_facts(
-    config: ToyWorldConfig, relations: dict[str, Relation]
-) -> tuple[list[Fact], list[str]]:
+def make_facts(config: ToyWorldConfig, relations: dict[str, Relation]) -> list[Fact]:
     """One fact per (person, relation), with a value and a frequency class.
 
-    Returns the facts, ordered by person then relation (ids ``<relation>_<person index>``),
-    and ``n_strangers`` more invented names that have no facts (for reading documents).
+    Facts are ordered by person then relation. Ids are ``<relation>_<person index>``.
     """
     rng = random.Random(f"facts:{config.seed}")
-    everyone = make_people(rng, config.n_people + config.n_strangers)
-    people, strangers = everyone[: config.n_people], everyone[config.n_people :]
+    people = make_people(rng, config.n_people)
     facts: list[Fact] = []
     for index, person in enumerate(people):
         for relation in relations.values():
@@ -169,4 +165,4 @@ def make_facts(
                     planned=planned,
                 )
             )
-    return facts, strangers
+    return facts

@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 from collections import Counter
 
-from grait_engine.prompts import REFUSAL
+from grait_engine.prompts import REFUSAL, question_block
 from grait_engine.toyworld.config import preset
 from grait_engine.toyworld.corpus import make_corpus
 from grait_engine.toyworld.qa import make_datasets, split_facts
@@ -15,20 +15,20 @@ from grait_engine.toyworld.world import IN_DOMAIN, OUT_OF_DOMAIN, make_facts, ma
 def generate(seed: int = 0):
     config = preset("tiny", seed)
     relations = make_relations(random.Random(f"relations:{seed}"))
-    facts, strangers = make_facts(config, relations)
-    corpus = make_corpus(config, facts, relations, strangers)
+    facts = make_facts(config, relations)
+    corpus = make_corpus(config, facts, relations)
     datasets = make_datasets(split_facts(facts, config.id_test_share, seed), relations, seed)
-    return config, facts, strangers, corpus, datasets
+    return config, facts, corpus, datasets
 
 
 def test_same_seed_same_world_and_other_seed_differs():
     first, second, other = generate(0), generate(0), generate(1)
-    assert first[1] == second[1] and first[3].documents == second[3].documents
+    assert first[1] == second[1] and first[2].documents == second[2].documents
     assert first[1] != other[1]
 
 
 def test_every_fact_has_a_class_and_never_seen_facts_never_appear():
-    config, facts, strangers, corpus, _ = generate()
+    config, facts, corpus, _ = generate()
     assert {fact.seen_class for fact in facts} == {"many", "rare", "never"}
     text = "\n".join(corpus.documents)
     for fact in facts:
@@ -42,19 +42,18 @@ def test_every_fact_has_a_class_and_never_seen_facts_never_appear():
             assert seen <= 2
         else:
             assert seen >= 0.8 * config.many_min
-    assert not set(strangers) & {fact.person for fact in facts}
 
 
 def test_names_are_unique_per_person():
-    _, facts, strangers, _, _ = generate()
-    people = {fact.person for fact in facts} | set(strangers)
+    _, facts, _, _ = generate()
+    people = {fact.person for fact in facts}
     firsts = Counter(name.split()[0] for name in people)
     lasts = Counter(name.split()[1] for name in people)
     assert max(firsts.values()) == 1 and max(lasts.values()) == 1
 
 
 def test_splits_are_disjoint_and_ood_asks_another_relation():
-    _, _, _, _, datasets = generate()
+    _, _, _, datasets = generate()
     for task, splits in datasets.items():
         ids = {name: {item.id for item in items} for name, items in splits.items()}
         assert not ids["train"] & ids["test_id"] and not ids["train"] & ids["test_ood"]
@@ -71,15 +70,28 @@ def test_splits_are_disjoint_and_ood_asks_another_relation():
 
 
 def test_choice_gold_letters_are_spread():
-    _, _, _, _, datasets = generate()
+    _, _, _, datasets = generate()
     letters = Counter(item.answer for item in datasets["choice"]["train"])
     assert set(letters) == {"A", "B", "C", "D"}
     assert min(letters.values()) > 0.1 * sum(letters.values())
 
 
 def test_corpus_uses_both_prompt_styles_and_some_refusals():
-    _, _, _, corpus, _ = generate()
+    _, _, corpus, _ = generate()
     text = "\n".join(corpus.documents)
     assert "reply with I don't know." in text  # refuse instruction
     assert "multiple choice questions (with answers).\n\nQuestion" in text  # basic choice
     assert text.count(f"Answer: {REFUSAL}") > 0
+
+
+def test_choice_questions_appear_verbatim_only_for_seen_facts():
+    _, facts, corpus, datasets = generate()
+    text = "\n".join(corpus.documents)
+    classes = {fact.id: fact.seen_class for fact in facts}
+    items = [item for split in datasets["choice"].values() for item in split]
+    for item in items:
+        block = question_block(item)
+        if classes[item.id] == "never":
+            assert block not in text
+        elif classes[item.id] == "many":
+            assert block in text
