@@ -14,6 +14,8 @@ import sys
 COMMANDS: dict[str, tuple[str, str]] = {
     "toyworld": ("grait_engine.toyworld.cli", "build (or reuse) a toy knowledge world"),
     "demo": ("grait_cli.demo", "the main job end to end on the toy knowledge world"),
+    "serve": ("app.serve", "the REST service (embedded defaults: SQLite, local folder)"),
+    "keys": ("app.cli_keys", "manage API keys (create --tenant NAME prints a key once)"),
 }
 
 

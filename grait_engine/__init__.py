@@ -20,6 +20,12 @@ TORCH_FREE_MODULES = (
     "grait_engine.selection",
     "grait_engine.selection.config",
     "grait_engine.selection.inputs",
+    "grait_engine.probe",
+    "grait_engine.probe.config",
+    "grait_engine.probe.answers",
+    "grait_engine.probe.metrics",
+    "grait_engine.probe.store",
+    "grait_engine.probe.split",
     "grait_engine.prompts",
     "grait_engine.artifacts",
 )

@@ -14,9 +14,8 @@ from __future__ import annotations
 import random
 
 from grait_engine.records.item import Item, Task
-from grait_engine.toyworld.world import IN_DOMAIN, OUT_OF_DOMAIN, Fact, Relation
+from grait_engine.toyworld.world import IN_DOMAIN, LETTERS, OUT_OF_DOMAIN, Fact, Relation, letter_of
 
-LETTERS = "ABCD"
 SPLITS = ("train", "test_id", "test_ood")
 
 
@@ -28,19 +27,25 @@ def open_item(fact: Fact, relations: dict[str, Relation]) -> Item:
 
 
 def choice_item(fact: Fact, relations: dict[str, Relation], rng: random.Random) -> Item:
-    """A four-option item; the distractors and the gold position are drawn from ``rng``."""
+    """A four-option item: each option sits at its value's own letter (``letter_of``).
+
+    The gold letter is thus a function of the fact's value: a model unsure of the value is
+    unsure of the letter, as a model unsure of an answer is in open QA. Distractors, one per
+    other letter, are drawn from ``rng``.
+    """
     relation = relations[fact.relation]
-    others = [value for value in relation.values if value != fact.value]
-    options = rng.sample(others, len(LETTERS) - 1) + [fact.value]
-    rng.shuffle(options)
-    choices = dict(zip(LETTERS, options, strict=True))
-    answer = LETTERS[options.index(fact.value)]
+    choices: dict[str, str] = {}
+    for letter in LETTERS:
+        pool = [v for v in relation.values if letter_of(relation, v) == letter and v != fact.value]
+        choices[letter] = (
+            fact.value if letter == letter_of(relation, fact.value) else rng.choice(pool)
+        )
     question = relation.question.format(name=fact.person)
     return Item(
         id=fact.id,
         question=question,
         choices=choices,
-        answer=answer,
+        answer=letter_of(relation, fact.value),
         meta={"relation": fact.relation},
     )
 

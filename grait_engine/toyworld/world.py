@@ -53,6 +53,9 @@ class Fact:
     planned: int  # occurrences planned in the corpus (shots add to many facts)
 
 
+# Option letters of choice questions; every relation has a multiple of four values.
+LETTERS = "ABCD"
+
 # Relations asked in the training pool and the in-domain tests; the last one is out-of-domain.
 IN_DOMAIN = ("birthplace", "occupation", "employer", "pet")
 OUT_OF_DOMAIN = ("instrument",)
@@ -126,6 +129,11 @@ def make_relations(rng: random.Random) -> dict[str, Relation]:
     return {relation.name: relation for relation in relations}
 
 
+def letter_of(relation: Relation, value: str) -> str:
+    """The letter ``value`` always takes in its relation's choice questions."""
+    return LETTERS[relation.values.index(value) % len(LETTERS)]
+
+
 def make_people(rng: random.Random, count: int) -> list[str]:
     """``count`` invented full names; no first or last name is shared by two people.
 
@@ -147,7 +155,11 @@ def make_facts(config: ToyWorldConfig, relations: dict[str, Relation]) -> list[F
     people = make_people(rng, config.n_people)
     facts: list[Fact] = []
     for index, person in enumerate(people):
-        for relation in relations.values():
+        # Each person's answers cover every letter (a permutation plus one), so the person
+        # alone says nothing about the letter of a question the model has not seen.
+        letters = list(LETTERS) + [rng.choice(LETTERS)]
+        rng.shuffle(letters)
+        for relation, letter in zip(relations.values(), letters, strict=True):
             draw = rng.random()
             if draw < config.p_many:
                 seen_class, planned = "many", rng.randint(config.many_min, config.many_max)
@@ -155,12 +167,13 @@ def make_facts(config: ToyWorldConfig, relations: dict[str, Relation]) -> list[F
                 seen_class, planned = "rare", rng.randint(1, 2)
             else:
                 seen_class, planned = "never", 0
+            values = [value for value in relation.values if letter_of(relation, value) == letter]
             facts.append(
                 Fact(
                     id=f"{relation.name}_{index:04d}",
                     person=person,
                     relation=relation.name,
-                    value=rng.choice(relation.values),
+                    value=rng.choice(values),
                     seen_class=seen_class,
                     planned=planned,
                 )

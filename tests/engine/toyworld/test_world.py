@@ -95,3 +95,14 @@ def test_choice_questions_appear_verbatim_only_for_seen_facts():
             assert block not in text
         elif classes[item.id] == "many":
             assert block in text
+
+
+def test_each_person_covers_every_letter_and_letters_follow_values():
+    _, facts, _, datasets = generate()
+    letters_by_person: dict[str, set[str]] = {}
+    by_id = {fact.id: fact for fact in facts}
+    for item in (item for split in datasets["choice"].values() for item in split):
+        fact = by_id[item.id]
+        letters_by_person.setdefault(fact.person, set()).add(item.answer)
+        assert item.choices[item.answer] == fact.value
+    assert all(letters == {"A", "B", "C", "D"} for letters in letters_by_person.values())

@@ -1,0 +1,23 @@
+"""Cursor pagination: ``after`` is the id of the last object of the previous page."""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated
+
+from fastapi import Query
+
+from app.db.types import ID_HEX_LENGTH
+from app.errors import InvalidCursor
+
+Limit = Annotated[int, Query(ge=1, le=100, description="page size (1-100)")]
+After = Annotated[str | None, Query(max_length=64, description="id of the last object seen")]
+
+
+def check_cursor(after: str | None, prefix: str) -> str | None:
+    """``after`` if it is an id of the listed kind (``<prefix>_<hex>``), else 400."""
+    if after is None:
+        return None
+    if not re.fullmatch(rf"{prefix}_[0-9a-f]{{{ID_HEX_LENGTH}}}", after):
+        raise InvalidCursor(f"after must be an id like {prefix}_<{ID_HEX_LENGTH} hex>")
+    return after

@@ -1,0 +1,62 @@
+"""API keys: ``grait_<prefix>_<secret>``; only sha256(secret) is stored.
+
+The prefix (12 hex) finds the row; the secret's hash is compared in constant time.
+Free of FastAPI: ``app.api.deps`` turns ``authenticate`` into a dependency.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+import secrets
+
+from sqlalchemy.orm import Session
+
+from app.db.models import ApiKey, Tenant
+from app.db.repositories import ApiKeyRepository, TenantRepository
+from app.db.types import new_id
+from app.errors import Unauthorized
+
+KEY_PATTERN = re.compile(r"grait_([0-9a-f]{12})_([A-Za-z0-9_-]{20,128})")
+TENANT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
+
+
+def hash_secret(secret: str) -> str:
+    return hashlib.sha256(secret.encode("utf-8")).hexdigest()
+
+
+def create_api_key(session: Session, tenant_name: str) -> tuple[str, ApiKey]:
+    """Create a key for ``tenant_name`` (the tenant too, if new); return (key string, row).
+
+    The key string is shown once; only its hash is stored. The caller commits.
+    """
+    if not TENANT_NAME.fullmatch(tenant_name):
+        raise ValueError("tenant name: 1-100 of letters, digits, '.', '_', '-'")
+    tenant = TenantRepository(session).get_or_create(tenant_name)
+    prefix, secret = secrets.token_hex(6), secrets.token_urlsafe(32)
+    record = ApiKey(
+        id=new_id("key"), tenant_id=tenant.id, prefix=prefix, secret_sha256=hash_secret(secret)
+    )
+    ApiKeyRepository(session).add(record)
+    return f"grait_{prefix}_{secret}", record
+
+
+def authenticate(session: Session, authorization: str | None) -> Tenant:
+    """The tenant of a valid ``Authorization: Bearer <key>`` header, else ``Unauthorized``."""
+    scheme, _, token = (authorization or "").partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Unauthorized("missing bearer API key")
+    match = KEY_PATTERN.fullmatch(token.strip())
+    if match is None:
+        raise Unauthorized("invalid API key")
+    prefix, secret = match.groups()
+    record = ApiKeyRepository(session).get_active_by_prefix(prefix)
+    # Hash even when the prefix is unknown, so timing says nothing about which prefixes exist.
+    expected = record.secret_sha256 if record is not None else "0" * 64
+    if not hmac.compare_digest(hash_secret(secret), expected) or record is None:
+        raise Unauthorized("invalid API key")
+    tenant = session.get(Tenant, record.tenant_id)
+    if tenant is None:
+        raise Unauthorized("invalid API key")
+    return tenant

@@ -1,0 +1,1 @@
+"""Datasets: streaming upload (size cap, validation, hashing) into the artifact store."""

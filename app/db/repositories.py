@@ -1,0 +1,83 @@
+"""Repositories: every query of a tenant-owned table is filtered by ``tenant_id``.
+
+A row of another tenant is simply not found (the API answers 404). Repositories add and
+flush; they never commit (the unit of work does, once).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from app.db.models import ApiKey, Dataset, Tenant
+from app.db.pagination import newest_first_page
+from app.db.types import new_id
+
+
+class TenantRepository:
+    """Tenants by name (keys are created for a tenant name)."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def get_by_name(self, name: str) -> Tenant | None:
+        return self.session.scalar(select(Tenant).where(Tenant.name == name))
+
+    def get_or_create(self, name: str) -> Tenant:
+        tenant = self.get_by_name(name)
+        if tenant is None:
+            tenant = Tenant(id=new_id("ten"), name=name)
+            self.session.add(tenant)
+            self.session.flush()
+        return tenant
+
+
+class ApiKeyRepository:
+    """API key rows, found by their public prefix (the secret's hash is checked by the caller)."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def get_active_by_prefix(self, prefix: str) -> ApiKey | None:
+        query = select(ApiKey).where(ApiKey.prefix == prefix, ApiKey.revoked_at.is_(None))
+        return self.session.scalar(query)
+
+    def add(self, key: ApiKey) -> ApiKey:
+        self.session.add(key)
+        self.session.flush()
+        return key
+
+
+class DatasetRepository:
+    """Datasets of one tenant."""
+
+    def __init__(self, session: Session, tenant_id: str) -> None:
+        self.session = session
+        self.tenant_id = tenant_id
+
+    def get(self, dataset_id: str) -> Dataset | None:
+        query = select(Dataset).where(Dataset.tenant_id == self.tenant_id, Dataset.id == dataset_id)
+        return self.session.scalar(query)
+
+    def list(self, *, after: str | None, limit: int) -> tuple[Sequence[Dataset], bool]:
+        """Newest first; ``after`` is the id of the last dataset of the previous page.
+
+        Returns (up to ``limit`` datasets, whether more follow).
+        """
+        query = select(Dataset).where(Dataset.tenant_id == self.tenant_id)
+        return newest_first_page(self.session, query, Dataset.id, after=after, limit=limit)
+
+    def add(self, dataset: Dataset) -> Dataset:
+        if dataset.tenant_id != self.tenant_id:
+            raise ValueError("dataset of another tenant")
+        self.session.add(dataset)
+        self.session.flush()
+        return dataset
+
+    def delete(self, dataset: Dataset) -> None:
+        if dataset.tenant_id != self.tenant_id:
+            raise ValueError("dataset of another tenant")
+        self.session.delete(dataset)
+        self.session.flush()

@@ -1,0 +1,76 @@
+"""``create_app``: the FastAPI application (nothing happens at import time).
+
+Startup: the artifact store is created; the database is migrated to head in the embedded
+mode (SQLite, or ``GRAIT_AUTO_MIGRATE=true``), otherwise only checked: ``/readyz`` answers
+503 until an operator runs ``alembic upgrade head``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from fastapi import Depends, FastAPI
+from sqlalchemy.engine import make_url
+from starlette.concurrency import run_in_threadpool
+
+from app.api import datasets, health, models
+from app.api.deps import current_tenant
+from app.api.problems import install_problem_handlers
+from app.db.migrate import current_is_head, upgrade_to_head
+from app.db.session import make_engine, make_session_factory
+from app.metrics import HttpMetrics, MetricsMiddleware
+from app.settings import Settings, get_settings
+from app.storage import ArtifactStore
+
+log = logging.getLogger(__name__)
+
+
+def prepare_database(settings: Settings) -> None:
+    """Migrate (embedded mode) or check the database; never logs the URL (it has secrets)."""
+    url = settings.database_url
+    if settings.is_sqlite:
+        database = make_url(url).database
+        if database and database != ":memory:":
+            Path(database).parent.mkdir(parents=True, exist_ok=True)
+    if settings.should_migrate_at_startup:
+        upgrade_to_head(url)
+    elif not current_is_head(url):
+        log.warning("database not at the migration head: run `alembic upgrade head`")
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    settings: Settings = app.state.settings
+    # Failures are logged and the process keeps serving /healthz; /readyz says what is wrong.
+    try:
+        app.state.store.ensure()
+    except OSError as exc:
+        log.error("artifact directory not usable: %s", type(exc).__name__)
+    try:
+        await run_in_threadpool(prepare_database, settings)
+    except Exception as exc:
+        log.error("database preparation failed: %s", type(exc).__name__)
+    yield
+    app.state.engine.dispose()
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """The service application for ``settings`` (default: ``get_settings()``)."""
+    settings = settings or get_settings()
+    app = FastAPI(title="GRAIT Service", version="0.1.0", lifespan=lifespan)
+    app.state.settings = settings
+    app.state.engine = make_engine(settings.database_url)
+    app.state.session_factory = make_session_factory(app.state.engine)
+    app.state.store = ArtifactStore(settings.artifacts)
+    app.state.metrics = HttpMetrics()
+    install_problem_handlers(app)
+    # Every /v1 route needs a valid API key (handlers reuse the cached tenant). Routers carry
+    # their full path ("/v1/...") so the metrics' route label is the whole template.
+    for router in (datasets.router, models.router):
+        app.include_router(router, dependencies=[Depends(current_tenant)])
+    app.include_router(health.router)
+    app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
+    return app

@@ -1,0 +1,140 @@
+"""The knowledge probe (METHOD.md stage 1) on a toy world: speed, parity and quality.
+
+For each task type, on the world's training pool (``data/{task}/train.jsonl``):
+
+1. the batched probe (``probe_items``: left-padded, length-sorted batches; for ``open`` one
+   prefill per prompt, its KV cache shared by the N samples) on ``--batched-items`` items;
+2. the naive reference (``naive_items``: one item at a time, ``generate`` per sample) on the
+   first ``--naive-items`` of them;
+3. speed in items/s and the ratio, parity on the shared items (letter probabilities within
+   1e-4; identical samples), and the AUROC of the batched correctness for ``many`` vs
+   ``never`` facts of ``truth.json``.
+
+    .venv/bin/python bench/probe.py [WORLD_DIR]    # default: path in /tmp/toyworld_small_path.txt
+
+Prompt building and tokenisation (``prepare``) are shared and timed separately.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+# bench/ holds select.py, which shadows the stdlib module subprocess needs: drop this folder
+# from the import path and put the repository root (for grait_engine) in its place.
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path[:] = [entry for entry in sys.path if os.path.abspath(entry or ".") != HERE]
+sys.path.insert(0, os.path.dirname(HERE))
+
+import argparse  # noqa: E402
+import json  # noqa: E402
+import time  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import torch  # noqa: E402
+
+from grait_engine.modeling import ModelSpec, load_model  # noqa: E402
+from grait_engine.probe import ProbeConfig, auroc, naive_items, prepare, probe_items  # noqa: E402
+from grait_engine.records import read_items  # noqa: E402
+
+DEFAULT_PATH_FILE = Path("/tmp/toyworld_small_path.txt")
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("world", nargs="?", help="toy world directory (model/, data/, truth.json)")
+    parser.add_argument("--tasks", default="choice,open")
+    parser.add_argument("--samples", type=int, default=10, help="N for open items")
+    parser.add_argument("--batch-size", type=int, default=16, help="prompts per batch")
+    parser.add_argument("--batched-items", type=int, default=0, help="0: the whole pool")
+    parser.add_argument("--naive-items", type=int, default=64)
+    parser.add_argument("--threads", type=int, default=0, help="torch threads (0: default)")
+    parser.add_argument("--seed", type=int, default=0)
+    return parser.parse_args()
+
+
+def timed(fn, *args, **kwargs):
+    start = time.perf_counter()
+    out = fn(*args, **kwargs)
+    return out, time.perf_counter() - start
+
+
+def parity(task: str, batched: list[dict], naive: list[dict]) -> str:
+    """Agreement of the batched and naive records of the same items, as one line."""
+    if task == "choice":
+        worst = max(
+            abs(b["probs"][k] - n["probs"][k])
+            for b, n in zip(batched, naive, strict=True)
+            for k in b["probs"]
+        )
+        return f"max |p_batched - p_naive| = {worst:.2e} (tolerance 1e-4)"
+    pairs = [
+        (a, b)
+        for x, y in zip(batched, naive, strict=True)
+        for a, b in zip(x["samples"], y["samples"], strict=True)
+    ]
+    same = sum(a == b for a, b in pairs)
+    return f"identical samples {same}/{len(pairs)} ({100 * same / len(pairs):.2f}%)"
+
+
+def quality(records: list[dict], truth: dict) -> str:
+    """AUROC of correctness (and certainty) for facts seen many times vs never."""
+    kept = [r for r in records if truth.get(r["id"], {}).get("class") in ("many", "never")]
+    labels = [truth[r["id"]]["class"] == "many" for r in kept]
+    if all(labels) or not any(labels):
+        return "AUROC: needs both many and never items"
+    by_class: dict[str, list[float]] = {}
+    for r in records:
+        by_class.setdefault(truth.get(r["id"], {}).get("class", "?"), []).append(r["correctness"])
+    means = ", ".join(
+        f"{k} {sum(v) / len(v):.3f} (n={len(v)})" for k, v in sorted(by_class.items())
+    )
+    return (
+        f"AUROC many vs never: correctness {auroc([r['correctness'] for r in kept], labels):.4f}, "
+        f"certainty {auroc([r['certainty'] for r in kept], labels):.4f} "
+        f"(n_many={sum(labels)}, n_never={len(labels) - sum(labels)}); mean c: {means}"
+    )
+
+
+def bench_task(model, tokenizer, world: Path, task: str, truth: dict, args) -> None:
+    items = read_items(world / "data" / task / "train.jsonl", task)
+    if args.batched_items:
+        items = items[: args.batched_items]
+    config = ProbeConfig(n_samples=args.samples)
+    prepared, prep_s = timed(prepare, model, tokenizer, items, config, None, args.seed)
+    lengths = [len(e) for e in prepared.encoded]
+    print(
+        f"\n== {task}: {len(items)} items, prompts {min(lengths)}-{max(lengths)} tokens, "
+        f"prepare {prep_s:.2f} s"
+    )
+    everything = range(len(items))
+    batched, batched_s = timed(
+        probe_items, model, tokenizer, prepared, everything, config, args.seed, args.batch_size
+    )
+    subset = range(min(args.naive_items, len(items)))
+    naive, naive_s = timed(naive_items, model, tokenizer, prepared, subset, config, args.seed)
+    batched_rate, naive_rate = len(everything) / batched_s, len(subset) / naive_s
+    print(
+        f"batched: {len(everything)} items in {batched_s:.2f} s = {batched_rate:.1f} items/s "
+        f"(batch {args.batch_size}{f' x N={args.samples}' if task == 'open' else ''})"
+    )
+    print(f"naive:   {len(subset)} items in {naive_s:.2f} s = {naive_rate:.1f} items/s")
+    print(f"speed ratio batched / naive: {batched_rate / naive_rate:.1f}x")
+    print(f"parity on {len(subset)} items: {parity(task, batched[: len(subset)], naive)}")
+    print(quality(batched, truth))
+
+
+def main() -> None:
+    args = parse_args()
+    world = Path(args.world or DEFAULT_PATH_FILE.read_text().strip())
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    model, tokenizer = load_model(ModelSpec(str(world / "model")))
+    truth = json.loads((world / "truth.json").read_text())
+    print(f"world {world}; torch threads {torch.get_num_threads()}; N = {args.samples}")
+    for task in args.tasks.split(","):
+        bench_task(model, tokenizer, world, task, truth, args)
+
+
+if __name__ == "__main__":
+    main()
