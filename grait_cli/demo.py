@@ -1,8 +1,10 @@
 """``grait demo``: the main job of the project, end to end on the toy knowledge world.
 
-Today it builds (or reuses) the ``small`` toy world and shows what its model knows: greedy
-accuracy per frequency class for both task types and both prompt styles. It grows into the
-full service demo (upload, jobs, reports) as the service lands.
+Today it builds (or reuses) the ``small`` toy world, shows what its model knows (greedy
+accuracy per frequency class, both task types and prompt styles), then runs the knowledge
+probe and the ik/idk split (stages 1-2) on both training pools and shows how well the
+probe's correctness separates facts seen many times from facts never seen. It grows into
+the full service demo (upload, jobs, reports) as the service lands.
 """
 
 from __future__ import annotations
@@ -37,7 +39,36 @@ def run(args: argparse.Namespace) -> int:
     print("reused from cache" if world.cached else f"built in {world.stats['total_seconds']} s")
     print_knowledge_table(summary(world.stats)["accuracy_percent"])
     print(json.dumps({"model": str(world.model_dir), "data": str(world.root / "data")}, indent=2))
+    probe_and_split(world, cache / "stages" / f"{args.size}-seed{args.seed}", args.seed)
     return 0
+
+
+def probe_and_split(world, stages: Path, seed: int) -> None:
+    """Stages 1-2 on both training pools, with a progress bar; prints split and AUROC."""
+    from grait_engine.modeling import ModelSpec, load_model
+    from grait_engine.probe import auroc, read_probe, run_probe, run_split
+    from grait_engine.records.jsonl import read_items
+    from grait_engine.toyworld.progress import ProgressBars
+
+    model, tokenizer = load_model(ModelSpec(str(world.model_dir)))
+    truth = json.loads(world.truth_path.read_text())
+    print(f"\n== knowledge probe and split (tau 0.5), stage outputs in {stages}")
+    print(f"{'task':<8}{'pool':>6}{'ik':>6}{'idk':>6}{'AUROC many vs never':>22}{'cached':>8}")
+    for task in ("open", "choice"):
+        items = read_items(world.data_path(task, "train"), task)
+        with ProgressBars() as bars:
+            probe = run_probe(
+                model, tokenizer, items, stages / f"probe-{task}", seed=seed, progress=bars.update
+            )
+        split = run_split(probe.directory, stages / f"split-{task}", tau=0.5)
+        _, records = read_probe(probe.directory)
+        kept = [r for r in records if truth[r["id"]]["class"] in ("many", "never")]
+        score = auroc(
+            [r["correctness"] for r in kept], [truth[r["id"]]["class"] == "many" for r in kept]
+        )
+        print(
+            f"{task:<8}{split.n_pool:>6}{split.n_ik:>6}{split.n_idk:>6}{score:>22.3f}{str(probe.skipped):>8}"
+        )
 
 
 def print_knowledge_table(rows: dict[str, dict[str, float]]) -> None:

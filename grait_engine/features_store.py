@@ -4,8 +4,10 @@ A feature directory holds, for ``n`` items and ``d`` feature dimensions:
 
 - ``shard-00000.safetensors``, ``shard-00001.safetensors``, ...: each holds two tensors of
   shape ``(rows_k, d)``, ``ans`` (F_ans rows) and ``idk`` (F_idk rows), float32 by default
-  (float16 / bfloat16 are accepted on read and converted), plus metadata ``start`` and
-  ``ids`` (the shard's item ids, JSON) so an interrupted writer can resume;
+  (float16 / bfloat16 are accepted on read and converted), plus one metadata entry
+  ``shard``: JSON ``{"start", "ids"}`` (the shard's first row and item ids) so an
+  interrupted writer can resume. One entry, because safetensors writes several metadata
+  keys in hash-map order, which would make identical shards differ byte-wise;
 - ``ids.json``: the item ids in row order (row ``i`` of the store is ``ids[i]``);
 - ``manifest.json``, written LAST (``artifacts.write_manifest``) with the sha256 of every file
   and ``{"d", "n", "dtype", "shards": [{"name", "start", "rows"}]}``. No manifest means the
@@ -172,7 +174,8 @@ class FeatureWriter:
         start = len(self._ids) - self._fill
         info = ShardInfo(shard_name(len(self._shards)), start, self._fill)
         tensors = {name: self._buffer[name][: self._fill].contiguous() for name in NAMES}
-        metadata = {"start": str(start), "ids": json.dumps(self._ids[start:])}
+        # A single key: safetensors orders several keys arbitrarily (not byte-deterministic).
+        metadata = {"shard": json.dumps({"start": start, "ids": self._ids[start:]})}
         atomic_write_bytes(self.directory / info.name, safetensors_bytes(tensors, metadata))
         self._shards.append(info)
         self._fill = 0
@@ -182,9 +185,9 @@ class FeatureWriter:
         while (path := self.directory / shard_name(len(self._shards))).is_file():
             try:
                 with safe_open(str(path), framework="pt") as handle:
-                    meta = handle.metadata() or {}
+                    meta = json.loads((handle.metadata() or {})["shard"])
                     shape = handle.get_slice("idk").get_shape()
-                ids = json.loads(meta["ids"])
+                ids = meta["ids"]
             except Exception:  # an unreadable shard is treated as not written
                 break
             if int(meta["start"]) != len(self._ids) or len(ids) != self.shard_rows:

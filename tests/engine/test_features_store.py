@@ -150,3 +150,24 @@ def test_span_blocks_cover_the_requested_rows(tmp_path):
         if block.index is not None:
             assert len(block.values) < 2 * len(block.rows)
     assert torch.equal(got, idk[wanted])
+
+
+def test_shards_are_byte_identical_across_processes(tmp_path):
+    """Two interpreters (different hash seeds) writing the same rows give the same bytes."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    code = (
+        "import sys; from tests.engine.test_features_store import write; "
+        "write(sys.argv[1], n=12, d=4, shard_rows=5)"
+    )
+    root = Path(__file__).resolve().parents[2]
+    hashes = []
+    for run, hash_seed in (("a", "1"), ("b", "2")):
+        env = {"PYTHONHASHSEED": hash_seed, "PATH": "/usr/bin:/bin"}
+        subprocess.run(
+            [sys.executable, "-c", code, str(tmp_path / run)], cwd=root, env=env, check=True
+        )
+        hashes.append(read_manifest(tmp_path / run)["files"])
+    assert hashes[0] == hashes[1]

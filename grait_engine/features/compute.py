@@ -1,0 +1,97 @@
+"""Features of a group of items: batched (the stage) and per-sample (the reference).
+
+Both give, for ``n`` items, ``(F_ans, F_idk)``, each (n, d) float32 unit rows, through the
+same preconditioning and projection; they differ only in how the gradients are obtained.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from grait_engine.features.pergrad import LoraLayout, per_sample_grads, reference_grad
+from grait_engine.features.projection import Projector, precondition
+from grait_engine.features.sequences import Encoded, collate, encode_pair
+from grait_engine.records.item import Item
+
+
+@dataclass(frozen=True)
+class FeatureContext:
+    """Everything needed to turn items into features.
+
+    ``model``: the warmed-up PeftModel in eval mode, LoRA weights requiring grad;
+    ``exp_avg`` / ``exp_avg_sq``: (D,) float32 warmup moments on the model's device, in
+    ``layout`` order; ``betas`` / ``eps``: preconditioning constants.
+    """
+
+    model: torch.nn.Module
+    tokenizer: Any
+    layout: LoraLayout
+    exp_avg: torch.Tensor
+    exp_avg_sq: torch.Tensor
+    betas: tuple[float, float]
+    eps: float
+    projector: Projector
+    device: torch.device
+
+    @property
+    def pad_id(self) -> int:
+        return int(self.tokenizer.pad_token_id)
+
+
+def batched_features(
+    ctx: FeatureContext,
+    items: Sequence[Item],
+    batch_size: int,
+    before_batch: Callable[[], None] | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(F_ans, F_idk) of ``items``: both targets of all items in one gradient buffer.
+
+    The 2n sequences are sorted by length (stable) and cut into batches of ``batch_size``
+    sequences, mixing ans and idk rows, to keep padding low; the per-sample gradients are
+    scattered back to rows ``[ans of item 0..n-1, idk of item 0..n-1]``, preconditioned and
+    projected in one call. Memory: 2n x D float32 plus one batch's activations.
+    ``before_batch`` runs before each forward pass (cancel checks).
+    """
+    pairs = [encode_pair(item, ctx.tokenizer) for item in items]
+    sequences: list[Encoded] = [ans for ans, _ in pairs] + [idk for _, idk in pairs]
+    order = sorted(range(len(sequences)), key=lambda i: len(sequences[i].ids))
+    grads = torch.empty(len(sequences), ctx.layout.n_params, device=ctx.device)
+    for start in range(0, len(order), batch_size):
+        if before_batch is not None:
+            before_batch()
+        rows = order[start : start + batch_size]
+        batch = collate([sequences[i] for i in rows], ctx.pad_id, ctx.device)
+        grads[torch.tensor(rows, device=ctx.device)] = per_sample_grads(
+            ctx.model, batch, ctx.layout
+        )
+    features = _finish(ctx, grads)
+    return features[: len(items)], features[len(items) :]
+
+
+def reference_features(
+    ctx: FeatureContext, items: Sequence[Item]
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(F_ans, F_idk) of ``items`` by the per-sample loop: batch size 1, one backward per
+    sequence, plain ``.grad``; then the same preconditioning and projection, item by item."""
+    ans_rows, idk_rows = [], []
+    for item in items:
+        grads = torch.stack(
+            [
+                reference_grad(ctx.model, collate([seq], ctx.pad_id, ctx.device), ctx.layout)
+                for seq in encode_pair(item, ctx.tokenizer)
+            ]
+        )
+        features = _finish(ctx, grads)
+        ans_rows.append(features[0])
+        idk_rows.append(features[1])
+    return torch.stack(ans_rows), torch.stack(idk_rows)
+
+
+def _finish(ctx: FeatureContext, grads: torch.Tensor) -> torch.Tensor:
+    """Precondition (in place) and project (n, D) gradients to (n, d) unit rows on the CPU."""
+    preconditioned = precondition(grads, ctx.exp_avg, ctx.exp_avg_sq, ctx.betas, ctx.eps)
+    return ctx.projector.project(preconditioned).cpu()

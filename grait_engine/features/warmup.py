@@ -1,0 +1,169 @@
+"""The warmup LoRA fine-tune and its Adam moments (METHOD.md stage 3.1).
+
+``warmup/`` holds the adapter (``save_adapter``: peft files), ``moments.safetensors``
+(``exp_avg`` and ``exp_avg_sq``, each (D,) float32 in ``lora_parameters`` order, with the
+parameter names as metadata) and ``manifest.json`` (written last, with the inputs hash).
+A complete ``warmup/`` for the same inputs is loaded instead of trained again.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from peft import PeftModel
+from safetensors.torch import load_file
+from safetensors.torch import save as safetensors_bytes
+
+from grait_engine.artifacts import atomic_write_bytes, read_manifest, write_manifest
+from grait_engine.features.config import FeaturesConfig
+from grait_engine.features.sequences import collate, encode, per_sample_loss
+from grait_engine.lora import (
+    ADAPTER_FILES,
+    attach_lora,
+    load_adapter,
+    lora_parameters,
+    save_adapter,
+)
+from grait_engine.records.item import Item
+
+MOMENTS = "moments.safetensors"
+
+
+@dataclass(frozen=True)
+class Warmup:
+    """A warmed-up model: ``model`` (PeftModel, eval mode, LoRA weights requiring grad),
+    ``exp_avg`` / ``exp_avg_sq`` (D,) float32 CPU moments, and the manifest ``info``."""
+
+    model: PeftModel
+    exp_avg: torch.Tensor
+    exp_avg_sq: torch.Tensor
+    info: dict[str, Any]
+
+
+def select_warmup_items(
+    items: Sequence[Item], correctness: Mapping[str, float], config: FeaturesConfig, seed: int
+) -> tuple[list[Item], bool]:
+    """``D_warm`` in pool order, and whether the fallback was used.
+
+    Items with ``c >= warmup_min_correct``; a seeded sample of ``warmup_max_items`` when
+    more qualify. When none does, the ``warmup_fallback_items`` most correct items (stable
+    on ties) so the moments are still those of a real fine-tune on what the model knows best.
+    """
+    score = {item.id: float(correctness.get(item.id, 0.0)) for item in items}
+    chosen = [item for item in items if score[item.id] >= config.warmup_min_correct]
+    fallback = not chosen
+    if fallback:
+        ranked = sorted(range(len(items)), key=lambda i: -score[items[i].id])
+        keep = sorted(ranked[: config.warmup_fallback_items])
+        return [items[i] for i in keep], True
+    if len(chosen) > config.warmup_max_items:
+        picked = set(random.Random(seed).sample(range(len(chosen)), config.warmup_max_items))
+        chosen = [item for i, item in enumerate(chosen) if i in picked]
+    return chosen, fallback
+
+
+def train_warmup(
+    model: PeftModel,
+    tokenizer: Any,
+    items: Sequence[Item],
+    config: FeaturesConfig,
+    seed: int,
+    check: Callable[[], None] | None = None,
+) -> tuple[torch.Tensor, torch.Tensor, int]:
+    """AdamW on the LoRA weights over ``items`` (gold targets), seeded shuffle and dropout.
+
+    Loss per step: the batch mean of ``l(x, y)``; grad clip 1.0. Output: the flat (D,)
+    float32 CPU ``exp_avg``, ``exp_avg_sq`` and the number of steps. Side effects: trains
+    ``model`` in place and leaves it in eval mode; the global RNG is restored.
+    """
+    params = [param for _, param in lora_parameters(model)]
+    optimizer = torch.optim.AdamW(
+        params, lr=config.lr, betas=config.adam_betas, eps=config.adam_eps,
+        weight_decay=config.weight_decay,
+    )  # fmt: skip
+    device = params[0].device
+    sequences = [encode(item, False, tokenizer) for item in items]
+    steps = 0
+    with torch.random.fork_rng(devices=[device.index or 0] if device.type == "cuda" else []):
+        torch.manual_seed(seed)
+        model.train()
+        for epoch in range(config.warmup_epochs):
+            order = random.Random(f"{seed}:{epoch}").sample(range(len(sequences)), len(sequences))
+            for start in range(0, len(order), config.warmup_batch_size):
+                if check is not None:
+                    check()
+                rows = [sequences[i] for i in order[start : start + config.warmup_batch_size]]
+                loss = per_sample_loss(model, collate(rows, tokenizer.pad_token_id, device))
+                loss.mean().backward()
+                torch.nn.utils.clip_grad_norm_(params, 1.0)
+                optimizer.step()
+                optimizer.zero_grad(set_to_none=True)
+                steps += 1
+    model.eval()
+    state = [optimizer.state[param] for param in params]
+    exp_avg = torch.cat([s["exp_avg"].float().reshape(-1).cpu() for s in state])
+    exp_avg_sq = torch.cat([s["exp_avg_sq"].float().reshape(-1).cpu() for s in state])
+    return exp_avg, exp_avg_sq, steps
+
+
+def save_warmup(directory: Path, warmup: Warmup) -> None:
+    """Write the adapter, the moments, then the manifest (with ``warmup.info``) last."""
+    save_adapter(warmup.model, directory)
+    names = [name for name, _ in lora_parameters(warmup.model)]
+    tensors = {"exp_avg": warmup.exp_avg.contiguous(), "exp_avg_sq": warmup.exp_avg_sq.contiguous()}
+    data = safetensors_bytes(tensors, {"names": json.dumps(names)})
+    atomic_write_bytes(directory / MOMENTS, data)
+    write_manifest(directory, [*ADAPTER_FILES, MOMENTS], warmup.info)
+
+
+def load_warmup(directory: Path, base_model: Any, inputs_hash: str) -> Warmup | None:
+    """The saved warmup on ``base_model`` if ``directory`` is complete for ``inputs_hash``,
+    else None. Side effect on success: the adapter is injected into ``base_model``."""
+    manifest = read_manifest(directory)
+    if manifest is None or manifest.get("inputs_hash") != inputs_hash:
+        return None
+    model = load_adapter(base_model, directory)
+    for _, param in lora_parameters(model):
+        param.requires_grad_(True)  # the per-sample hooks need LoRA outputs in the graph
+    moments = load_file(str(directory / MOMENTS))
+    info = {k: v for k, v in manifest.items() if k != "files"}
+    return Warmup(model, moments["exp_avg"], moments["exp_avg_sq"], info)
+
+
+def run_warmup(
+    base_model: Any,
+    tokenizer: Any,
+    items: Sequence[Item],
+    correctness: Mapping[str, float],
+    config: FeaturesConfig,
+    seed: int,
+    directory: Path,
+    inputs_hash: str,
+    check: Callable[[], None] | None = None,
+) -> Warmup:
+    """Load ``directory``'s warmup for ``inputs_hash``, or select, train and save one."""
+    loaded = load_warmup(directory, base_model, inputs_hash)
+    if loaded is not None:
+        return loaded
+    chosen, fallback = select_warmup_items(items, correctness, config, seed)
+    targets = list(config.target_modules) if config.target_modules is not None else None
+    model = attach_lora(
+        base_model, config.lora_r, config.lora_alpha, config.lora_dropout, targets, seed
+    )
+    exp_avg, exp_avg_sq, steps = train_warmup(model, tokenizer, chosen, config, seed, check)
+    info = {
+        "inputs_hash": inputs_hash,
+        "n_items": len(chosen),
+        "fallback": fallback,
+        "steps": steps,
+        "n_params": int(exp_avg.numel()),
+    }
+    warmup = Warmup(model, exp_avg, exp_avg_sq, info)
+    save_warmup(directory, warmup)
+    return warmup
