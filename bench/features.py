@@ -12,7 +12,7 @@ On the world's training pool (``data/{task}/train.jsonl``, tasks joined):
 4. the floor: one plain batched forward+backward (summed LoRA ``.grad``, no per-sample
    gradients, no projection) over exactly the same batches of tokens.
 
-    .venv/bin/python bench/features.py [WORLD_DIR]   # default: path in /tmp/toyworld_small_path.txt
+    .venv/bin/python bench/features.py [WORLD_DIR]   # default: the cached small world (built if missing)
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ from pathlib import Path  # noqa: E402
 
 import torch  # noqa: E402
 
+from grait_cli.demo import ensure_world  # noqa: E402
 from grait_engine.features import (  # noqa: E402
     FeatureContext,
     FeaturesConfig,
@@ -51,8 +52,6 @@ from grait_engine.features.warmup import train_warmup  # noqa: E402
 from grait_engine.lora import attach_lora  # noqa: E402
 from grait_engine.modeling import ModelSpec, load_model  # noqa: E402
 from grait_engine.records import read_items  # noqa: E402
-
-DEFAULT_PATH_FILE = Path("/tmp/toyworld_small_path.txt")
 
 
 def parse_args() -> argparse.Namespace:
@@ -151,7 +150,7 @@ def warmed_context(args, world: Path, items: list) -> tuple[FeatureContext, Feat
 
 def main() -> None:
     args = parse_args()
-    world = Path(args.world or DEFAULT_PATH_FILE.read_text().strip())
+    world = Path(args.world) if args.world else ensure_world().root
     if args.threads:
         torch.set_num_threads(args.threads)
     items = [

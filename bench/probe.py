@@ -10,7 +10,7 @@ For each task type, on the world's training pool (``data/{task}/train.jsonl``):
    1e-4; identical samples), and the AUROC of the batched correctness for ``many`` vs
    ``never`` facts of ``truth.json``.
 
-    .venv/bin/python bench/probe.py [WORLD_DIR]    # default: path in /tmp/toyworld_small_path.txt
+    .venv/bin/python bench/probe.py [WORLD_DIR]    # default: the cached small world (built if missing)
 
 Prompt building and tokenisation (``prepare``) are shared and timed separately.
 """
@@ -33,11 +33,10 @@ from pathlib import Path  # noqa: E402
 
 import torch  # noqa: E402
 
+from grait_cli.demo import ensure_world  # noqa: E402
 from grait_engine.modeling import ModelSpec, load_model  # noqa: E402
 from grait_engine.probe import ProbeConfig, auroc, naive_items, prepare, probe_items  # noqa: E402
 from grait_engine.records import read_items  # noqa: E402
-
-DEFAULT_PATH_FILE = Path("/tmp/toyworld_small_path.txt")
 
 
 def parse_args() -> argparse.Namespace:
@@ -126,7 +125,7 @@ def bench_task(model, tokenizer, world: Path, task: str, truth: dict, args) -> N
 
 def main() -> None:
     args = parse_args()
-    world = Path(args.world or DEFAULT_PATH_FILE.read_text().strip())
+    world = Path(args.world) if args.world else ensure_world().root
     if args.threads:
         torch.set_num_threads(args.threads)
     model, tokenizer = load_model(ModelSpec(str(world / "model")))

@@ -20,6 +20,17 @@ def default_cache_dir() -> Path:
     return Path(os.environ.get("GRAIT_CACHE_DIR") or Path.home() / ".cache" / "grait")
 
 
+def ensure_world(size: str = "small", seed: int = 0, cache_dir: Path | None = None):
+    """The toy world of ``size`` and ``seed`` from the cache, built there (with progress
+    bars) when missing. Used by the demo and the benchmarks."""
+    from grait_engine.toyworld import build_toyworld, preset
+    from grait_engine.toyworld.progress import ProgressBars
+
+    out = (cache_dir or default_cache_dir()) / "toyworld" / f"{size}-seed{seed}"
+    with ProgressBars() as bars:
+        return build_toyworld(preset(size, seed), out, progress=bars.update)
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--size", choices=("tiny", "small"), default="small")
     parser.add_argument("--seed", type=int, default=0)
@@ -27,15 +38,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from grait_engine.toyworld import build_toyworld, preset
     from grait_engine.toyworld.cli import summary
-    from grait_engine.toyworld.progress import ProgressBars
 
     cache = args.cache_dir or default_cache_dir()
-    out = cache / "toyworld" / f"{args.size}-seed{args.seed}"
-    print(f"== toy knowledge world ({args.size}, seed {args.seed}) in {out}")
-    with ProgressBars() as bars:
-        world = build_toyworld(preset(args.size, args.seed), out, progress=bars.update)
+    print(f"== toy knowledge world ({args.size}, seed {args.seed}) in {cache / 'toyworld'}")
+    world = ensure_world(args.size, args.seed, cache)
     print("reused from cache" if world.cached else f"built in {world.stats['total_seconds']} s")
     print_knowledge_table(summary(world.stats)["accuracy_percent"])
     print(json.dumps({"model": str(world.model_dir), "data": str(world.root / "data")}, indent=2))
