@@ -3,12 +3,12 @@
 Each planned occurrence of a fact becomes a statement ("Ada Vell was born in Torin."), an
 open QA prompt or a choice QA prompt in the engine's own prompt format (``prompts.py``),
 with the basic or the refuse instruction and sometimes few-shot examples, so both prompt
-styles work on the pretrained model. Choice options are re-drawn at every occurrence, so
-the model must learn to match what it knows to an option, not a letter by heart.
+styles work on the pretrained model.
 
 Each fact's choice question has one fixed set and order of options, the same in the corpus
-and in the datasets (as benchmark questions appear verbatim on the web): knowing a choice
-item means having seen it; a never-seen item is a guess among four letters.
+and in the datasets (as benchmark questions appear verbatim on the web), and its gold
+letter follows from the fact's value (``world.letter_of``): knowing a choice item means
+knowing the fact; a never-seen item is a guess among four letters.
 
 A small share of refuse-style prompts is answered with the refusal whatever the model
 knows: the base model has seen "I don't know." but refusing is not tied to ignorance.

@@ -1,8 +1,8 @@
 """QA items over toy-world facts, and their split into training pool and test sets.
 
 - ``open`` items: the relation's question about the person, answers = [value].
-- ``choice`` items: the same question with four options (the value and three other values
-  of the relation, in a seeded order), answer = the gold letter.
+- ``choice`` items: the same question with four options, each value at its own letter
+  (``world.letter_of``), three seeded distractors; answer = the gold value's letter.
 
 Facts of the in-domain relations are split into the training pool (``train``) and the
 in-domain test set (``test_id``); facts of the out-of-domain relation form ``test_ood``
