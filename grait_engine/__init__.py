@@ -26,6 +26,10 @@ TORCH_FREE_MODULES = (
     "grait_engine.probe.metrics",
     "grait_engine.probe.store",
     "grait_engine.probe.split",
+    "grait_engine.evaluation",
+    "grait_engine.evaluation.grade",
+    "grait_engine.training",
+    "grait_engine.training.config",
     "grait_engine.prompts",
     "grait_engine.artifacts",
 )

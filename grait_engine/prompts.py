@@ -118,6 +118,16 @@ def build_prompt(
     return f"{opened}{ANSWER_CUE}"
 
 
+def token_ids(tokenizer: Any, texts: Sequence[str]) -> list[list[int]]:
+    """Token ids of each text (a prompt, or a prompt plus its target), never truncated.
+
+    The tokenizer's special tokens (BOS) are added unless a chat template already wrote
+    them into the text, so probe, features, training and evaluation see the same sequence.
+    """
+    special = not has_chat_template(tokenizer)
+    return tokenizer(list(texts), add_special_tokens=special, truncation=False)["input_ids"]
+
+
 def pick_shots(query: Item, pool: Sequence[Item], k: int, seed: int) -> list[Item]:
     """``k`` few-shot examples from ``pool`` for ``query``: never the query itself.
 

@@ -19,7 +19,7 @@ from typing import Any
 
 import torch
 
-from grait_engine.prompts import build_prompt, target_text
+from grait_engine.prompts import build_prompt, target_text, token_ids
 from grait_engine.records.item import Item
 
 
@@ -60,8 +60,7 @@ def encode(item: Item, refuse: bool, tokenizer: Any) -> Encoded:
     """Tokenise ``item``'s 0-shot refuse prompt plus its gold (or refusal) target."""
     prompt = build_prompt(item, "refuse", (), tokenizer)
     full = prompt + target_text(item, refuse=refuse)
-    prompt_ids = tokenizer(prompt)["input_ids"]
-    full_ids = tokenizer(full)["input_ids"]
+    prompt_ids, full_ids = token_ids(tokenizer, [prompt, full])
     if len(full_ids) <= len(prompt_ids):
         raise EmptyTargetError(f"item {item.id!r}: the target adds no tokens")
     return Encoded(tuple(full_ids), len(prompt_ids))

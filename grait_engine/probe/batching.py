@@ -15,7 +15,7 @@ from typing import Any
 
 import torch
 
-from grait_engine.prompts import build_prompt, has_chat_template, pick_shots
+from grait_engine.prompts import build_prompt, pick_shots, token_ids
 from grait_engine.records.item import Item
 
 # A tokenizer without a real limit reports a huge sentinel (int(1e30)) as model_max_length.
@@ -103,10 +103,8 @@ def probe_prompts(
 
 
 def encode_prompts(tokenizer: Any, prompts: Sequence[str]) -> list[list[int]]:
-    """Token ids of each prompt, with the tokenizer's special tokens (BOS) unless a chat
-    template already wrote them into the text. Never truncated."""
-    special = not has_chat_template(tokenizer)
-    return tokenizer(list(prompts), add_special_tokens=special, truncation=False)["input_ids"]
+    """Token ids of each prompt (``prompts.token_ids``: BOS unless a chat template wrote it)."""
+    return token_ids(tokenizer, prompts)
 
 
 def context_limit(model: Any, tokenizer: Any) -> int | None:

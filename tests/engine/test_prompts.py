@@ -195,3 +195,20 @@ def test_pick_shots_without_subject_uses_same_task_items():
 def test_pick_shots_zero_k_gives_nothing():
     assert pick_shots(CAPITAL, POOL, k=0, seed=0) == []
     assert pick_shots(CAPITAL, POOL, k=-1, seed=0) == []
+
+
+def test_token_ids_add_bos_only_without_chat_template(tiny_model_dir):
+    """A chat template writes BOS itself; adding special tokens too would double it."""
+    from transformers import AutoTokenizer
+
+    from grait_engine.prompts import token_ids
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
+    plain = token_ids(tokenizer, ["Question: x"])[0]
+    assert plain[0] == tokenizer.bos_token_id
+    tokenizer.chat_template = "{{ bos_token }}{% for m in messages %}{{ m['content'] }}{% endfor %}"
+    text = tokenizer.apply_chat_template(
+        [{"role": "user", "content": "Question: x"}], tokenize=False, add_generation_prompt=True
+    )
+    chat = token_ids(tokenizer, [text])[0]
+    assert chat.count(tokenizer.bos_token_id) == 1

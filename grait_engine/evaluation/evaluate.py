@@ -1,0 +1,147 @@
+"""Evaluating models on a test set (METHOD.md stage 7) and the report.json ``eval`` block.
+
+``evaluate_model`` decodes one model with one prompt style over a test set and writes its
+``predictions.jsonl``; ``evaluate_set`` runs the three evaluations of a job and adds THS
+against ``init_basic``. The tuned model is whatever the caller passes (typically M0 with the
+trained adapter): evaluate M0 first, because ``lora.load_adapter`` changes the base model in
+place.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager, nullcontext
+from pathlib import Path
+from typing import Any
+
+from grait_engine.artifacts import atomic_write_text, write_manifest
+from grait_engine.evaluation.decode import greedy_outputs
+from grait_engine.evaluation.grade import classify, rates, ths, ths_note
+from grait_engine.prompts import Style, build_prompt
+from grait_engine.records.item import Item
+
+STAGE = "evaluate"
+PREDICTIONS = "predictions.jsonl"
+DEFAULT_MAX_NEW_TOKENS = {"open": 16, "choice": 4}
+ProgressFn = Callable[[str, int, int, str], None]
+CancelFn = Callable[[], bool]
+
+
+class EvaluationCancelled(RuntimeError):
+    """The cancel callback asked to stop (checked after every decoded batch)."""
+
+
+def _hook(name: str, offset: int, total: int, progress: ProgressFn | None,
+          cancel: CancelFn | None) -> Callable[[int], None]:  # fmt: skip
+    """The per-batch callback: report ``offset + done`` of ``total``, then check cancel."""
+
+    def after_batch(done: int) -> None:
+        if progress is not None:
+            progress(STAGE, offset + done, total, f"{name}: {done} decoded")
+        if cancel is not None and cancel():
+            raise EvaluationCancelled(f"evaluation cancelled during {name} after {done} items")
+
+    return after_batch
+
+
+def evaluate_model(
+    model: Any,
+    tokenizer: Any,
+    items: Sequence[Item],
+    style: Style,
+    out_path: str | os.PathLike[str],
+    *,
+    max_new_tokens: int | None = None,
+    batch_size: int = 16,
+    name: str = "model",
+    progress: ProgressFn | None = None,
+    cancel: CancelFn | None = None,
+    offset: int = 0,
+    total: int | None = None,
+) -> dict[str, float | int]:
+    """Greedy 0-shot evaluation of ``model`` with prompt ``style`` over ``items`` (one task).
+
+    Output: :func:`grade.rates` of the labels. Side effect: ``out_path`` (a JSONL file, one
+    ``{"id", "output", "label"}`` per item in item order) is written atomically once all items
+    are decoded. ``max_new_tokens`` defaults to 16 for open and 4 for choice items.
+    ``progress(stage, offset + done, total, message)`` runs and ``cancel()`` is checked after
+    every batch (raises :class:`EvaluationCancelled`; nothing is written then).
+    """
+    if not items:
+        raise ValueError("no items to evaluate")
+    budget = max_new_tokens or DEFAULT_MAX_NEW_TOKENS[items[0].task]
+    prompts = [build_prompt(item, style, (), tokenizer) for item in items]
+    hook = _hook(name, offset, total if total is not None else len(items), progress, cancel)
+    outputs = greedy_outputs(
+        model, tokenizer, prompts, [i.id for i in items], budget, batch_size, hook
+    )
+    labels = [classify(item, out) for item, out in zip(items, outputs, strict=True)]
+    lines = [
+        json.dumps({"id": item.id, "output": out, "label": label}, ensure_ascii=False)
+        for item, out, label in zip(items, outputs, labels, strict=True)
+    ]
+    atomic_write_text(out_path, "".join(line + "\n" for line in lines))
+    return rates(labels)
+
+
+def _as_base(model: Any, is_base: bool) -> AbstractContextManager[Any]:
+    """Within it, ``model`` decodes as M0: a peft model's adapter is disabled for base runs."""
+    if is_base and hasattr(model, "disable_adapter"):
+        return model.disable_adapter()
+    return nullcontext()
+
+
+def with_ths(result: dict[str, Any], baseline: dict[str, Any]) -> dict[str, Any]:
+    """``result`` plus ``"ths"`` against ``baseline`` (init_basic), and ``"ths_note"`` if None."""
+    out = dict(result)
+    out["ths"] = ths(result["pc"], result["pw"], baseline["pc"], baseline["pw"])
+    note = ths_note(baseline["pw"])
+    if note is not None:
+        out["ths_note"] = note
+    return out
+
+
+def evaluate_set(
+    base_model: Any,
+    tokenizer: Any,
+    items: Sequence[Item],
+    out_dir: str | os.PathLike[str],
+    tuned_model: Any = None,
+    *,
+    max_new_tokens: int | None = None,
+    batch_size: int = 16,
+    progress: ProgressFn | None = None,
+    cancel: CancelFn | None = None,
+) -> dict[str, dict[str, Any]]:
+    """The report.json ``eval`` entry of one test set (API.md).
+
+    Evaluates ``init_basic`` (``base_model``, basic prompt), ``init_refuse`` (``base_model``,
+    refuse prompt) and, when ``tuned_model`` is given, ``tuned`` (refuse prompt), in that
+    order. Output: ``{"init_basic": rates, "init_refuse": rates + ths, "tuned": rates + ths}``.
+    Side effects: ``out_dir/<name>/predictions.jsonl`` for each, then ``out_dir/manifest.json``
+    (with the block) last. Progress counts items over all evaluations.
+    """
+    runs: list[tuple[str, Any, Style]] = [
+        ("init_basic", base_model, "basic"),
+        ("init_refuse", base_model, "refuse"),
+    ]
+    if tuned_model is not None:
+        runs.append(("tuned", tuned_model, "refuse"))
+    root = Path(out_dir)
+    block: dict[str, dict[str, Any]] = {}
+    for index, (name, model, style) in enumerate(runs):
+        with _as_base(model, name != "tuned"):
+            block[name] = evaluate_model(
+                model, tokenizer, items, style, root / name / PREDICTIONS,
+                max_new_tokens=max_new_tokens, batch_size=batch_size, name=name,
+                progress=progress, cancel=cancel, offset=index * len(items),
+                total=len(runs) * len(items),
+            )  # fmt: skip
+    baseline = block["init_basic"]
+    for name in block:
+        if name != "init_basic":
+            block[name] = with_ths(block[name], baseline)
+    write_manifest(root, [f"{name}/{PREDICTIONS}" for name in block], {"eval": block})
+    return block

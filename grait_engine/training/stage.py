@@ -1,0 +1,278 @@
+"""The weighted LoRA fine-tune stage (METHOD.md stage 6): train, checkpoint, resume, save.
+
+``run_training`` attaches a fresh LoRA (seeded) to the base model, then runs AdamW over the
+examples: per epoch a seeded permutation (``loss.epoch_order``), cut into optimiser steps of
+``batch_size * grad_accum`` samples, no packing. Every ``checkpoint_every`` steps, and
+before raising :class:`TrainingCancelled`, a checkpoint is written (``checkpoint``). Started
+again with the same inputs, it restores the newest complete checkpoint (weights, AdamW state,
+schedule, RNG) and regenerates the epoch permutation, skipping the steps already done, so the
+final adapter equals that of an uninterrupted run (bitwise on the same device and threads).
+
+Output directory::
+
+    checkpoints/...        see ``checkpoint``
+    adapter/               the final adapter in peft format (``lora.save_adapter``)
+    merged/                the merged model (safetensors), only with ``merge=True``
+    manifest.json          written last: files, inputs_hash, steps, final loss
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from peft import PeftModel
+
+from grait_engine.artifacts import config_hash, read_manifest, write_manifest
+from grait_engine.features.sequences import encode
+from grait_engine.lora import (
+    ADAPTER_FILES,
+    attach_lora,
+    lora_parameters,
+    merge_adapter,
+    save_adapter,
+)
+from grait_engine.probe.batching import pad_token_id
+from grait_engine.training import checkpoint as ckpt
+from grait_engine.training.config import TrainingConfig
+from grait_engine.training.loss import (
+    Example,
+    epoch_order,
+    lr_factor,
+    step_rows,
+    steps_per_epoch,
+    warmup_steps,
+    weighted_loss,
+)
+
+STAGE = "train"
+ADAPTER_DIR = "adapter"
+MERGED_DIR = "merged"
+ProgressFn = Callable[[str, int, int, str], None]
+CancelFn = Callable[[], bool]
+MetricFn = Callable[[str, int, float], None]
+
+
+class TrainingCancelled(RuntimeError):
+    """The cancel callback asked to stop; a checkpoint of the last finished step was written."""
+
+
+@dataclass(frozen=True)
+class TrainingResult:
+    """A finished fine-tune: ``model`` (the PeftModel in eval mode; the merged plain model
+    when trained with ``merge=True``), ``adapter_dir``, ``steps``
+    (optimiser steps in total), ``resumed_from`` (step of the checkpoint restored, or None),
+    ``final_loss`` (loss of the last step) and the stage ``inputs_hash``."""
+
+    model: Any
+    directory: Path
+    adapter_dir: Path
+    steps: int
+    resumed_from: int | None
+    final_loss: float | None
+    inputs_hash: str
+
+
+def training_inputs_hash(config: TrainingConfig, examples: Sequence[Example], seed: int,
+                         model_revision: str) -> str:  # fmt: skip
+    """Content hash of everything that determines the trained adapter (32 hex chars)."""
+    data = [[e.item.to_json(), e.refuse, e.weight] for e in examples]
+    return config_hash([config.to_dict(), seed, model_revision, config_hash(data, 32)], 32)
+
+
+@dataclass
+class _Run:
+    """Mutable training state of one process (the loop's working set)."""
+
+    model: PeftModel
+    params: list[tuple[str, torch.nn.Parameter]]
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LambdaLR
+    total: int
+    per_epoch: int
+    step: int = 0
+    loss: float | None = None
+    orders: dict[int, list[int]] | None = None
+
+    def order(self, n: int, seed: int, epoch: int) -> list[int]:
+        """The permutation of ``epoch``, computed once per epoch."""
+        if self.orders is None or epoch not in self.orders:
+            self.orders = {epoch: epoch_order(n, seed, epoch)}
+        return self.orders[epoch]
+
+
+def _setup(base_model: Any, config: TrainingConfig, n: int, seed: int) -> _Run:
+    """Fresh seeded LoRA, AdamW and the warmup-cosine LambdaLR for ``n`` examples."""
+    targets = list(config.target_modules) if config.target_modules else None
+    model = attach_lora(
+        base_model, config.lora_r, config.lora_alpha, config.lora_dropout, targets, seed
+    )
+    params = lora_parameters(model)
+    optimizer = torch.optim.AdamW(
+        [p for _, p in params], lr=config.lr, betas=config.adam_betas, eps=config.adam_eps,
+        weight_decay=config.weight_decay,
+    )  # fmt: skip
+    per_epoch = steps_per_epoch(n, config.batch_size, config.grad_accum)
+    total = per_epoch * config.epochs
+    if config.max_steps is not None:
+        total = min(total, config.max_steps)
+    warmup = warmup_steps(total, config.warmup_ratio)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda step: lr_factor(step, warmup, total)
+    )
+    return _Run(model, params, optimizer, scheduler, total, per_epoch)
+
+
+def _train_step(run: _Run, sequences: list[Any], weights: list[float], seed: int,
+                config: TrainingConfig, pad_id: int) -> float:  # fmt: skip
+    """One optimiser step (all its micro-batches); returns the step loss ``L_step``."""
+    epoch, in_epoch = divmod(run.step, run.per_epoch)
+    order = run.order(len(sequences), seed, epoch)
+    batches = step_rows(order, in_epoch, config.batch_size, config.grad_accum)
+    n_step = sum(len(rows) for rows in batches)
+    total = 0.0
+    for rows in batches:
+        loss = weighted_loss(
+            run.model, [sequences[i] for i in rows], [weights[i] for i in rows], n_step, pad_id
+        )
+        loss.backward()
+        total += float(loss.detach())
+    if config.grad_clip > 0:
+        torch.nn.utils.clip_grad_norm_([p for _, p in run.params], config.grad_clip)
+    run.optimizer.step()
+    run.scheduler.step()
+    run.optimizer.zero_grad(set_to_none=True)
+    run.step += 1
+    return total
+
+
+def _save(run: _Run, root: Path, config: TrainingConfig, inputs_hash: str) -> Path:
+    """Checkpoint the state after ``run.step`` steps."""
+    epoch, in_epoch = divmod(run.step, run.per_epoch)
+    state = {
+        "step": run.step,
+        "epoch": epoch,
+        "step_in_epoch": in_epoch,
+        "total_steps": run.total,
+        "inputs_hash": inputs_hash,
+        "loss": run.loss,
+        "param_groups": ckpt.optimizer_groups(run.optimizer),
+        "scheduler": run.scheduler.state_dict(),
+    }
+    tensors = ckpt.capture(run.params, run.optimizer)
+    return ckpt.save_checkpoint(root, tensors, state, config.keep_checkpoints)
+
+
+def _finish(run: _Run, root: Path, inputs_hash: str, resumed: int | None, merge: bool,
+            tokenizer: Any) -> TrainingResult:  # fmt: skip
+    """Save the final adapter (and the merged model with its tokenizer), then the manifest."""
+    run.model.eval()
+    save_adapter(run.model, root / ADAPTER_DIR)
+    files = [f"{ADAPTER_DIR}/{name}" for name in ADAPTER_FILES]
+    info = {"inputs_hash": inputs_hash, "steps": run.step, "final_loss": run.loss}
+    info["merged"] = merge
+    model: Any = run.model
+    if merge:
+        # The merge folds LoRA into the base weights in place: the adapter is saved first.
+        model = merge_adapter(run.model)
+        model.save_pretrained(str(root / MERGED_DIR), safe_serialization=True)
+        tokenizer.save_pretrained(str(root / MERGED_DIR))  # a directory load_model accepts
+        files += [
+            str(p.relative_to(root)) for p in sorted((root / MERGED_DIR).iterdir()) if p.is_file()
+        ]
+    write_manifest(root, files, info)
+    return TrainingResult(model, root, root / ADAPTER_DIR, run.step, resumed, run.loss, inputs_hash)
+
+
+def _reuse(base_model: Any, root: Path, inputs_hash: str, merge: bool) -> TrainingResult | None:
+    """The finished result in ``root`` for ``inputs_hash`` (adapter loaded), or None.
+
+    A result trained without ``merge`` is not reused when a merge is asked for.
+    """
+    manifest = read_manifest(root)
+    if manifest is None or manifest.get("inputs_hash") != inputs_hash:
+        return None
+    if merge and not manifest.get("merged"):
+        return None
+    from grait_engine.lora import load_adapter
+
+    model = load_adapter(base_model, root / ADAPTER_DIR)
+    steps, loss = int(manifest["steps"]), manifest.get("final_loss")
+    return TrainingResult(model, root, root / ADAPTER_DIR, steps, None, loss, inputs_hash)
+
+
+def run_training(
+    base_model: Any,
+    tokenizer: Any,
+    examples: Sequence[Example],
+    config: TrainingConfig,
+    out_dir: str | os.PathLike[str],
+    seed: int,
+    *,
+    model_revision: str = "",
+    merge: bool = False,
+    progress: ProgressFn | None = None,
+    cancel: CancelFn | None = None,
+    on_metric: MetricFn | None = None,
+) -> TrainingResult:
+    """Fine-tune a fresh LoRA on ``base_model`` over ``examples``; resume or reuse if possible.
+
+    Inputs: the base model (LoRA is injected in place) and tokenizer, the weighted examples,
+    the config, the stage directory and ``seed`` (LoRA init, epoch order, dropout);
+    ``model_revision`` goes into the inputs hash. Callbacks run after every optimiser step:
+    ``progress("train", step, total, "loss .. lr ..")`` and ``on_metric(name, step, value)``
+    for ``train/loss`` and ``train/lr``; ``cancel()`` is checked before every step.
+    Output: :class:`TrainingResult` (when a finished result is reused, its model is the base
+    with the saved adapter loaded). With ``merge``, ``merged/`` is a loadable model directory
+    (weights and tokenizer). Raises TrainingCancelled (after a checkpoint).
+    Side effects: the files listed in the module doc; the global RNG is left as it was.
+    """
+    if not examples:
+        raise ValueError("no training examples")
+    root = Path(out_dir)
+    inputs_hash = training_inputs_hash(config, examples, seed, model_revision)
+    reused = _reuse(base_model, root, inputs_hash, merge)
+    if reused is not None:
+        return reused
+    sequences = [encode(e.item, e.refuse, tokenizer) for e in examples]
+    weights = [e.weight for e in examples]
+    pad_id = pad_token_id(tokenizer)
+    devices = [torch.cuda.current_device()] if torch.cuda.is_available() else []
+    with torch.random.fork_rng(devices=devices):
+        torch.manual_seed(seed)
+        run = _setup(base_model, config, len(examples), seed)
+        found = ckpt.load_latest(root, inputs_hash)
+        if found is not None:
+            ckpt.restore(found, run.params, run.optimizer, run.scheduler)
+            run.step, run.loss = found.step, found.state.get("loss")
+        else:
+            ckpt.clear_checkpoints(root)
+        saved_at = run.step
+        run.model.train()
+        while run.step < run.total:
+            if cancel is not None and cancel():
+                if saved_at != run.step:
+                    _save(run, root, config, inputs_hash)
+                raise TrainingCancelled(f"training cancelled at step {run.step} of {run.total}")
+            lr = run.scheduler.get_last_lr()[0]
+            run.loss = _train_step(run, sequences, weights, seed, config, pad_id)
+            _report(run, lr, progress, on_metric)
+            if run.step % config.checkpoint_every == 0 or run.step == run.total:
+                _save(run, root, config, inputs_hash)
+                saved_at = run.step
+    return _finish(run, root, inputs_hash, found.step if found else None, merge, tokenizer)
+
+
+def _report(run: _Run, lr: float, progress: ProgressFn | None, on_metric: MetricFn | None
+            ) -> None:  # fmt: skip
+    """Progress and metrics of the step just taken (``lr``: the rate it used)."""
+    if on_metric is not None:
+        on_metric("train/loss", run.step, float(run.loss or 0.0))
+        on_metric("train/lr", run.step, lr)
+    if progress is not None:
+        message = f"step {run.step}/{run.total} loss {run.loss:.4f} lr {lr:.3g}"
+        progress(STAGE, run.step, run.total, message)
