@@ -13,6 +13,7 @@ import sys
 # subcommand -> (module with `add_arguments(parser)` and `run(args) -> int`, help text)
 COMMANDS: dict[str, tuple[str, str]] = {
     "toyworld": ("grait_engine.toyworld.cli", "build (or reuse) a toy knowledge world"),
+    "run": ("grait_engine.pipeline.cli", "run a whole job locally (probe -> ... -> report)"),
     "demo": ("grait_cli.demo", "the main job end to end on the toy knowledge world"),
     "serve": ("app.serve", "the REST service (embedded defaults: SQLite, local folder)"),
     "keys": ("app.cli_keys", "manage API keys (create --tenant NAME prints a key once)"),

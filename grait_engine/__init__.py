@@ -30,6 +30,7 @@ TORCH_FREE_MODULES = (
     "grait_engine.evaluation.grade",
     "grait_engine.training",
     "grait_engine.training.config",
+    "grait_engine.methods",
     "grait_engine.prompts",
     "grait_engine.artifacts",
 )

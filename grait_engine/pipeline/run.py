@@ -1,0 +1,239 @@
+"""Run a whole job locally: probe -> split -> (grait: features -> select) -> train -> evaluate.
+
+Each stage writes under ``cache_dir/stages/<stage>-<hash>``; the hash covers the model
+revision, the training dataset's sha256, that stage's knobs, the upstream stage hashes and
+the seed, so a job differing only in selection or weighting reuses the probe and features
+(the stage functions skip a complete directory whose inputs hash the same). The report goes
+to ``out_dir/report.json`` and ``out_dir/report.md``; evaluation outputs to ``out_dir/eval``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from grait_engine.artifacts import config_hash, read_manifest, sha256_file
+from grait_engine.methods import MethodExamples, build_examples
+from grait_engine.pipeline.config import JobConfig
+from grait_engine.pipeline.report import weight_summary, write_report
+
+ProgressFn = Callable[[str, int, int, str], None]
+CancelFn = Callable[[], bool]
+BATCH = 8
+
+
+@dataclass
+class _Job:
+    """What the stages share: config, directories, callbacks, timings and content keys."""
+
+    config: JobConfig
+    cache_dir: Path
+    progress: ProgressFn | None
+    cancel: CancelFn | None
+    stages: dict[str, dict[str, Any]] = field(default_factory=dict)
+    keys: dict[str, str] = field(default_factory=dict)
+
+    def stage_dir(self, stage: str, parts: list[Any]) -> Path:
+        """``cache_dir/stages/<stage>-<hash of parts>``; the key is kept for downstream."""
+        key = config_hash(parts, 16)
+        self.keys[stage] = key
+        return self.cache_dir / "stages" / f"{stage}-{key}"
+
+    def timed(self, stage: str, work: Callable[[], Any], cached: Callable[[Any], bool]) -> Any:
+        """Run ``work()``, record ``{seconds, cached}`` for ``stage``; returns its result."""
+        start = time.perf_counter()
+        result = work()
+        seconds = round(time.perf_counter() - start, 3)
+        self.stages[stage] = {"seconds": seconds, "cached": bool(cached(result))}
+        return result
+
+
+def run_job(
+    config: JobConfig,
+    out_dir: str | os.PathLike[str],
+    cache_dir: str | os.PathLike[str],
+    progress: ProgressFn | None = None,
+    cancel: CancelFn | None = None,
+    *,
+    job_id: str | None = None,
+) -> dict[str, Any]:
+    """Run every stage of ``config`` and write the report; returns the report dict.
+
+    ``progress(stage, done, total, message)`` and ``cancel()`` are passed to the stages
+    (a cancel raises the stage's ``...Cancelled`` error, keeping finished work cached).
+    ``job_id`` (optional) is echoed as ``report["job"]["id"]``. The model is loaded once
+    here; the features stage (grait) loads its own copy, as ``run_features`` requires.
+    """
+    from grait_engine.modeling import ModelSpec, load_model
+    from grait_engine.records.jsonl import read_items
+
+    job = _Job(config, Path(cache_dir), progress, cancel)
+    items = read_items(config.training_dataset, config.task)  # type: ignore[arg-type]
+    spec = ModelSpec(str(config.model_path), device=config.device, dtype=config.dtype)
+    model, tokenizer = load_model(spec)
+    root = [config.model_revision, sha256_file(config.training_dataset), config.task]
+    probe_dir = _probe(job, model, tokenizer, items, root)
+    split_doc = _split(job, probe_dir)
+    examples = _examples(job, spec, items, probe_dir, split_doc, root)
+    tuned = _train(job, model, tokenizer, items, examples)
+    evals = _evaluate(job, tuned, tokenizer, Path(out_dir))
+    report = _report(config, split_doc, examples, job.stages, evals)
+    if job_id is not None:
+        report["job"] = {"id": job_id, **report["job"]}
+    write_report(Path(out_dir), report)
+    return report
+
+
+def _probe(job: _Job, model: Any, tokenizer: Any, items: list, root: list[Any]) -> Path:
+    from grait_engine.probe import run_probe
+
+    c = job.config
+    out = job.stage_dir("probe", [*root, c.probe.to_dict(), c.seed])
+    job.timed(
+        "probe",
+        lambda: run_probe(
+            model, tokenizer, items, out, config=c.probe, seed=c.seed,
+            model_revision=c.model_revision, batch_size=BATCH,
+            progress=job.progress, cancel=job.cancel,
+        ),
+        lambda r: r.skipped,
+    )  # fmt: skip
+    return out
+
+
+def _split(job: _Job, probe_dir: Path) -> dict[str, Any]:
+    from grait_engine.probe import run_split
+
+    out = job.stage_dir("split", [job.keys["probe"], job.config.tau])
+    result = job.timed(
+        "split", lambda: run_split(probe_dir, out, job.config.tau), lambda r: r.skipped
+    )
+    return json.loads(result.path.read_text())
+
+
+def _examples(
+    job: _Job, spec: Any, items: list, probe_dir: Path, split_doc: dict[str, Any], root: list
+) -> MethodExamples:
+    """The method's training entries (running features and selection for grait)."""
+    from grait_engine.probe import load_split, read_probe
+
+    c = job.config
+    split = load_split(job.cache_dir / "stages" / f"split-{job.keys['split']}")
+    if c.method == "grait":
+        selection = _select(job, spec, items, split, split_doc, root)
+        return build_examples("grait", split, c.n_ik, c.n_idk, c.seed, selection=selection)
+    certainty = None
+    if c.method == "corcer_rait":
+        certainty = {r["id"]: float(r["certainty"]) for r in read_probe(probe_dir)[1]}
+    return build_examples(c.method, split, c.n_ik, c.n_idk, c.seed, certainty=certainty)
+
+
+def _select(
+    job: _Job, spec: Any, items: list, split: Any, split_doc: dict[str, Any], root: list
+) -> dict[str, Any]:
+    """Features (keyed by the probe, not the split) then selection; returns selection.json."""
+    from grait_engine.features import SpeedSettings, run_features
+    from grait_engine.selection import run_selection
+
+    c = job.config
+    assert c.selection is not None
+    features_out = job.stage_dir(
+        "features", [*root, job.keys["probe"], c.features.to_dict(), c.seed]
+    )
+    speed = SpeedSettings(batch_size=BATCH)
+    features = job.timed(
+        "features",
+        lambda: run_features(
+            c.features, spec, items, split_doc["correctness"], features_out, c.seed,
+            speed=speed, progress=job.progress, cancel=job.cancel,
+        ),
+        lambda r: r.skipped,
+    )  # fmt: skip
+    parts = [job.keys["features"], job.keys["split"], c.selection.knobs(), c.seed]
+    select_out = job.stage_dir("select", parts)
+    result = job.timed(
+        "select",
+        lambda: run_selection(
+            c.selection, split, features.features_dir, select_out, seed=c.seed,
+            progress=job.progress, cancel=job.cancel,
+        ),
+        lambda r: r.skipped,
+    )  # fmt: skip
+    return json.loads(result.path.read_text())
+
+
+def _train(job: _Job, model: Any, tokenizer: Any, items: list, examples: MethodExamples) -> Any:
+    """The weighted LoRA fine-tune; returns the tuned (peft) model."""
+    from grait_engine.training import Example, run_training, training_inputs_hash
+
+    c = job.config
+    by_id = {item.id: item for item in items}
+    train = [Example(by_id[i], refuse, weight) for i, refuse, weight in examples.entries]
+    parts = [job.keys["split"], job.keys.get("select"), examples.entries, c.seed]
+    out = job.stage_dir("train", [c.model_revision, parts, c.resolved()["training"]])
+    previous = read_manifest(out)
+    expected = training_inputs_hash(c.training, train, c.seed, c.model_revision)
+    cached = previous is not None and previous.get("inputs_hash") == expected
+    result = job.timed(
+        "train",
+        lambda: run_training(
+            model, tokenizer, train, c.training, out, c.seed, model_revision=c.model_revision,
+            progress=job.progress, cancel=job.cancel,
+        ),
+        lambda _: cached,
+    )  # fmt: skip
+    return result.model
+
+
+def _evaluate(job: _Job, tuned: Any, tokenizer: Any, out_dir: Path) -> dict[str, Any]:
+    """Evaluate M0 (basic, refuse) and the tuned model on every test set."""
+    from grait_engine.evaluation import evaluate_set
+    from grait_engine.records.jsonl import read_items
+
+    c = job.config
+    blocks: dict[str, Any] = {}
+    start = time.perf_counter()
+    for name, path in c.eval_datasets.items():
+        test = read_items(path, c.task)  # type: ignore[arg-type]
+        blocks[name] = evaluate_set(
+            tuned, tokenizer, test, out_dir / "eval" / name, tuned_model=tuned,
+            batch_size=BATCH, progress=job.progress, cancel=job.cancel,
+        )  # fmt: skip
+    job.stages["evaluate"] = {"seconds": round(time.perf_counter() - start, 3), "cached": False}
+    return blocks
+
+
+def _report(
+    config: JobConfig,
+    split_doc: dict[str, Any],
+    examples: MethodExamples,
+    stages: dict[str, dict[str, Any]],
+    evals: dict[str, Any],
+) -> dict[str, Any]:
+    """The report.json document (API.md)."""
+    idk_weights = [w for _, refuse, w in examples.entries if refuse]
+    variant = config.selection.variant if config.selection is not None else None
+    return {
+        "job": {
+            "method": config.method,
+            "model": config.model,
+            "task": config.task,
+            "seed": config.seed,
+            "config": config.resolved(),
+        },
+        "split": {k: split_doc[k] for k in ("n_pool", "n_ik", "n_idk", "tau")},
+        "selection": {
+            "n_ik": examples.n_ik,
+            "n_idk": examples.n_idk,
+            "variant": variant,
+            "weights": weight_summary(idk_weights),
+            "notes": list(examples.notes),
+        },
+        "stages": stages,
+        "eval": evals,
+    }

@@ -1,0 +1,1 @@
+"""Tests of the whole-job pipeline and the method training sets."""

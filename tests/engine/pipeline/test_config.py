@@ -1,0 +1,105 @@
+"""Job config validation: each bad field is named, and nothing runs before it passes."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from grait_engine.pipeline.cli import run
+from grait_engine.pipeline.config import JobConfigError, load_job_config
+
+CHOICE = {"question": "Q?", "choices": {"A": "a", "B": "b"}, "answer": "A"}
+OPEN = {"question": "Q?", "answers": ["x"]}
+
+
+def _write(path: Path, rows: list[dict[str, Any]]) -> Path:
+    path.write_text("".join(json.dumps({"id": f"q{i}", **r}) + "\n" for i, r in enumerate(rows)))
+    return path
+
+
+@pytest.fixture()
+def job(tmp_path: Path, tiny_model_dir: Path) -> dict[str, Any]:
+    _write(tmp_path / "train.jsonl", [CHOICE] * 4)
+    _write(tmp_path / "test.jsonl", [CHOICE] * 2)
+    _write(tmp_path / "open.jsonl", [OPEN] * 2)
+    return {
+        "model": str(tiny_model_dir),
+        "task": "choice",
+        "training_dataset": str(tmp_path / "train.jsonl"),
+        "eval_datasets": {"id": str(tmp_path / "test.jsonl")},
+        "method": {"type": "grait", "n_ik": 2, "n_idk": 2, "weighting": "none"},
+        "probe": {"choice_shots": 0},
+        "features": {"dim": 64},
+        "training": {"lora_r": 4, "epochs": 1},
+        "seed": 3,
+    }
+
+
+def test_valid_config_resolves(job: dict[str, Any]) -> None:
+    config = load_job_config(job)
+    resolved = config.resolved()
+    assert resolved["method"]["weighting"] == "none"
+    assert resolved["method"]["variant"] == "greedy"
+    assert resolved["training"]["lora_r"] == 4 and resolved["features"]["dim"] == 64
+    assert resolved["model_revision"].startswith("local-")
+    json.dumps(resolved)
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        ({"method": {"type": "sft"}}, "method.type"),
+        ({"method": {"type": "grait", "variant": "best"}}, "method.variant"),
+        ({"method": {"type": "grait", "n_ik": 0}}, "method.n_ik"),
+        ({"method": {"type": "cor_rait", "n_idk": -1}}, "method.n_idk"),
+        ({"method": {"type": "grait", "temperature": 0}}, "method.temperature"),
+        ({"method": {"type": "van", "weighting": "none"}}, "method.weighting"),
+        ({"training_dataset": "missing.jsonl"}, "training_dataset"),
+        ({"eval_datasets": {"ood": "nowhere.jsonl"}}, "eval_datasets.ood"),
+        ({"task": "open"}, "training_dataset"),
+        ({"model": "/no/such/model"}, "model"),
+        ({"colour": "blue"}, "colour"),
+        ({"probe": {"n_samples": 0}}, "probe.n_samples"),
+        ({"probe": {"shots": 1}}, "probe.shots"),
+        ({"features": {"dim": 0}}, "features.dim"),
+        ({"features": {"size": 1}}, "features.size"),
+        ({"training": {"epochs": 0}}, "training.epochs"),
+        ({"tau": 1.5}, "tau"),
+        ({"device": "tpu"}, "device"),
+        ({"task": "essay"}, "task"),
+    ],
+)
+def test_bad_field_is_named(job: dict[str, Any], change: dict[str, Any], field: str) -> None:
+    with pytest.raises(JobConfigError) as caught:
+        load_job_config({**job, **change})
+    assert caught.value.field == field
+
+
+def test_eval_dataset_task_mismatch(job: dict[str, Any], tmp_path: Path) -> None:
+    bad = {**job, "eval_datasets": {"id": str(tmp_path / "open.jsonl")}}
+    with pytest.raises(JobConfigError) as caught:
+        load_job_config(bad)
+    assert caught.value.field == "eval_datasets.id"
+
+
+def test_yaml_relative_paths(job: dict[str, Any], tmp_path: Path) -> None:
+    data = {**job, "training_dataset": "train.jsonl", "eval_datasets": {"id": "test.jsonl"}}
+    (tmp_path / "job.yaml").write_text(yaml.safe_dump(data))
+    config = load_job_config(tmp_path / "job.yaml")
+    assert config.training_dataset == (tmp_path / "train.jsonl").resolve()
+
+
+def test_cli_exits_2_before_any_stage(
+    job: dict[str, Any], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "job.yaml").write_text(yaml.safe_dump({**job, "method": {"type": "best"}}))
+    out, cache = tmp_path / "out", tmp_path / "cache"
+    args = argparse.Namespace(config=str(tmp_path / "job.yaml"), out=str(out), cache_dir=str(cache))
+    assert run(args) == 2
+    assert "error: method.type:" in capsys.readouterr().err
+    assert not out.exists() and not cache.exists()

@@ -1,0 +1,88 @@
+"""One whole job on the tiny toy world, then a second one reusing the probe and features."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+from grait_engine.pipeline.config import load_job_config
+from grait_engine.pipeline.run import run_job
+
+RATES = ("n", "pc", "pw", "pr", "unparsed")
+
+
+def _job(world: Any, weighting: str) -> dict[str, Any]:
+    return {
+        "model": str(world.model_dir),
+        "task": "choice",
+        "training_dataset": str(world.data_path("choice", "train")),
+        "eval_datasets": {
+            "id": str(world.data_path("choice", "test_id")),
+            "ood": str(world.data_path("choice", "test_ood")),
+        },
+        "method": {"type": "grait", "n_ik": 16, "n_idk": 16, "weighting": weighting},
+        "probe": {"choice_shots": 1},
+        "features": {"dim": 256, "lora_r": 4, "warmup_max_items": 32},
+        "training": {"lora_r": 4, "epochs": 1, "batch_size": 8},
+        "seed": 0,
+    }
+
+
+def _check_report(report: dict[str, Any], out: Path) -> None:
+    assert json.loads((out / "report.json").read_text()) == report
+    assert "| test set | model |" in (out / "report.md").read_text()
+    assert set(report) >= {"job", "split", "selection", "stages", "eval"}
+    assert report["job"]["method"] == "grait" and report["job"]["config"]["seed"] == 0
+    assert set(report["split"]) == {"n_pool", "n_ik", "n_idk", "tau"}
+    assert report["selection"]["n_ik"] + report["selection"]["n_idk"] <= 32
+    assert report["selection"]["variant"] == "greedy"
+    assert set(report["stages"]) == {"probe", "split", "features", "select", "train", "evaluate"}
+    assert set(report["eval"]) == {"id", "ood"}
+    for block in report["eval"].values():
+        assert set(block) == {"init_basic", "init_refuse", "tuned"}
+        for name, rates in block.items():
+            assert all(math.isfinite(rates[k]) for k in RATES)
+            assert 0 <= rates["pc"] <= 100 and rates["n"] > 0
+            if name != "init_basic":
+                assert "ths" in rates
+
+
+def test_run_then_reuse_probe_and_features(tiny_world: Any, tmp_path: Path) -> None:
+    cache = tmp_path / "cache"
+    first = run_job(load_job_config(_job(tiny_world, "adaptive")), tmp_path / "a", cache)
+    _check_report(first, tmp_path / "a")
+    assert not first["stages"]["probe"]["cached"]
+    assert not first["stages"]["features"]["cached"]
+
+    second = run_job(load_job_config(_job(tiny_world, "none")), tmp_path / "b", cache)
+    _check_report(second, tmp_path / "b")
+    stages = second["stages"]
+    assert stages["probe"]["cached"] and stages["split"]["cached"]
+    assert stages["features"]["cached"]
+    assert not stages["select"]["cached"]
+    assert second["selection"]["weights"] in (None, {"min": 1.0, "mean": 1.0, "max": 1.0})
+    assert second["split"] == first["split"]
+    assert len(list((cache / "stages").glob("probe-*"))) == 1
+    assert len(list((cache / "stages").glob("select-*"))) == 2
+
+
+def test_cli_run_writes_report(tiny_world: Any, tmp_path: Path) -> None:
+    import argparse
+
+    import yaml
+
+    from grait_engine.pipeline.cli import run
+
+    job = {**_job(tiny_world, "none"), "method": {"type": "corcer_rait", "n_ik": 8, "n_idk": 8}}
+    (tmp_path / "job.yaml").write_text(yaml.safe_dump(job))
+    args = argparse.Namespace(
+        config=str(tmp_path / "job.yaml"), out=str(tmp_path / "o"), cache_dir=None
+    )
+    assert run(args) == 0
+    report = json.loads((tmp_path / "o" / "report.json").read_text())
+    assert report["job"]["method"] == "corcer_rait"
+    assert report["selection"]["n_ik"] == 8 and report["selection"]["n_idk"] == 8
+    assert set(report["stages"]) == {"probe", "split", "train", "evaluate"}
+    assert (tmp_path / "o" / "cache" / "stages").is_dir()
