@@ -33,4 +33,5 @@ TORCH_FREE_MODULES = (
     "grait_engine.methods",
     "grait_engine.prompts",
     "grait_engine.artifacts",
+    "grait_engine.errors",
 )

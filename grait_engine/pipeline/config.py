@@ -23,6 +23,7 @@ from typing import Any
 
 import yaml
 
+from grait_engine.errors import FieldError
 from grait_engine.features.config import FeaturesConfig, FeaturesConfigError
 from grait_engine.methods import METHODS
 from grait_engine.probe.config import ProbeConfig
@@ -38,13 +39,8 @@ TOP_KEYS = (
 SELECTION_KNOBS = ("variant", "weighting", "temperature", "sign", "mean_weight")
 
 
-class JobConfigError(ValueError):
-    """A bad job setting: ``field`` names it, ``message`` says what is wrong."""
-
-    def __init__(self, field: str, message: str) -> None:
-        super().__init__(f"{field}: {message}")
-        self.field = field
-        self.message = message
+class JobConfigError(FieldError):
+    """A bad job setting (see ``FieldError``)."""
 
 
 @dataclass(frozen=True)

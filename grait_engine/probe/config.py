@@ -9,16 +9,12 @@ import math
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
+from grait_engine.errors import FieldError
 from grait_engine.prompts import STYLES
 
 
-class ProbeConfigError(ValueError):
-    """A knob with a bad value: ``field`` names it, ``message`` says what is allowed."""
-
-    def __init__(self, field: str, message: str) -> None:
-        super().__init__(f"{field}: {message}")
-        self.field = field
-        self.message = message
+class ProbeConfigError(FieldError):
+    """A knob with a bad value (see ``FieldError``)."""
 
 
 @dataclass(frozen=True)

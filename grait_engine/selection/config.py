@@ -9,17 +9,14 @@ import math
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
+from grait_engine.errors import FieldError
+
 VARIANTS = ("greedy", "o1_top", "random", "code_literal")
 WEIGHTINGS = ("adaptive", "none")
 
 
-class SelectionConfigError(ValueError):
-    """A knob with a bad value: ``field`` names it, ``message`` says what is allowed."""
-
-    def __init__(self, field: str, message: str) -> None:
-        super().__init__(f"{field}: {message}")
-        self.field = field
-        self.message = message
+class SelectionConfigError(FieldError):
+    """A selection knob with a bad value (see ``FieldError``)."""
 
 
 @dataclass(frozen=True)

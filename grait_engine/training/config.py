@@ -8,14 +8,11 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
+from grait_engine.errors import FieldError
 
-class TrainingConfigError(ValueError):
-    """A knob with a bad value: ``field`` names it, ``message`` says what is allowed."""
 
-    def __init__(self, field: str, message: str) -> None:
-        super().__init__(f"{field}: {message}")
-        self.field = field
-        self.message = message
+class TrainingConfigError(FieldError):
+    """A training knob with a bad value (see ``FieldError``)."""
 
 
 @dataclass(frozen=True)
