@@ -14,3 +14,16 @@ class FieldError(ValueError):
         super().__init__(f"{field}: {message}")
         self.field = field
         self.message = message
+
+
+def reject_unknown_keys(
+    config_class: type, values: dict, error: type[FieldError], noun: str = "knob"
+) -> None:
+    """Raise ``error(key, ...)`` for the first key of ``values`` that is not a field of the
+    dataclass ``config_class``: a typo in a config must never be ignored silently."""
+    from dataclasses import fields
+
+    known = {f.name for f in fields(config_class)}
+    for key in values:
+        if key not in known:
+            raise error(str(key), f"unknown {noun}; known: {sorted(known)}")

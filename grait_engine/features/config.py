@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from grait_engine.errors import FieldError
+from grait_engine.errors import FieldError, reject_unknown_keys
 
 
 class FeaturesConfigError(FieldError):
@@ -74,6 +74,14 @@ class FeaturesConfig:
         object.__setattr__(self, "adam_betas", (float(b1), float(b2)))
         if self.target_modules is not None:
             object.__setattr__(self, "target_modules", tuple(self.target_modules))
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> FeaturesConfig:
+        """A config from a (partial) dict; unknown keys raise FeaturesConfigError.
+
+        Lists (from YAML/JSON) become tuples in __post_init__."""
+        reject_unknown_keys(cls, values, FeaturesConfigError)
+        return cls(**values)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict of every knob (hashed into the stage inputs)."""

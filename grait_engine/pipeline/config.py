@@ -24,7 +24,7 @@ from typing import Any
 import yaml
 
 from grait_engine.errors import FieldError
-from grait_engine.features.config import FeaturesConfig, FeaturesConfigError
+from grait_engine.features.config import FeaturesConfig
 from grait_engine.methods import METHODS
 from grait_engine.probe.config import ProbeConfig
 from grait_engine.probe.split import DEFAULT_TAU, check_tau
@@ -126,7 +126,7 @@ def load_job_config(source: str | os.PathLike[str] | dict[str, Any]) -> JobConfi
         raise JobConfigError("tau", str(error)) from None
     knobs = (
         _section("probe", ProbeConfig.from_dict, data.get("probe")),
-        _section("features", _features_from_dict, data.get("features")),
+        _section("features", FeaturesConfig.from_dict, data.get("features")),
         _section("training", TrainingConfig.from_dict, data.get("training")),
     )
     train = _dataset("training_dataset", data["training_dataset"], task, base)
@@ -186,17 +186,6 @@ def _section(name: str, build: Any, value: Any) -> Any:
         field = getattr(error, "field", None)
         message = getattr(error, "message", str(error))
         raise JobConfigError(f"{name}.{field}" if field else name, message) from None
-
-
-def _features_from_dict(values: dict[str, Any]) -> FeaturesConfig:
-    known = {f.name for f in fields(FeaturesConfig)}
-    for key in values:
-        if key not in known:
-            raise FeaturesConfigError(key, f"unknown knob; known: {sorted(known)}")
-    data = dict(values)
-    if data.get("adam_betas") is not None:
-        data["adam_betas"] = tuple(data["adam_betas"])
-    return FeaturesConfig(**data)
 
 
 def _dataset(field: str, value: Any, task: str, base: Path) -> Path:

@@ -6,10 +6,10 @@ Torch-free, so the service can validate a job's probe settings before queueing i
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from typing import Any
 
-from grait_engine.errors import FieldError
+from grait_engine.errors import FieldError, reject_unknown_keys
 from grait_engine.prompts import STYLES
 
 
@@ -57,10 +57,7 @@ class ProbeConfig:
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> ProbeConfig:
         """Build from a JSON-like dict; unknown keys are errors (a typo must not be ignored)."""
-        known = {f.name for f in fields(cls)}
-        for key in values:
-            if key not in known:
-                raise ProbeConfigError(str(key), f"unknown knob; known: {sorted(known)}")
+        reject_unknown_keys(cls, values, ProbeConfigError)
         return cls(**values)
 
     def to_dict(self) -> dict[str, Any]:

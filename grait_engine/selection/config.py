@@ -6,10 +6,10 @@ Torch-free, so the service can validate a job's selection settings before queuei
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from typing import Any
 
-from grait_engine.errors import FieldError
+from grait_engine.errors import FieldError, reject_unknown_keys
 
 VARIANTS = ("greedy", "o1_top", "random", "code_literal")
 WEIGHTINGS = ("adaptive", "none")
@@ -66,10 +66,7 @@ class SelectionConfig:
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> SelectionConfig:
         """Build from a JSON-like dict; unknown keys are errors (a typo must not be ignored)."""
-        known = {f.name for f in fields(cls)}
-        for key in values:
-            if key not in known:
-                raise SelectionConfigError(str(key), f"unknown knob; known: {sorted(known)}")
+        reject_unknown_keys(cls, values, SelectionConfigError)
         return cls(**values)
 
     def knobs(self) -> dict[str, Any]:

@@ -5,10 +5,10 @@ Torch-free, so the service can validate a job's hyperparameters before queueing 
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from typing import Any
 
-from grait_engine.errors import FieldError
+from grait_engine.errors import FieldError, reject_unknown_keys
 
 
 class TrainingConfigError(FieldError):
@@ -86,16 +86,9 @@ class TrainingConfig:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TrainingConfig:
         """A config from a (partial) dict; unknown keys raise TrainingConfigError."""
-        known = {f.name for f in fields(cls)}
-        for key in data:
-            if key not in known:
-                raise TrainingConfigError(key, f"unknown setting; known: {sorted(known)}")
-        values = dict(data)
-        if values.get("adam_betas") is not None:
-            values["adam_betas"] = tuple(values["adam_betas"])
-        if values.get("target_modules") is not None:
-            values["target_modules"] = tuple(values["target_modules"])
-        return cls(**values)
+        # Lists (from YAML/JSON) become tuples in __post_init__.
+        reject_unknown_keys(cls, data, TrainingConfigError, noun="setting")
+        return cls(**data)
 
 
 def _positive_int(name: str, value: Any) -> None:
