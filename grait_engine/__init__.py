@@ -31,7 +31,12 @@ TORCH_FREE_MODULES = (
     "grait_engine.training",
     "grait_engine.training.config",
     "grait_engine.methods",
+    "grait_engine.features",
+    "grait_engine.features.config",
+    "grait_engine.pipeline",
+    "grait_engine.pipeline.config",
     "grait_engine.prompts",
     "grait_engine.artifacts",
     "grait_engine.errors",
+    "grait_engine.lazy",
 )

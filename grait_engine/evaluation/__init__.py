@@ -10,8 +10,6 @@ Public API::
 
 from __future__ import annotations
 
-from typing import Any
-
 from grait_engine.evaluation.grade import (
     LABELS,
     Label,
@@ -22,6 +20,7 @@ from grait_engine.evaluation.grade import (
     ths,
     ths_note,
 )
+from grait_engine.lazy import lazy_exports
 
 _LAZY = {
     "evaluate_model": "grait_engine.evaluation.evaluate",
@@ -44,9 +43,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        import importlib
-
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = lazy_exports(__name__, _LAZY)

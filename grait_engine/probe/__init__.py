@@ -12,8 +12,7 @@ Public API::
 
 from __future__ import annotations
 
-from typing import Any
-
+from grait_engine.lazy import lazy_exports
 from grait_engine.probe.answers import agreement, contains_alias, normalize_answer, open_correctness
 from grait_engine.probe.config import ProbeConfig, ProbeConfigError
 from grait_engine.probe.metrics import auroc
@@ -52,9 +51,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        import importlib
-
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = lazy_exports(__name__, _LAZY)

@@ -11,8 +11,7 @@ Public API::
 
 from __future__ import annotations
 
-from typing import Any
-
+from grait_engine.lazy import lazy_exports
 from grait_engine.selection.config import (
     VARIANTS,
     WEIGHTINGS,
@@ -40,10 +39,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    # Lazy, so `import grait_engine.selection.config` never pulls in torch.
-    if name in _LAZY:
-        import importlib
-
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = lazy_exports(__name__, _LAZY)
