@@ -35,6 +35,7 @@ TORCH_FREE_MODULES = (
     "grait_engine.features.config",
     "grait_engine.pipeline",
     "grait_engine.pipeline.config",
+    "grait_engine.pipeline.outputs",
     "grait_engine.prompts",
     "grait_engine.artifacts",
     "grait_engine.errors",

@@ -20,10 +20,12 @@ from typing import Any
 from grait_engine.artifacts import config_hash, read_manifest, sha256_file
 from grait_engine.methods import MethodExamples, build_examples
 from grait_engine.pipeline.config import JobConfig
+from grait_engine.pipeline.outputs import METRICS_FILE, MetricLog, copy_job_outputs
 from grait_engine.pipeline.report import weight_summary, write_report
 
 ProgressFn = Callable[[str, int, int, str], None]
 CancelFn = Callable[[], bool]
+MetricFn = Callable[[str, int, float], None]
 BATCH = 8
 
 
@@ -35,14 +37,18 @@ class _Job:
     cache_dir: Path
     progress: ProgressFn | None
     cancel: CancelFn | None
+    on_metric: MetricFn | None = None
     stages: dict[str, dict[str, Any]] = field(default_factory=dict)
     keys: dict[str, str] = field(default_factory=dict)
 
     def stage_dir(self, stage: str, parts: list[Any]) -> Path:
         """``cache_dir/stages/<stage>-<hash of parts>``; the key is kept for downstream."""
-        key = config_hash(parts, 16)
-        self.keys[stage] = key
-        return self.cache_dir / "stages" / f"{stage}-{key}"
+        self.keys[stage] = config_hash(parts, 16)
+        return self.stage_path(stage)
+
+    def stage_path(self, stage: str) -> Path:
+        """The directory of a stage whose key is known."""
+        return self.cache_dir / "stages" / f"{stage}-{self.keys[stage]}"
 
     def timed(self, stage: str, work: Callable[[], Any], cached: Callable[[Any], bool]) -> Any:
         """Run ``work()``, record ``{seconds, cached}`` for ``stage``; returns its result."""
@@ -61,18 +67,24 @@ def run_job(
     cancel: CancelFn | None = None,
     *,
     job_id: str | None = None,
+    on_metric: MetricFn | None = None,
 ) -> dict[str, Any]:
     """Run every stage of ``config`` and write the report; returns the report dict.
 
     ``progress(stage, done, total, message)`` and ``cancel()`` are passed to the stages
-    (a cancel raises the stage's ``...Cancelled`` error, keeping finished work cached).
+    (a cancel raises the stage's ``...Cancelled`` error, keeping finished work cached);
+    ``on_metric(name, step, value)`` receives ``train/loss`` and ``train/lr`` per step.
     ``job_id`` (optional) is echoed as ``report["job"]["id"]``. The model is loaded once
     here; the features stage (grait) loads its own copy, as ``run_features`` requires.
+
+    Besides the report, ``out_dir`` receives what a reader of the job needs without the
+    stage cache (see ``outputs.copy_job_outputs``): ``split.json``, ``selection.json``
+    (grait), ``metrics.jsonl`` (the training curves) and ``adapter/`` (the tuned LoRA).
     """
     from grait_engine.modeling import ModelSpec, load_model
     from grait_engine.records.jsonl import read_items
 
-    job = _Job(config, Path(cache_dir), progress, cancel)
+    job = _Job(config, Path(cache_dir), progress, cancel, on_metric)
     items = read_items(config.training_dataset, config.task)  # type: ignore[arg-type]
     spec = ModelSpec(str(config.model_path), device=config.device, dtype=config.dtype)
     model, tokenizer = load_model(spec)
@@ -85,6 +97,8 @@ def run_job(
     report = _report(config, split_doc, examples, job.stages, evals)
     if job_id is not None:
         report["job"] = {"id": job_id, **report["job"]}
+    stage_dirs = {stage: job.stage_path(stage) for stage in job.keys}
+    copy_job_outputs(stage_dirs, Path(out_dir))
     write_report(Path(out_dir), report)
     return report
 
@@ -179,11 +193,12 @@ def _train(job: _Job, model: Any, tokenizer: Any, items: list, examples: MethodE
     previous = read_manifest(out)
     expected = training_inputs_hash(c.training, train, c.seed, c.model_revision)
     cached = previous is not None and previous.get("inputs_hash") == expected
+    on_metric = MetricLog(out / METRICS_FILE, job.on_metric)
     result = job.timed(
         "train",
         lambda: run_training(
             model, tokenizer, train, c.training, out, c.seed, model_revision=c.model_revision,
-            progress=job.progress, cancel=job.cancel,
+            progress=job.progress, cancel=job.cancel, on_metric=on_metric,
         ),
         lambda _: cached,
     )  # fmt: skip

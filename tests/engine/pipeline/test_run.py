@@ -47,6 +47,22 @@ def _check_report(report: dict[str, Any], out: Path) -> None:
             assert 0 <= rates["pc"] <= 100 and rates["n"] > 0
             if name != "init_basic":
                 assert "ths" in rates
+    _check_job_outputs(report, out)
+
+
+def _check_job_outputs(report: dict[str, Any], out: Path) -> None:
+    """The job folder holds split, selection, training curves and adapter (outputs.py)."""
+    from grait_engine.pipeline.outputs import read_metrics
+
+    split = json.loads((out / "split.json").read_text())
+    assert split["n_pool"] == report["split"]["n_pool"] and len(split["correctness"]) > 0
+    selection = json.loads((out / "selection.json").read_text())
+    assert selection["n_idk"] == report["selection"]["n_idk"]
+    series = read_metrics(out / "metrics.jsonl")
+    assert set(series) == {"train/loss", "train/lr"}
+    steps = [step for step, _ in series["train/loss"]]
+    assert steps == sorted(set(steps)) and len(steps) >= 1
+    assert (out / "adapter" / "adapter_model.safetensors").is_file()
 
 
 def test_run_then_reuse_probe_and_features(tiny_world: Any, tmp_path: Path) -> None:
@@ -86,3 +102,18 @@ def test_cli_run_writes_report(tiny_world: Any, tmp_path: Path) -> None:
     assert report["selection"]["n_ik"] == 8 and report["selection"]["n_idk"] == 8
     assert set(report["stages"]) == {"probe", "split", "train", "evaluate"}
     assert (tmp_path / "o" / "cache" / "stages").is_dir()
+
+
+def test_metric_log_keeps_last_value_per_step(tmp_path: Path) -> None:
+    """A resumed run repeats steps; readers keep the last value; a torn line is skipped."""
+    from grait_engine.pipeline.outputs import MetricLog, read_metrics
+
+    seen: list[tuple[str, int, float]] = []
+    log = MetricLog(tmp_path / "m.jsonl", lambda *point: seen.append(point))
+    for step, value in [(1, 3.0), (2, 2.0), (2, 1.5), (3, 1.0)]:
+        log("train/loss", step, value)
+    with (tmp_path / "m.jsonl").open("a") as handle:
+        handle.write('{"name": "train/loss", "st')
+    assert read_metrics(tmp_path / "m.jsonl") == {"train/loss": [(1, 3.0), (2, 1.5), (3, 1.0)]}
+    assert len(seen) == 4
+    assert read_metrics(tmp_path / "missing.jsonl") == {}
