@@ -40,4 +40,9 @@ TORCH_FREE_MODULES = (
     "grait_engine.artifacts",
     "grait_engine.errors",
     "grait_engine.lazy",
+    "grait_engine.reporting",
+    "grait_engine.reporting.data",
+    "grait_engine.reporting.plots",
+    "grait_engine.reporting.render",
+    "grait_engine.reporting.files",
 )

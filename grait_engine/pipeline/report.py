@@ -1,7 +1,10 @@
-"""``report.json`` and ``report.md`` of one job (API.md), written atomically."""
+"""``report.json`` and ``report.md`` of one job (API.md), written atomically, with the
+report's figures as ``plots/<name>.png`` (``grait_engine.reporting``) linked from the markdown.
+"""
 
 from __future__ import annotations
 
+import logging
 import math
 from pathlib import Path
 from typing import Any
@@ -9,6 +12,7 @@ from typing import Any
 from grait_engine.artifacts import atomic_write_json, atomic_write_text
 
 MODELS = ("init_basic", "init_refuse", "tuned")
+log = logging.getLogger(__name__)
 
 
 def weight_summary(weights: list[float]) -> dict[str, float] | None:
@@ -22,8 +26,9 @@ def _cell(value: Any) -> str:
     return "n/a" if value is None else f"{float(value):.1f}"
 
 
-def report_markdown(report: dict[str, Any]) -> str:
-    """A readable table of Pc, Pw, Pr and THS per test set and model."""
+def report_markdown(report: dict[str, Any], plots: dict[str, str] | None = None) -> str:
+    """A readable table of Pc, Pw, Pr and THS per test set and model, the stage timings and,
+    when ``plots`` (``{figure name: relative PNG path}``) is given, an image link per figure."""
     job = report["job"]
     lines = [
         f"# GRAIT job report: {job['method']} on {job['model']}",
@@ -47,11 +52,39 @@ def report_markdown(report: dict[str, Any]) -> str:
     lines += ["", "| stage | seconds | cached |", "|---|---:|---|"]
     for stage, info in report["stages"].items():
         lines.append(f"| {stage} | {info['seconds']:.1f} | {info['cached']} |")
+    lines += _plot_lines(plots)
     return "\n".join(lines) + "\n"
 
 
-def write_report(out_dir: Path, report: dict[str, Any]) -> None:
-    """Write ``out_dir/report.json`` and ``out_dir/report.md`` atomically."""
+def _plot_lines(plots: dict[str, str] | None) -> list[str]:
+    """Markdown sections with one relative image link per figure (nothing when None)."""
+    if plots is None:
+        return []
+    from grait_engine.reporting.plots import FIGURES
+
+    lines: list[str] = ["", "## Figures"]
+    for name, path in plots.items():
+        title = FIGURES.get(name, name)
+        lines += ["", f"### {title}", "", f"![{title}]({path})"]
+    return lines
+
+
+def write_report(out_dir: Path, report: dict[str, Any], *, plots: bool = True) -> None:
+    """Write ``out_dir/report.json``, ``out_dir/plots/*.png`` and ``out_dir/report.md``.
+
+    The figures are drawn from the job folder (split.json, selection.json, metrics.jsonl
+    when present, see ``grait_engine.reporting``), so call this after those are in place.
+    A figure that fails to draw is logged and left out: the job's results still stand.
+    Files are written atomically; ``plots=False`` skips the figures.
+    """
     out_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_json(out_dir / "report.json", report)
-    atomic_write_text(out_dir / "report.md", report_markdown(report))
+    links: dict[str, str] | None = None
+    if plots:
+        from grait_engine.reporting.files import write_plots
+
+        try:
+            links = write_plots(out_dir)
+        except Exception:  # a drawing bug must not fail a finished job
+            log.exception("could not draw the report's figures")
+    atomic_write_text(out_dir / "report.md", report_markdown(report, links))

@@ -1,0 +1,131 @@
+"""A finished job folder (written by ``run_job``) loaded into one small dataclass.
+
+The folder holds ``report.json`` (API.md), ``split.json``, ``selection.json`` (grait only),
+``metrics.jsonl`` (training curves), ``adapter/`` and ``eval/<test set>/``. Only
+``report.json`` is required; a missing optional file leaves its field ``None`` (or ``{}``).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from grait_engine.pipeline.outputs import METRICS_FILE, read_metrics
+
+REPORT_FILE = "report.json"
+SPLIT_FILE = "split.json"
+SELECTION_FILE = "selection.json"
+MODELS = ("init_basic", "init_refuse", "tuned")
+
+
+@dataclass(frozen=True)
+class JobData:
+    """What the figures and pages need of one job.
+
+    ``label`` names the job in legends; ``report`` is report.json; ``split`` is split.json
+    (or None); ``selection`` is selection.json (None for methods without a selection stage);
+    ``metrics`` is ``{"train/loss": [(step, value)], "train/lr": [...]}`` (``{}`` if absent).
+    """
+
+    label: str
+    report: dict[str, Any]
+    split: dict[str, Any] | None = None
+    selection: dict[str, Any] | None = None
+    metrics: dict[str, list[tuple[int, float]]] = field(default_factory=dict)
+
+    @property
+    def correctness(self) -> list[float]:
+        """The probe's correctness per pool item (``[]`` without split.json)."""
+        if not self.split:
+            return []
+        return [float(c) for c in self.split.get("correctness", {}).values()]
+
+    @property
+    def tau(self) -> float | None:
+        """The split threshold, from split.json or else the report."""
+        source = self.split or self.report.get("split") or {}
+        return None if source.get("tau") is None else float(source["tau"])
+
+    @property
+    def idk_items(self) -> list[dict[str, Any]]:
+        """The selected idk items of selection.json (``[]`` when there is none)."""
+        if not self.selection:
+            return []
+        return [item for item in self.selection.get("items", []) if item.get("role") == "idk"]
+
+
+def _read_json(path: Path) -> dict[str, Any] | None:
+    """The JSON object at ``path``, or None when the file is missing or unreadable."""
+    try:
+        value = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def report_ready(job_dir: Path) -> bool:
+    """Whether ``job_dir`` holds a readable ``report.json`` (the job finished)."""
+    return _read_json(job_dir / REPORT_FILE) is not None
+
+
+def load_job(job_dir: Path, label: str | None = None) -> JobData:
+    """Load the job folder ``job_dir``; raises ``FileNotFoundError`` without a report.
+
+    ``label`` defaults to the report's job id, else the folder name. Reads files only.
+    """
+    report = _read_json(job_dir / REPORT_FILE)
+    if report is None:
+        raise FileNotFoundError(f"no readable {REPORT_FILE} in the job folder")
+    if label is None:
+        label = str(report.get("job", {}).get("id") or job_dir.name)
+    return JobData(
+        label=label,
+        report=report,
+        split=_read_json(job_dir / SPLIT_FILE),
+        selection=_read_json(job_dir / SELECTION_FILE),
+        metrics=read_metrics(job_dir / METRICS_FILE),
+    )
+
+
+def ths_by_test_set(report: Mapping[str, Any], model: str = "tuned") -> dict[str, float | None]:
+    """``{test set: THS of model}`` from a report (``init_basic`` is 0 by definition)."""
+    out: dict[str, float | None] = {}
+    for name, block in (report.get("eval") or {}).items():
+        row = block.get(model) or {}
+        out[name] = 0.0 if model == "init_basic" and row else row.get("ths")
+    return out
+
+
+def flatten(value: Any, prefix: str = "") -> dict[str, Any]:
+    """Nested dicts as ``{"a.b.c": leaf}`` (lists and scalars are leaves)."""
+    if not isinstance(value, Mapping) or (prefix and not value):
+        return {prefix: value}
+    out: dict[str, Any] = {}
+    for key, item in value.items():
+        out.update(flatten(item, f"{prefix}.{key}" if prefix else str(key)))
+    return out
+
+
+def config_differences(configs: Sequence[Mapping[str, Any]]) -> list[tuple[str, list[Any]]]:
+    """Flattened keys whose values differ between ``configs``: ``[(key, [value per config])]``.
+
+    A key missing from a config shows as None. Sorted by key.
+    """
+    flat = [flatten(config) for config in configs]
+    keys = sorted(set().union(*flat)) if flat else []
+    rows = []
+    for key in keys:
+        values = [f.get(key) for f in flat]
+        if any(
+            json.dumps(v, sort_keys=True) != json.dumps(values[0], sort_keys=True) for v in values
+        ):
+            rows.append((key, values))
+    return rows
+
+
+def read_report(job_dir: Path) -> dict[str, Any] | None:
+    """``job_dir/report.json`` as a dict, or None when the job has no readable report."""
+    return _read_json(job_dir / REPORT_FILE)
