@@ -16,6 +16,7 @@ from fastapi import Depends, FastAPI
 from sqlalchemy.engine import make_url
 from starlette.concurrency import run_in_threadpool
 
+from app import ui
 from app.api import datasets, health, models
 from app.api.deps import current_tenant
 from app.api.problems import install_problem_handlers
@@ -72,5 +73,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for router in (datasets.router, models.router):
         app.include_router(router, dependencies=[Depends(current_tenant)])
     app.include_router(health.router)
+    # /ui pages do their own cookie-or-bearer auth (browsers cannot send bearer headers).
+    app.include_router(ui.router)
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
     return app

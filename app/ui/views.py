@@ -1,0 +1,111 @@
+"""HTML sections of a report, for one job or several overlaid (``JobData`` from the job folder).
+
+The figures come from ``grait_engine.reporting.plots`` and are inlined: as ``<svg>``
+(default) or as ``<img>`` with a PNG data URI (``fmt="png"``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from app.ui.html import note, number, section, table, text
+from grait_engine.reporting.data import MODELS, JobData, config_differences, flatten
+from grait_engine.reporting.plots import FIGURES, NOT_AVAILABLE, job_figures
+from grait_engine.reporting.render import png_data_uri, svg_text
+
+RATES = ("pc", "pw", "pr", "unparsed")
+
+
+def results_table(jobs: Sequence[JobData]) -> str:
+    """Pc, Pw, Pr, unparsed and THS per (job,) test set and model; THS(init_basic) = 0."""
+    many = len(jobs) > 1
+    headers = (["job"] if many else []) + ["test set", "model", "n", "Pc", "Pw", "Pr",
+                                           "unparsed", "THS"]  # fmt: skip
+    rows = []
+    for job in jobs:
+        for test_set, block in (job.report.get("eval") or {}).items():
+            for model in MODELS:
+                row = block.get(model)
+                if not row:
+                    continue
+                ths = 0.0 if model == "init_basic" else row.get("ths")
+                cells = [text(test_set), text(model), text(row.get("n"))]
+                cells += [number(row.get(rate)) for rate in RATES] + [number(ths)]
+                rows.append(([text(job.label)] if many else []) + cells)
+    offset = 1 if many else 0
+    return table(headers, rows, numeric={offset + i for i in range(2, 8)})
+
+
+def _figure(fig: Any, title: str, fmt: str) -> str:
+    """One rendered figure inside ``<figure>``."""
+    if fmt == "png":
+        return f'<figure><img alt="{text(title)}" src="{png_data_uri(fig)}"></figure>'
+    return f'<figure role="img" aria-label="{text(title)}">{svg_text(fig)}</figure>'
+
+
+def _split_note(jobs: Sequence[JobData]) -> str:
+    parts = []
+    for job in jobs:
+        split = job.report.get("split") or {}
+        parts.append(
+            f"{job.label}: {split.get('n_ik')} ik / {split.get('n_idk')} idk of "
+            f"{split.get('n_pool')} pool items, tau {split.get('tau')}"
+        )
+    return note("; ".join(parts))
+
+
+def _selection_note(jobs: Sequence[JobData]) -> str:
+    parts = []
+    for job in jobs:
+        if job.selection is None:
+            parts.append(f"{job.label}: selection {NOT_AVAILABLE}")
+            continue
+        weights = (job.selection.get("summary") or {}).get("weights") or {}
+        parts.append(
+            f"{job.label}: {job.selection.get('variant')} selection, "
+            f"{len(job.idk_items)} idk items, weights min {number(weights.get('min'), 2)} "
+            f"mean {number(weights.get('mean'), 2)} max {number(weights.get('max'), 2)}"
+        )
+    return note("; ".join(parts))
+
+
+def _stages_table(jobs: Sequence[JobData]) -> str:
+    rows = [
+        [text(job.label), text(stage), number(info.get("seconds"), 2), text(info.get("cached"))]
+        for job in jobs
+        for stage, info in (job.report.get("stages") or {}).items()
+    ]
+    return table(["job", "stage", "seconds", "cached"], rows, numeric={2})
+
+
+def report_sections(jobs: Sequence[JobData], fmt: str = "svg") -> str:
+    """The results table and every figure section of ``FIGURES`` for ``jobs``."""
+    figures = job_figures(jobs)
+    extra = {
+        "correctness": _split_note(jobs),
+        "weights": _selection_note(jobs),
+        "timeline": _stages_table(jobs),
+    }
+    parts = [section("results", "Results: Pc, Pw, Pr and THS", results_table(jobs))]
+    for name, title in FIGURES.items():
+        body = _figure(figures[name], title, fmt) + extra.get(name, "")
+        parts.append(section(name, title, body))
+    return "".join(parts)
+
+
+def config_table(config: Mapping[str, Any]) -> str:
+    """The resolved config, flattened to ``a.b.c`` keys."""
+    rows = [[text(key), text(value)] for key, value in sorted(flatten(config).items())]
+    return table(["key", "value"], rows) if rows else note("no config recorded")
+
+
+def differences_table(labels: Sequence[str], configs: Sequence[Mapping[str, Any]]) -> str:
+    """The flattened config keys whose values differ between the jobs."""
+    rows = [
+        [text(key)] + [text(value) for value in values]
+        for key, values in config_differences(configs)
+    ]
+    if not rows:
+        return note("the configs are identical")
+    return table(["key", *labels], rows)
