@@ -17,11 +17,13 @@ from sqlalchemy.engine import make_url
 from starlette.concurrency import run_in_threadpool
 
 from app import ui
-from app.api import datasets, health, models
+from app.api import datasets, health, job_events, job_outputs, jobs, models
 from app.api.deps import current_tenant
 from app.api.problems import install_problem_handlers
 from app.db.migrate import current_is_head, upgrade_to_head
 from app.db.session import make_engine, make_session_factory
+from app.jobs.local_runner import LocalRunner
+from app.jobs.queue import make_queue
 from app.metrics import HttpMetrics, MetricsMiddleware
 from app.settings import Settings, get_settings
 from app.storage import ArtifactStore
@@ -54,7 +56,12 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await run_in_threadpool(prepare_database, settings)
     except Exception as exc:
         log.error("database preparation failed: %s", type(exc).__name__)
+    runner = app.state.runner
+    if runner is not None:
+        runner.start()
     yield
+    if runner is not None:
+        await run_in_threadpool(runner.stop)
     app.state.engine.dispose()
 
 
@@ -67,10 +74,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.session_factory = make_session_factory(app.state.engine)
     app.state.store = ArtifactStore(settings.artifacts)
     app.state.metrics = HttpMetrics()
+    app.state.runner = None
+    if settings.queue == "local" and settings.local_runner:
+        app.state.runner = LocalRunner(settings, app.state.session_factory)
+    app.state.queue = make_queue(settings, app.state.runner)
     install_problem_handlers(app)
     # Every /v1 route needs a valid API key (handlers reuse the cached tenant). Routers carry
     # their full path ("/v1/...") so the metrics' route label is the whole template.
-    for router in (datasets.router, models.router):
+    for router in (
+        datasets.router, models.router, jobs.router, job_events.router, job_outputs.router,
+    ):  # fmt: skip
         app.include_router(router, dependencies=[Depends(current_tenant)])
     app.include_router(health.router)
     # /ui pages do their own cookie-or-bearer auth (browsers cannot send bearer headers).

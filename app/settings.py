@@ -36,6 +36,19 @@ class Settings(BaseSettings):
     model_allowlist: Annotated[list[str], NoDecode] = Field(default_factory=list)
     # None: migrate at startup when the database is SQLite (embedded), only check otherwise.
     auto_migrate: bool | None = None
+    # Empty: ``{data_dir}/cache`` (content-addressed stage outputs shared by all jobs).
+    cache_dir: Path | None = None
+    # Empty: ``{data_dir}/toyworld`` (where the built-in toyworld/* models are built).
+    toyworld_dir: Path | None = None
+    # Job execution (local runner and Celery worker alike).
+    lease_seconds: float = Field(default=60.0, gt=0)
+    cancel_grace_seconds: float = Field(default=30.0, gt=0)
+    max_attempts: int = Field(default=3, ge=1)
+    # queue=local: run queued jobs in this process's child processes (false: API only).
+    local_runner: bool = True
+    # "auto": cuda when the worker has a GPU, else cpu.
+    device: str = "auto"
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
 
     @field_validator("model_allowlist", mode="before")
     @classmethod
@@ -54,7 +67,30 @@ class Settings(BaseSettings):
             self.database_url = f"sqlite:///{self.data_dir}/grait.db"
         if self.artifact_dir is None:
             self.artifact_dir = self.data_dir / "artifacts"
+        if self.cache_dir is None:
+            self.cache_dir = self.data_dir / "cache"
+        if self.toyworld_dir is None:
+            self.toyworld_dir = self.data_dir / "toyworld"
         return self
+
+    def child_env(self) -> dict[str, str]:
+        """These settings as ``GRAIT_*`` variables, for a child process's ``Settings()``."""
+        values = {
+            "DATA_DIR": self.data_dir,
+            "DATABASE_URL": self.database_url,
+            "ARTIFACT_DIR": self.artifact_dir,
+            "CACHE_DIR": self.cache_dir,
+            "TOYWORLD_DIR": self.toyworld_dir,
+            "QUEUE": self.queue,
+            "BROKER_URL": self.broker_url.get_secret_value(),
+            "MODEL_ALLOWLIST": json.dumps(self.model_allowlist),
+            "LEASE_SECONDS": self.lease_seconds,
+            "CANCEL_GRACE_SECONDS": self.cancel_grace_seconds,
+            "MAX_ATTEMPTS": self.max_attempts,
+            "DEVICE": self.device,
+            "DTYPE": self.dtype,
+        }
+        return {f"GRAIT_{name}": str(value) for name, value in values.items()}
 
     @property
     def artifacts(self) -> Path:

@@ -68,9 +68,7 @@ class JobConfig:
 
     def resolved(self) -> dict[str, Any]:
         """Every resolved value, JSON-ready (echoed in report.json)."""
-        method: dict[str, Any] = {"type": self.method, "n_ik": self.n_ik, "n_idk": self.n_idk}
-        if self.selection is not None:
-            method |= {k: self.selection.knobs()[k] for k in SELECTION_KNOBS}
+        method = _method_dict(self.method, self.n_ik, self.n_idk, self.selection)
         return {
             "model": self.model,
             "model_path": str(self.model_path),
@@ -87,6 +85,16 @@ class JobConfig:
             "device": self.device,
             "dtype": self.dtype,
         }
+
+
+def _method_dict(
+    kind: str, n_ik: int, n_idk: int, selection: SelectionConfig | None
+) -> dict[str, Any]:
+    """The resolved ``method`` mapping (selection knobs for grait only)."""
+    method: dict[str, Any] = {"type": kind, "n_ik": n_ik, "n_idk": n_idk}
+    if selection is not None:
+        method |= {k: selection.knobs()[k] for k in SELECTION_KNOBS}
+    return method
 
 
 def _training_dict(config: TrainingConfig) -> dict[str, Any]:
@@ -116,6 +124,35 @@ def load_job_config(source: str | os.PathLike[str] | dict[str, Any]) -> JobConfi
     task = data["task"]
     if task not in TASKS:
         raise JobConfigError("task", f"{task!r} is not one of {TASKS}")
+    knobs = _knobs(data)
+    train = _dataset("training_dataset", data["training_dataset"], task, base)
+    evals = _eval_datasets(data["eval_datasets"], task, base)
+    device, dtype = str(data.get("device", "cpu")), str(data.get("dtype", "float32"))
+    path, revision = _model(str(data["model"]), device, dtype, base)
+    return JobConfig(
+        str(data["model"]), path, revision, task, train, evals, knobs.method, knobs.n_ik,
+        knobs.n_idk, knobs.selection, knobs.probe, knobs.features, knobs.training,
+        tau=knobs.tau, seed=knobs.seed, device=device, dtype=dtype,
+    )  # fmt: skip
+
+
+@dataclass(frozen=True)
+class _Knobs:
+    """The method and stage settings of a job: everything but model, data and device."""
+
+    method: str
+    n_ik: int
+    n_idk: int
+    selection: SelectionConfig | None
+    probe: ProbeConfig
+    features: FeaturesConfig
+    training: TrainingConfig
+    tau: float
+    seed: int
+
+
+def _knobs(data: dict[str, Any]) -> _Knobs:
+    """Validate ``method``, ``seed``, ``tau`` and the probe/features/training sections."""
     method, n_ik, n_idk, selection = _method(data["method"])
     seed = data.get("seed", 0)
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
@@ -124,19 +161,37 @@ def load_job_config(source: str | os.PathLike[str] | dict[str, Any]) -> JobConfi
         tau = check_tau(data.get("tau", DEFAULT_TAU))
     except ValueError as error:
         raise JobConfigError("tau", str(error)) from None
-    knobs = (
+    return _Knobs(
+        method, n_ik, n_idk, selection,
         _section("probe", ProbeConfig.from_dict, data.get("probe")),
         _section("features", FeaturesConfig.from_dict, data.get("features")),
         _section("training", TrainingConfig.from_dict, data.get("training")),
-    )
-    train = _dataset("training_dataset", data["training_dataset"], task, base)
-    evals = _eval_datasets(data["eval_datasets"], task, base)
-    device, dtype = str(data.get("device", "cpu")), str(data.get("dtype", "float32"))
-    path, revision = _model(str(data["model"]), device, dtype, base)
-    return JobConfig(
-        str(data["model"]), path, revision, task, train, evals, method, n_ik, n_idk,
-        selection, *knobs, tau=tau, seed=seed, device=device, dtype=dtype,
+        tau, seed,
     )  # fmt: skip
+
+
+KNOB_KEYS = ("method", "probe", "features", "training", "tau", "seed")
+
+
+def resolve_knobs(data: dict[str, Any]) -> dict[str, Any]:
+    """The keys of ``KNOB_KEYS`` of a job, validated and with every default filled in.
+
+    For the service, which checks a job's settings before it stores the job, without the
+    model or the dataset files (torch-free, no file access). ``data`` must hold
+    ``method``; other keys are ignored. Raises JobConfigError naming the field. The result
+    is JSON-ready and, fed back to ``load_job_config``, gives the same settings.
+    """
+    if "method" not in data:
+        raise JobConfigError("method", "required")
+    knobs = _knobs(data)
+    return {
+        "method": _method_dict(knobs.method, knobs.n_ik, knobs.n_idk, knobs.selection),
+        "probe": knobs.probe.to_dict(),
+        "features": knobs.features.to_dict(),
+        "training": _training_dict(knobs.training),
+        "tau": knobs.tau,
+        "seed": knobs.seed,
+    }
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:

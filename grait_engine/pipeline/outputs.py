@@ -7,6 +7,7 @@ stage directories::
     selection.json    grait only: the selected items with score and weight
     metrics.jsonl     one {"name", "step", "value"} per line (train/loss, train/lr)
     adapter/          the tuned LoRA in peft format
+    stages.json       {stage: its directory in the stage cache}, written as stages start
 
 ``metrics.jsonl`` is appended by :class:`MetricLog` in the train stage directory while
 training runs; a resumed run repeats steps after its checkpoint, so readers keep the last
@@ -25,6 +26,7 @@ from typing import Any
 from grait_engine.artifacts import atomic_write_text
 
 METRICS_FILE = "metrics.jsonl"
+STAGES_FILE = "stages.json"
 # stage -> file copied from that stage's directory into the job folder
 STAGE_FILES = {"split": "split.json", "select": "selection.json", "train": METRICS_FILE}
 ADAPTER_DIR = "adapter"

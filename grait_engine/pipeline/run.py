@@ -17,10 +17,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from grait_engine.artifacts import config_hash, read_manifest, sha256_file
+from grait_engine.artifacts import atomic_write_json, config_hash, read_manifest, sha256_file
 from grait_engine.methods import MethodExamples, build_examples
 from grait_engine.pipeline.config import JobConfig
-from grait_engine.pipeline.outputs import METRICS_FILE, MetricLog, copy_job_outputs
+from grait_engine.pipeline.outputs import METRICS_FILE, STAGES_FILE, MetricLog, copy_job_outputs
 from grait_engine.pipeline.report import weight_summary, write_report
 
 ProgressFn = Callable[[str, int, int, str], None]
@@ -35,6 +35,7 @@ class _Job:
 
     config: JobConfig
     cache_dir: Path
+    out_dir: Path
     progress: ProgressFn | None
     cancel: CancelFn | None
     on_metric: MetricFn | None = None
@@ -44,6 +45,10 @@ class _Job:
     def stage_dir(self, stage: str, parts: list[Any]) -> Path:
         """``cache_dir/stages/<stage>-<hash of parts>``; the key is kept for downstream."""
         self.keys[stage] = config_hash(parts, 16)
+        # Readers of a running job (the service's checkpoint listing) find the stage here.
+        paths = {name: str(self.stage_path(name)) for name in self.keys}
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        atomic_write_json(self.out_dir / STAGES_FILE, paths)
         return self.stage_path(stage)
 
     def stage_path(self, stage: str) -> Path:
@@ -84,7 +89,7 @@ def run_job(
     from grait_engine.modeling import ModelSpec, load_model
     from grait_engine.records.jsonl import read_items
 
-    job = _Job(config, Path(cache_dir), progress, cancel, on_metric)
+    job = _Job(config, Path(cache_dir), Path(out_dir), progress, cancel, on_metric)
     items = read_items(config.training_dataset, config.task)  # type: ignore[arg-type]
     spec = ModelSpec(str(config.model_path), device=config.device, dtype=config.dtype)
     model, tokenizer = load_model(spec)
@@ -97,8 +102,7 @@ def run_job(
     report = _report(config, split_doc, examples, job.stages, evals)
     if job_id is not None:
         report["job"] = {"id": job_id, **report["job"]}
-    stage_dirs = {stage: job.stage_path(stage) for stage in job.keys}
-    copy_job_outputs(stage_dirs, Path(out_dir))
+    copy_job_outputs({stage: job.stage_path(stage) for stage in job.keys}, Path(out_dir))
     write_report(Path(out_dir), report)
     return report
 

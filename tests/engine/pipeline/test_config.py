@@ -103,3 +103,24 @@ def test_cli_exits_2_before_any_stage(
     assert run(args) == 2
     assert "error: method.type:" in capsys.readouterr().err
     assert not out.exists() and not cache.exists()
+
+
+def test_resolve_knobs_fills_defaults_and_round_trips() -> None:
+    """The service's check: defaults echoed, errors named, same values as load_job_config."""
+    from grait_engine.pipeline.config import resolve_knobs
+
+    resolved = resolve_knobs({"method": {"type": "grait", "n_ik": 5}, "training": {"epochs": 2}})
+    assert resolved["method"]["n_ik"] == 5 and resolved["method"]["n_idk"] == 1000
+    assert resolved["method"]["variant"] == "greedy" and resolved["training"]["epochs"] == 2
+    assert resolved["seed"] == 0 and resolved["tau"] == 0.5
+    assert resolve_knobs(resolved) == resolved
+    for bad, field in [
+        ({"method": {"type": "nope"}}, "method.type"),
+        ({"method": {"type": "van", "variant": "greedy"}}, "method.variant"),
+        ({"method": {"type": "van"}, "training": {"epochs": 0}}, "training.epochs"),
+        ({"method": {"type": "van"}, "seed": -1}, "seed"),
+        ({}, "method"),
+    ]:
+        with pytest.raises(JobConfigError) as info:
+            resolve_knobs(bad)
+        assert info.value.field == field

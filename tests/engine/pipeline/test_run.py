@@ -63,6 +63,9 @@ def _check_job_outputs(report: dict[str, Any], out: Path) -> None:
     steps = [step for step, _ in series["train/loss"]]
     assert steps == sorted(set(steps)) and len(steps) >= 1
     assert (out / "adapter" / "adapter_model.safetensors").is_file()
+    stages = json.loads((out / "stages.json").read_text())
+    assert set(stages) == set(report["stages"]) - {"evaluate"}
+    assert all(Path(path).is_dir() for path in stages.values())
 
 
 def test_run_then_reuse_probe_and_features(tiny_world: Any, tmp_path: Path) -> None:

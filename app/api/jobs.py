@@ -1,0 +1,107 @@
+"""``/v1/jobs``: create (idempotent), list, get, cancel, retry."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, BackgroundTasks, Header, Request, Response
+from sqlalchemy.orm import Session
+
+from app.api.deps import SessionDep, SettingsDep, TenantDep
+from app.api.job_schemas import JobList, JobOut
+from app.api.pagination import After, Limit, check_cursor
+from app.db.models import Job
+from app.errors import NotFound
+from app.jobs.repository import JobRepository
+from app.jobs.service import cancel_job, create_job, retry_job
+from app.jobs.spec import JobCreate
+
+router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
+StatusParam = Literal["queued", "running", "cancelling", "succeeded", "failed", "cancelled"]
+IdempotencyKey = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key", min_length=1, max_length=255,
+        description="the same key and body within a tenant return the first job",
+    ),
+]  # fmt: skip
+
+
+def get_job_or_404(session: Session, tenant_id: str, job_id: str) -> Job:
+    """The tenant's job; another tenant's (or no) job is a 404 problem."""
+    job = JobRepository(session, tenant_id).get(job_id)
+    if job is None:
+        raise NotFound(f"no job {job_id!r}")
+    return job
+
+
+def _enqueue_after_commit(request: Request, background: BackgroundTasks, job_id: str) -> None:
+    # Background tasks run after the response, so after the request's commit.
+    background.add_task(request.app.state.queue.enqueue, job_id)
+
+
+@router.post("", status_code=201, response_model=JobOut)
+def create(
+    body: JobCreate,
+    request: Request,
+    response: Response,
+    background: BackgroundTasks,
+    session: SessionDep,
+    tenant: TenantDep,
+    settings: SettingsDep,
+    idempotency_key: IdempotencyKey = None,
+) -> JobOut:
+    """Queue a job; 201 with the resolved config, or 200 with the job of an earlier request
+    that used the same ``Idempotency-Key`` (409 if its body differed)."""
+    job, created = create_job(
+        session, tenant.id, body, models=settings.models, max_attempts=settings.max_attempts,
+        idempotency_key=idempotency_key,
+    )  # fmt: skip
+    if created:
+        _enqueue_after_commit(request, background, job.id)
+    else:
+        response.status_code = 200
+        response.headers["Idempotent-Replayed"] = "true"
+    return JobOut.of(job)
+
+
+@router.get("", response_model=JobList)
+def list_jobs(
+    session: SessionDep,
+    tenant: TenantDep,
+    after: After = None,
+    limit: Limit = 20,
+    status: StatusParam | None = None,
+) -> JobList:
+    """The tenant's jobs, newest first, optionally only one status."""
+    rows, has_more = JobRepository(session, tenant.id).list(
+        status=status, after=check_cursor(after, "job"), limit=limit
+    )
+    return JobList(data=[JobOut.of(job) for job in rows], has_more=has_more)
+
+
+@router.get("/{job_id}", response_model=JobOut)
+def get_job(job_id: str, session: SessionDep, tenant: TenantDep) -> JobOut:
+    return JobOut.of(get_job_or_404(session, tenant.id, job_id))
+
+
+@router.post("/{job_id}/cancel", response_model=JobOut)
+def cancel(job_id: str, session: SessionDep, tenant: TenantDep) -> JobOut:
+    """Idempotent: queued -> cancelled, running -> cancelling, otherwise unchanged."""
+    return JobOut.of(cancel_job(session, get_job_or_404(session, tenant.id, job_id)))
+
+
+@router.post("/{job_id}/retry", status_code=201, response_model=JobOut)
+def retry(
+    job_id: str,
+    request: Request,
+    background: BackgroundTasks,
+    session: SessionDep,
+    tenant: TenantDep,
+    settings: SettingsDep,
+) -> JobOut:
+    """A new job with the same config and ``parent_job_id``; 409 unless the job finished."""
+    job = get_job_or_404(session, tenant.id, job_id)
+    new = retry_job(session, job, max_attempts=settings.max_attempts)
+    _enqueue_after_commit(request, background, new.id)
+    return JobOut.of(new)

@@ -1,0 +1,34 @@
+"""Appending job events: the audit trail and the source of the live event stream."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from app.db.models import JobEvent
+
+
+def add_event(
+    session: Session,
+    job_id: str,
+    type_: str,
+    *,
+    stage: str | None = None,
+    message: str | None = None,
+    data: dict[str, Any] | None = None,
+) -> JobEvent:
+    """Add one event row (committed with the caller's unit of work).
+
+    Types: ``status`` (data: status, attempt...), ``stage_started``, ``progress`` (data:
+    done, total, eta_seconds), ``stage_finished`` (data: seconds), ``requeued``, ``error``.
+    Messages never hold dataset text or secrets.
+    """
+    event = JobEvent(job_id=job_id, type=type_, stage=stage, message=message, data=data)
+    session.add(event)
+    return event
+
+
+def status_event(session: Session, job_id: str, status: str, message: str, **data: Any) -> None:
+    """A ``status`` event: the job moved to ``status``."""
+    add_event(session, job_id, "status", message=message, data={"status": status, **data})

@@ -1,0 +1,166 @@
+"""Leases on job rows: claim, heartbeat, finish, requeue and reap (conditional UPDATEs).
+
+A runner (local runner or Celery task) owns a job while ``lease_owner`` is its id and
+``lease_expires_at`` is in the future; it renews the lease by heartbeats. Every state change
+is one UPDATE whose WHERE clause checks the expected state, so two runners can never both
+own a job and a late writer cannot overwrite a newer state (its UPDATE matches no row).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session, sessionmaker
+
+from app.db.models import Job
+from app.db.session import unit_of_work
+from app.db.types import utcnow
+from app.jobs.events import status_event
+
+Factory = sessionmaker[Session]
+ACTIVE = ("running", "cancelling")
+
+
+@dataclass(frozen=True)
+class Claim:
+    """A job this runner now owns: its id and the attempt number (1 for the first run)."""
+
+    job_id: str
+    attempt: int
+
+
+def claim(factory: Factory, job_id: str, owner: str, lease_seconds: float) -> Claim | None:
+    """Move a ``queued`` job to ``running`` under ``owner``; None if it is not queued."""
+    now = utcnow()
+    with unit_of_work(factory) as session:
+        changed = session.execute(
+            update(Job)
+            .where(Job.id == job_id, Job.status == "queued")
+            .values(
+                status="running",
+                lease_owner=owner,
+                lease_expires_at=now + timedelta(seconds=lease_seconds),
+                attempt=Job.attempt + 1,
+                started_at=func.coalesce(Job.started_at, now),
+                error_code=None,
+                error_message=None,
+                updated_at=now,
+            )
+        ).rowcount
+        if changed != 1:
+            return None
+        attempt = session.scalar(select(Job.attempt).where(Job.id == job_id)) or 1
+        status_event(session, job_id, "running", f"attempt {attempt} started", attempt=attempt)
+        return Claim(job_id, attempt)
+
+
+def heartbeat(factory: Factory, job_id: str, owner: str, lease_seconds: float) -> str | None:
+    """Renew the lease; returns the job's status, or None when ``owner`` lost the lease."""
+    now = utcnow()
+    with unit_of_work(factory) as session:
+        changed = session.execute(
+            update(Job)
+            .where(Job.id == job_id, Job.lease_owner == owner, Job.status.in_(ACTIVE))
+            .values(lease_expires_at=now + timedelta(seconds=lease_seconds))
+        ).rowcount
+        if changed != 1:
+            return None
+        return session.scalar(select(Job.status).where(Job.id == job_id))
+
+
+def finish(
+    factory: Factory,
+    job_id: str,
+    owner: str,
+    status: str,
+    *,
+    error: tuple[str, str] | None = None,
+    result: dict[str, Any] | None = None,
+) -> bool:
+    """End an owned job as ``succeeded``, ``failed`` or ``cancelled``; False if not owned.
+
+    ``error`` is ``(code, message)`` for failures.
+    """
+    now = utcnow()
+    code, message = error if error is not None else (None, None)
+    with unit_of_work(factory) as session:
+        changed = session.execute(
+            update(Job)
+            .where(Job.id == job_id, Job.lease_owner == owner, Job.status.in_(ACTIVE))
+            .values(
+                status=status,
+                finished_at=now,
+                updated_at=now,
+                lease_owner=None,
+                lease_expires_at=None,
+                error_code=code,
+                error_message=message,
+                result=result,
+            )  # fmt: skip
+        ).rowcount
+        if changed == 1:
+            status_event(session, job_id, status, message or status, error_code=code)
+        return changed == 1
+
+
+def release(factory: Factory, job_id: str, owner: str, reason: str) -> str | None:
+    """The owner gives the job up after its run ended without an outcome (a crash, a kill,
+    a shutdown). Returns the new status: ``cancelled`` if a cancel was asked, ``failed``
+    once ``max_attempts`` runs were started, else ``queued`` (to run again); None if the
+    job was not owned by ``owner``."""
+    with unit_of_work(factory) as session:
+        job = session.scalar(
+            select(Job).where(Job.id == job_id, Job.lease_owner == owner, Job.status.in_(ACTIVE))
+        )
+        if job is None:
+            return None
+        return _give_up(session, job, owner, reason)
+
+
+def reap(factory: Factory) -> list[str]:
+    """Release every active job whose lease expired (its runner died); returns the ids of
+    the jobs put back to ``queued``, so the caller can enqueue them again."""
+    now = utcnow()
+    requeued = []
+    with unit_of_work(factory) as session:
+        expired = session.scalars(
+            select(Job).where(Job.status.in_(ACTIVE), Job.lease_expires_at < now)
+        ).all()
+        for job in expired:
+            owner = job.lease_owner or ""
+            if _give_up(session, job, owner, "lease expired: the runner stopped") == "queued":
+                requeued.append(job.id)
+    return requeued
+
+
+def _give_up(session: Session, job: Job, owner: str, reason: str) -> str | None:
+    """One conditional UPDATE moving an active job on (see ``release``)."""
+    now = utcnow()
+    values: dict[str, Any] = {"lease_owner": None, "lease_expires_at": None, "updated_at": now}
+    if job.status == "cancelling":
+        values |= {"status": "cancelled", "finished_at": now}
+    elif job.attempt >= job.max_attempts:
+        message = f"{reason}; gave up after {job.attempt} attempts"
+        values |= {"status": "failed", "finished_at": now}
+        values |= {"error_code": "attempts_exhausted", "error_message": message}
+    else:
+        values |= {"status": "queued"}
+    changed = session.execute(
+        update(Job)
+        .where(Job.id == job.id, Job.lease_owner == owner, Job.status == job.status)
+        .values(**values)
+    ).rowcount
+    if changed != 1:
+        return None
+    status_event(session, job.id, values["status"], reason, attempt=job.attempt)
+    return str(values["status"])
+
+
+def next_queued(factory: Factory) -> str | None:
+    """The id of the oldest queued job (any tenant), or None."""
+    with unit_of_work(factory) as session:
+        query = select(Job.id).where(Job.status == "queued").order_by(Job.created_at, Job.id)
+        return session.scalar(query.limit(1))

@@ -1,0 +1,132 @@
+"""What a running job writes to the database: stage changes, progress, metrics, outcome.
+
+Used by the process that runs the stages (the child of the local runner or of a Celery
+task). Writes are throttled (progress rows twice a second, progress events every
+``EVENT_SECONDS``, metrics in batches), each write is its own short transaction, and every
+UPDATE of the job row is conditional on the lease owner, so a runner that lost its lease
+cannot change a job that another runner now owns.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session, sessionmaker
+
+from app.db.models import Job, JobMetric
+from app.db.session import unit_of_work
+from app.jobs import lease
+from app.jobs.events import add_event
+
+ROW_SECONDS = 0.5
+EVENT_SECONDS = 2.0
+METRIC_SECONDS = 1.0
+CANCEL_CHECK_SECONDS = 0.5
+
+
+class JobRecorder:
+    """Callbacks for ``run_job`` (``progress``, ``on_metric``, ``cancel_requested``) that
+    record a job's run under the lease of ``owner``; ``finish`` records the outcome."""
+
+    def __init__(
+        self,
+        factory: sessionmaker[Session],
+        job_id: str,
+        owner: str,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.factory, self.job_id, self.owner, self.clock = factory, job_id, owner, clock
+        self.stage: str | None = None
+        self.stage_started = 0.0
+        self.last_row = self.last_event = self.last_metric_flush = self.last_cancel_check = -1e9
+        self.metrics: list[tuple[str, int, float]] = []
+        self.cancel_seen = False
+
+    def progress(self, stage: str, done: int, total: int, message: str) -> None:
+        """Record progress of ``stage`` (``done`` of ``total``); starts a new stage if needed."""
+        now = self.clock()
+        if stage != self.stage:
+            self.end_stage()
+            self.stage, self.stage_started = stage, now
+            with unit_of_work(self.factory) as session:
+                add_event(session, self.job_id, "stage_started", stage=stage)
+        finished = total > 0 and done >= total
+        eta = self._eta(now, done, total)
+        if finished or now - self.last_row >= ROW_SECONDS:
+            self.last_row = now
+            write_event = finished or now - self.last_event >= EVENT_SECONDS
+            self.last_event = now if write_event else self.last_event
+            with unit_of_work(self.factory) as session:
+                session.execute(
+                    update(Job)
+                    .where(Job.id == self.job_id, Job.lease_owner == self.owner)
+                    .values(stage=stage, progress_done=done, progress_total=total, eta_seconds=eta)
+                )
+                if write_event:
+                    data = {"done": done, "total": total, "eta_seconds": eta}
+                    add_event(
+                        session, self.job_id, "progress", stage=stage, message=message, data=data
+                    )
+        if now - self.last_metric_flush >= METRIC_SECONDS:
+            self.flush_metrics()
+
+    def _eta(self, now: float, done: int, total: int) -> float | None:
+        elapsed = now - self.stage_started
+        if done <= 0 or total <= 0 or elapsed <= 0:
+            return None
+        return round(elapsed / done * max(total - done, 0), 1)
+
+    def end_stage(self) -> None:
+        """Close the current stage: flush metrics, add a ``stage_finished`` event."""
+        self.flush_metrics()
+        if self.stage is None:
+            return
+        seconds = round(self.clock() - self.stage_started, 3)
+        with unit_of_work(self.factory) as session:
+            data = {"seconds": seconds}
+            add_event(session, self.job_id, "stage_finished", stage=self.stage, data=data)
+        self.stage = None
+
+    def metric(self, name: str, step: int, value: float) -> None:
+        """Buffer one metric point (written with the next flush)."""
+        self.metrics.append((name, int(step), float(value)))
+
+    def flush_metrics(self) -> None:
+        self.last_metric_flush = self.clock()
+        if not self.metrics:
+            return
+        points, self.metrics = self.metrics, []
+        with unit_of_work(self.factory) as session:
+            session.add_all(
+                JobMetric(job_id=self.job_id, name=name, step=step, value=value)
+                for name, step, value in points
+            )
+
+    def cancel_requested(self) -> bool:
+        """True once the job is ``cancelling`` or this runner lost its lease (throttled)."""
+        now = self.clock()
+        if self.cancel_seen or now - self.last_cancel_check < CANCEL_CHECK_SECONDS:
+            return self.cancel_seen
+        self.last_cancel_check = now
+        with unit_of_work(self.factory) as session:
+            row = session.execute(
+                select(Job.status, Job.lease_owner).where(Job.id == self.job_id)
+            ).one_or_none()
+        self.cancel_seen = row is None or row[0] != "running" or row[1] != self.owner
+        return self.cancel_seen
+
+    def finish(
+        self,
+        status: str,
+        *,
+        error: tuple[str, str] | None = None,
+        result: dict[str, Any] | None = None,
+    ) -> bool:
+        """End the stage and the job (see ``lease.finish``); False if the lease was lost."""
+        self.end_stage()
+        return lease.finish(
+            self.factory, self.job_id, self.owner, status, error=error, result=result
+        )

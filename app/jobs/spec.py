@@ -1,0 +1,109 @@
+"""The body of ``POST /v1/jobs`` and its resolution into a stored, echoed job config.
+
+Resolution checks the model against the allowlist, the datasets against the tenant's own
+(same task), and every method and stage knob with the engine's torch-free validator
+(``grait_engine.pipeline.config.resolve_knobs``), filling in every default. Problems raise
+``UnprocessableRequest`` with ``errors: [{field, message}]``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from sqlalchemy.orm import Session
+
+from app.db.repositories import DatasetRepository
+from app.errors import UnprocessableRequest
+from grait_engine.pipeline.config import JobConfigError, resolve_knobs
+
+DatasetId = Annotated[str, StringConstraints(min_length=1, max_length=64)]
+SetName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{1,32}$")]
+# Request section -> the engine's config section of the same knobs.
+SECTIONS = {"hyperparameters": "training", "probe": "probe", "features": "features"}
+
+
+class JobCreate(BaseModel):
+    """``POST /v1/jobs``: what to tune, on which data, with which method and knobs."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    model: str = Field(min_length=1, max_length=200, description="a name from GET /v1/models")
+    task: Literal["open", "choice"]
+    training_dataset: DatasetId
+    eval_datasets: dict[SetName, DatasetId] = Field(min_length=1, max_length=10)
+    method: dict[str, Any] = Field(
+        description="{type: grait|cor_rait|corcer_rait|van, n_ik, n_idk, ...grait knobs}"
+    )
+    hyperparameters: dict[str, Any] = Field(default_factory=dict, description="training knobs")
+    probe: dict[str, Any] = Field(default_factory=dict)
+    features: dict[str, Any] = Field(default_factory=dict)
+    tau: float | None = None
+    seed: int = Field(default=0, ge=0, le=2**31 - 1)
+
+    def request_sha256(self) -> str:
+        """A digest of the request, to tell an idempotent replay from a conflicting reuse."""
+        canonical = json.dumps(self.model_dump(mode="json"), sort_keys=True)
+        return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def _invalid(field: str, message: str) -> UnprocessableRequest:
+    return UnprocessableRequest(
+        f"{field}: {message}", errors=[{"field": field, "message": message}]
+    )
+
+
+def resolve_job(
+    session: Session, tenant_id: str, body: JobCreate, models: list[str]
+) -> dict[str, Any]:
+    """The resolved config stored with the job and echoed back (every default filled in)."""
+    if body.model not in models:
+        raise _invalid("model", f"{body.model!r} is not served here; see GET /v1/models")
+    datasets = DatasetRepository(session, tenant_id)
+    named = [("training_dataset", body.training_dataset)]
+    named += [(f"eval_datasets.{name}", ref) for name, ref in body.eval_datasets.items()]
+    for field, dataset_id in named:
+        dataset = datasets.get(dataset_id)
+        if dataset is None:
+            raise _invalid(field, f"no dataset {dataset_id!r}")
+        if dataset.task != body.task:
+            raise _invalid(
+                field, f"dataset {dataset_id} is a {dataset.task} dataset, not {body.task}"
+            )
+    request: dict[str, Any] = {"method": body.method, "seed": body.seed}
+    request |= {engine: getattr(body, name) for name, engine in SECTIONS.items()}
+    if body.tau is not None:
+        request["tau"] = body.tau
+    try:
+        knobs = resolve_knobs(request)
+    except JobConfigError as error:
+        raise _invalid(_request_field(error.field), error.message) from None
+    return {
+        "model": body.model,
+        "task": body.task,
+        "training_dataset": body.training_dataset,
+        "eval_datasets": dict(body.eval_datasets),
+        "method": knobs["method"],
+        "hyperparameters": knobs["training"],
+        "probe": knobs["probe"],
+        "features": knobs["features"],
+        "tau": knobs["tau"],
+        "seed": knobs["seed"],
+    }
+
+
+def _request_field(engine_field: str) -> str:
+    """``training.lr`` -> ``hyperparameters.lr`` (the request's names)."""
+    head, _, rest = engine_field.partition(".")
+    names = {engine: name for name, engine in SECTIONS.items()}
+    return f"{names.get(head, head)}.{rest}" if rest else names.get(head, head)
+
+
+def engine_config(config: dict[str, Any]) -> dict[str, Any]:
+    """A stored job config in the engine's vocabulary (``load_job_config`` keys), without
+    model and dataset paths, which the runner fills in."""
+    out = {k: config[k] for k in ("task", "method", "probe", "features", "tau", "seed")}
+    out["training"] = config["hyperparameters"]
+    return out

@@ -1,0 +1,151 @@
+"""Run one claimed job's stages in this process and record its outcome (job execution).
+
+Both runners start this in a child process: the service's local runner and the Celery
+worker (``worker/child.py`` is the entry point), so GPU memory, crashes and kills stay in
+the child. The parent owns the lease and renews it; this process records stage changes,
+progress, metrics and the outcome under the same lease owner (``JobRecorder``).
+
+Outcomes: ``succeeded`` with the report summary as ``result``; ``cancelled`` when a cancel
+was seen at a batch boundary; ``failed`` with an error code for bad settings or inputs
+(``invalid_config``) and for any exception of a stage (``stage_error``: type and message;
+the traceback goes to the job's log file, never to the database). Retrying such a failure
+would fail again, so it is final; only a crash (no outcome recorded) is retried.
+"""
+
+from __future__ import annotations
+
+import logging
+import traceback
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from app.db.models import Dataset, Job
+from app.db.session import unit_of_work
+from app.jobs.recorder import JobRecorder
+from app.jobs.spec import engine_config
+from app.settings import Settings
+from app.storage import ArtifactStore
+
+log = logging.getLogger(__name__)
+TOYWORLD_PREFIX = "toyworld/"
+
+
+class JobInputError(Exception):
+    """A job's input that is gone or unusable (deleted dataset...): ``field``, ``message``."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+
+
+def job_dir(settings: Settings, job_id: str) -> Path:
+    """The job's own folder in the artifact store (report, predictions, adapter...)."""
+    return ArtifactStore(settings.artifacts).root / "jobs" / job_id
+
+
+def execute_job(factory: sessionmaker[Session], settings: Settings, job_id: str, owner: str) -> str:
+    """Run every stage of job ``job_id`` under lease ``owner``; returns the final status
+    recorded (or ``lost`` when the lease was taken away and nothing could be recorded)."""
+    from grait_engine.pipeline.config import JobConfigError
+    from grait_engine.pipeline.run import run_job
+
+    recorder = JobRecorder(factory, job_id, owner)
+    try:
+        config = _job_config(factory, settings, job_id, recorder)
+        report = run_job(
+            config, job_dir(settings, job_id), settings.cache_dir or settings.data_dir / "cache",
+            progress=recorder.progress, cancel=recorder.cancel_requested, job_id=job_id,
+            on_metric=recorder.metric,
+        )  # fmt: skip
+    except _cancelled_errors():
+        return _outcome(recorder, "cancelled")
+    except (JobConfigError, JobInputError) as error:
+        return _outcome(recorder, "failed", error=("invalid_config", str(error)))
+    except Exception as error:
+        traceback.print_exc()
+        message = f"{type(error).__name__}: {error}"[:2000]
+        return _outcome(recorder, "failed", error=("stage_error", message))
+    return _outcome(recorder, "succeeded", result=summarize(report))
+
+
+def _outcome(recorder: JobRecorder, status: str, **details: Any) -> str:
+    return status if recorder.finish(status, **details) else "lost"
+
+
+def summarize(report: dict[str, Any]) -> dict[str, Any]:
+    """The job's ``result``: the report without the echoed config (that is ``job.config``)."""
+    return {key: value for key, value in report.items() if key != "job"}
+
+
+def _cancelled_errors() -> tuple[type[BaseException], ...]:
+    from grait_engine.evaluation import EvaluationCancelled
+    from grait_engine.features import FeaturesCancelled
+    from grait_engine.probe import ProbeCancelled
+    from grait_engine.selection import SelectionCancelled
+    from grait_engine.training import TrainingCancelled
+
+    return (
+        ProbeCancelled, FeaturesCancelled, SelectionCancelled, TrainingCancelled,
+        EvaluationCancelled,
+    )  # fmt: skip
+
+
+def _job_config(
+    factory: sessionmaker[Session], settings: Settings, job_id: str, recorder: JobRecorder
+) -> Any:
+    """The engine's ``JobConfig``: the stored config with dataset files and model path."""
+    from grait_engine.pipeline.config import load_job_config
+
+    store = ArtifactStore(settings.artifacts)
+    with unit_of_work(factory) as session:
+        job = session.scalar(select(Job).where(Job.id == job_id))
+        if job is None:
+            raise JobInputError("job", f"no job {job_id}")
+        config = dict(job.config)
+        refs = {"training_dataset": config["training_dataset"]}
+        refs |= {f"eval_datasets.{k}": v for k, v in config["eval_datasets"].items()}
+        paths = {}
+        for field, dataset_id in refs.items():
+            dataset = session.scalar(
+                select(Dataset).where(Dataset.tenant_id == job.tenant_id, Dataset.id == dataset_id)
+            )
+            if dataset is None:
+                raise JobInputError(field, f"dataset {dataset_id} was deleted")
+            paths[field] = str(store.resolve(dataset.storage_path))
+    data = engine_config(config)
+    data["model"] = _model_path(config["model"], settings, recorder)
+    data["training_dataset"] = paths.pop("training_dataset")
+    data["eval_datasets"] = {field.split(".", 1)[1]: path for field, path in paths.items()}
+    data["device"], data["dtype"] = _device(settings)
+    return load_job_config(data)
+
+
+def _model_path(name: str, settings: Settings, recorder: JobRecorder) -> str:
+    """A local model directory or HF id; ``toyworld/<size>`` is built (or reused) here."""
+    if not name.startswith(TOYWORLD_PREFIX):
+        return name
+    from grait_engine.toyworld import build_toyworld, preset
+
+    size = name.removeprefix(TOYWORLD_PREFIX)
+    root = settings.toyworld_dir or settings.data_dir / "toyworld"
+
+    def progress(step: str, done: int, total: int, message: str) -> None:
+        recorder.progress("toyworld", done, total, f"{step}: {message}")
+
+    world = build_toyworld(preset(size, 0), root / f"{size}-seed0", progress=progress)
+    return str(world.model_dir)
+
+
+def _device(settings: Settings) -> tuple[str, str]:
+    """(device, dtype) from the settings; ``auto`` picks CUDA when present."""
+    import torch
+
+    device = settings.device
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    dtype = settings.dtype
+    if dtype == "auto":
+        dtype = "bfloat16" if device.startswith("cuda") else "float32"
+    return device, dtype
