@@ -23,7 +23,7 @@ th, td { border: 1px solid #ccc; padding: 0.25rem 0.5rem; text-align: left; }
 td.num { text-align: right; font-variant-numeric: tabular-nums; }
 section { margin-bottom: 2rem; }
 figure { margin: 0.5rem 0; }
-figure svg, figure img { max-width: 100%; height: auto; }
+figure svg, figure img { width: 100%; max-width: 900px; height: auto; }
 .note { color: #666; font-style: italic; }
 .status { font-weight: bold; }
 form.login input[type=password] { width: 32rem; max-width: 100%; }

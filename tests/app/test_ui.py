@@ -28,7 +28,7 @@ FIGURES = ("plane", "curves", "correctness", "weights", "timeline")
 
 @pytest.fixture(scope="session")
 def job_folders(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    return finished_jobs(tmp_path_factory.mktemp("ui_jobs"))
+    return finished_jobs(tmp_path_factory.getbasetemp() / "ui_jobs")
 
 
 def _bearer(key: str) -> dict[str, str]:
