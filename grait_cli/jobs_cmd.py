@@ -1,0 +1,163 @@
+"""``grait jobs create|list|show|cancel|retry|events|report|artifacts|download``.
+
+``events ID --follow`` follows the Server-Sent Events stream with a progress bar per stage
+(resuming with ``Last-Event-ID`` when the connection drops) and exits 0 when the job
+succeeded, 1 otherwise.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from grait_cli.client import GraitClient
+from grait_cli.common import (
+    connection_parser,
+    follow_job,
+    print_json,
+    print_report_table,
+    print_table,
+    run_command,
+)
+
+STATUSES = ("queued", "running", "cancelling", "succeeded", "failed", "cancelled")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    common = connection_parser()
+    sub = parser.add_subparsers(dest="action", required=True)
+
+    def action(
+        name: str, handler: Any, help_text: str, with_id: bool = True
+    ) -> argparse.ArgumentParser:
+        child = sub.add_parser(name, parents=[common], help=help_text, description=help_text)
+        if with_id:
+            child.add_argument("id", help="job id")
+        child.set_defaults(handler=handler)
+        return child
+
+    create = action("create", create_cmd, "submit a job (the body of POST /v1/jobs)", False)
+    create.add_argument("--config", type=Path, required=True, help="JOB.json or JOB.yaml")
+    create.add_argument("--idempotency-key", default=None)
+    listing = action("list", list_cmd, "list jobs, newest first", False)
+    listing.add_argument("--status", choices=STATUSES, default=None)
+    listing.add_argument("--limit", type=int, default=20)
+    action("show", show_cmd, "show one job")
+    action("cancel", cancel_cmd, "cancel a job (idempotent)")
+    action("retry", retry_cmd, "a new job with the same config")
+    events = action("events", events_cmd, "list a job's events (or --follow them live)")
+    events.add_argument("--follow", action="store_true", help="stream events to the job's end")
+    action("report", report_cmd, "the Pc/Pw/Pr/THS table of a finished job")
+    action("artifacts", artifacts_cmd, "list a job's files")
+    download = action("download", download_cmd, "download one of a job's files")
+    download.add_argument("name", help="artifact name, e.g. report.json")
+    download.add_argument("-o", "--output", type=Path, default=None, help="default: ./<basename>")
+
+
+def run(args: argparse.Namespace) -> int:
+    return run_command(args.handler, args)
+
+
+def load_config(path: Path) -> dict[str, Any]:
+    """A job body from a JSON or YAML file."""
+    text = path.read_text()
+    if path.suffix.lower() in (".yaml", ".yml"):
+        import yaml
+
+        try:
+            document = yaml.safe_load(text)
+        except yaml.YAMLError as error:
+            raise ValueError(str(error)) from None
+    else:
+        document = json.loads(text)
+    if not isinstance(document, dict):
+        raise ValueError(f"{path}: the job config must be a mapping")
+    return document
+
+
+def create_cmd(client: GraitClient, args: argparse.Namespace) -> int:
+    try:
+        body = load_config(args.config)
+    except (OSError, ValueError) as error:
+        print(f"error: cannot read {args.config}: {error}", file=sys.stderr)
+        return 1
+    job = client.create_job(body, idempotency_key=args.idempotency_key)
+    print(f"job {job['id']} {job['status']}")
+    print_json(job)
+    return 0
+
+
+def list_cmd(client: GraitClient, args: argparse.Namespace) -> int:
+    page = client.list_jobs(status=args.status, limit=args.limit)
+    rows = [
+        [j["id"], j["status"], j["method"], j["model"], j.get("stage") or "", j["created_at"]]
+        for j in page["data"]
+    ]
+    print_table(["id", "status", "method", "model", "stage", "created"], rows)
+    if page.get("has_more"):
+        print(f"(more than {args.limit}; use --limit)")
+    return 0
+
+
+def show_cmd(client: GraitClient, args: argparse.Namespace) -> int:
+    print_json(client.get_job(args.id))
+    return 0
+
+
+def cancel_cmd(client: GraitClient, args: argparse.Namespace) -> int:
+    job = client.cancel_job(args.id)
+    print(f"job {job['id']} {job['status']}")
+    return 0
+
+
+def retry_cmd(client: GraitClient, args: argparse.Namespace) -> int:
+    job = client.retry_job(args.id)
+    print(f"job {job['id']} {job['status']} (retry of {args.id})")
+    return 0
+
+
+def events_cmd(client: GraitClient, args: argparse.Namespace) -> int:
+    if args.follow:
+        job = follow_job(client, args.id)
+        error = job.get("error") or {}
+        suffix = f": {error.get('code')}: {error.get('message')}" if error else ""
+        print(f"job {job['id']} {job['status']}{suffix}")
+        return 0 if job["status"] == "succeeded" else 1
+    after = 0
+    while True:
+        page = client.list_events(args.id, after=after)
+        for event in page["data"]:
+            where = event.get("stage") or ""
+            details = json.dumps(event["data"]) if event.get("data") else ""
+            print(
+                f"{event['id']:>5} {event['created_at']} {event['type']:<15} {where:<9} {event.get('message') or ''} {details}".rstrip()
+            )
+            after = event["id"]
+        if not page.get("has_more") or not page["data"]:
+            return 0
+
+
+def report_cmd(client: GraitClient, args: argparse.Namespace) -> int:
+    report = client.report(args.id)
+    job = report.get("job", {})
+    print(
+        f"job {args.id}: {job.get('method')} on {job.get('model')} ({job.get('task')}), rates in %"
+    )
+    print_report_table([(str(job.get("method") or "model"), report)])
+    return 0
+
+
+def artifacts_cmd(client: GraitClient, args: argparse.Namespace) -> int:
+    rows = [[a["name"], a["size_bytes"]] for a in client.list_artifacts(args.id)["data"]]
+    print_table(["name", "bytes"], rows)
+    return 0
+
+
+def download_cmd(client: GraitClient, args: argparse.Namespace) -> int:
+    out = args.output or Path(Path(args.name).name)
+    written = client.download_artifact(args.id, args.name, out)
+    print(f"saved {args.name} to {out} ({written} bytes)")
+    return 0
