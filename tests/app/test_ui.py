@@ -12,6 +12,7 @@ import io
 import re
 import xml.etree.ElementTree as ET
 from pathlib import Path
+from typing import Any
 
 import pytest
 from fastapi import FastAPI
@@ -27,8 +28,8 @@ FIGURES = ("plane", "curves", "correctness", "weights", "timeline")
 
 
 @pytest.fixture(scope="session")
-def job_folders(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    return finished_jobs(tmp_path_factory.getbasetemp() / "ui_jobs")
+def job_folders(tmp_path_factory: pytest.TempPathFactory, tiny_world: Any) -> dict[str, Path]:
+    return finished_jobs(tmp_path_factory.getbasetemp() / "ui_jobs", tiny_world)
 
 
 def _bearer(key: str) -> dict[str, str]:

@@ -12,6 +12,7 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import uvicorn
@@ -34,8 +35,8 @@ FLAGS = (
 
 
 @pytest.fixture(scope="session")
-def job_folders(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    return finished_jobs(tmp_path_factory.getbasetemp() / "ui_jobs")
+def job_folders(tmp_path_factory: pytest.TempPathFactory, tiny_world: Any) -> dict[str, Path]:
+    return finished_jobs(tmp_path_factory.getbasetemp() / "ui_jobs", tiny_world)
 
 
 def _free_port() -> int:

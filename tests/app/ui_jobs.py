@@ -1,6 +1,6 @@
 """Real job folders for the UI tests: the tiny toy world and two finished jobs, built once.
 
-``finished_jobs(root)`` builds the ``tiny`` toy world and runs a ``grait`` job and a
+``finished_jobs(root, world)`` runs, on the session's ``tiny`` toy world, a ``grait`` job and a
 ``cor_rait`` job (no selection.json) with ``run_job`` on the CPU; ``add_job`` inserts a
 succeeded ``Job`` row for a tenant and copies a folder to ``store.root/jobs/<id>``.
 """
@@ -44,7 +44,7 @@ def _job_config(world: Any, method: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def finished_jobs(root: Path) -> dict[str, Path]:
+def finished_jobs(root: Path, world: Any) -> dict[str, Path]:
     """``{"grait": folder, "cor_rait": folder}`` of two finished jobs under ``root``.
 
     Built once per ``root``: a later call finds the completion marker and returns at once.
@@ -60,10 +60,8 @@ def finished_jobs(root: Path) -> dict[str, Path]:
 
     from grait_engine.pipeline.config import load_job_config
     from grait_engine.pipeline.run import run_job
-    from grait_engine.toyworld import build_toyworld, preset
 
     torch.set_num_threads(1)
-    world = build_toyworld(preset("tiny", seed=0), root / "world")
     for name, method in METHODS.items():
         run_job(load_job_config(_job_config(world, method)), folders[name], root / "cache")
     (root / DONE).write_text("ok\n")
