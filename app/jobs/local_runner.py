@@ -13,48 +13,20 @@ from __future__ import annotations
 
 import logging
 import os
-import signal
 import socket
 import subprocess
-import sys
 import threading
-import time
 import uuid
-from pathlib import Path
 
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.jobs import lease
+from app.jobs.supervise import child_command, kill_group, run_claimed, start_child
 from app.settings import Settings
 
+__all__ = ["LocalRunner", "child_command", "kill_group", "start_child"]
 log = logging.getLogger(__name__)
 IDLE_POLL_SECONDS = 2.0
-
-
-def child_command(job_id: str, owner: str) -> list[str]:
-    """The command that runs one job's stages (``worker/child.py``)."""
-    return [sys.executable, "-m", "worker.child", job_id, owner]
-
-
-def start_child(job_id: str, owner: str, settings: Settings, log_dir: Path) -> subprocess.Popen:
-    """Start the child in its own process group (so a kill reaches its helpers too), with
-    these settings in its environment and its output appended to ``log_dir/<job id>.log``."""
-    log_dir.mkdir(parents=True, exist_ok=True)
-    env = {**os.environ, **settings.child_env(), "GRAIT_PARENT_PID": str(os.getpid())}
-    with (log_dir / f"{job_id}.log").open("ab") as output:
-        return subprocess.Popen(
-            child_command(job_id, owner), env=env, stdout=output, stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL, start_new_session=True,
-        )  # fmt: skip
-
-
-def kill_group(process: subprocess.Popen) -> None:
-    """SIGKILL the child's process group and reap the child."""
-    try:
-        os.killpg(process.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
-    process.wait()
 
 
 class LocalRunner:
@@ -107,28 +79,7 @@ class LocalRunner:
 
     def _run(self, job_id: str) -> None:
         """Run one claimed job's child to its end, heartbeating and enforcing cancels."""
-        process = start_child(job_id, self.owner, self.settings, self.settings.data_dir / "logs")
+        run_claimed(self.factory, self.settings, job_id, self.owner, self.stop_event, self._track)
+
+    def _track(self, process: subprocess.Popen | None) -> None:
         self.current = process
-        beat = self.settings.lease_seconds / 4
-        cancel_since: float | None = None
-        reason = None
-        while process.poll() is None:
-            if self.stop_event.wait(min(beat, 1.0)):
-                reason = "the service stopped"
-                break
-            status = lease.heartbeat(self.factory, job_id, self.owner, self.settings.lease_seconds)
-            if status is None:
-                reason = "lease lost"
-                break
-            if status == "cancelling":
-                cancel_since = cancel_since or time.monotonic()
-                if time.monotonic() - cancel_since > self.settings.cancel_grace_seconds:
-                    reason = "cancel grace period over"
-                    break
-        if process.poll() is None:
-            kill_group(process)
-        self.current = None
-        # Nothing happens if the child recorded its outcome (the lease is gone then).
-        lease.release(
-            self.factory, job_id, self.owner, reason or f"job process exited {process.returncode}"
-        )

@@ -8,12 +8,16 @@ the record of truth, and the reaper re-sends jobs that stay queued (a lost messa
 
 from __future__ import annotations
 
+import logging
 from typing import Protocol
 
 from app.settings import Settings
 
+log = logging.getLogger(__name__)
 RUN_JOB_TASK = "grait.run_job"
 GPU_QUEUE = "gpu"
+# A broker outage must not hang a request: a few quick tries, then the reaper's turn.
+PUBLISH_RETRY = {"max_retries": 2, "interval_start": 0.2, "interval_step": 0.3, "interval_max": 0.5}
 
 
 class JobQueue(Protocol):
@@ -39,10 +43,21 @@ class CeleryQueue:
         from celery import Celery
 
         self.app = Celery("grait-api", broker=broker_url)
-        self.app.conf.update(task_serializer="json", accept_content=["json"])
+        self.app.conf.update(
+            task_serializer="json", accept_content=["json"], broker_connection_timeout=2,
+            broker_connection_retry_on_startup=True, task_ignore_result=True,
+        )  # fmt: skip
 
     def enqueue(self, job_id: str) -> None:
-        self.app.send_task(RUN_JOB_TASK, args=[job_id], queue=GPU_QUEUE)
+        """Publish the wake-up message; a broker outage is logged, not raised: the job is
+        committed as ``queued`` and the worker's reaper re-sends it (``grait.reap``)."""
+        try:
+            self.app.send_task(
+                RUN_JOB_TASK, args=[job_id], queue=GPU_QUEUE, retry=True,
+                retry_policy=PUBLISH_RETRY,
+            )  # fmt: skip
+        except Exception as error:
+            log.warning("could not enqueue job %s (the reaper will): %s", job_id, error)
 
 
 def make_queue(settings: Settings, runner: object | None) -> JobQueue:

@@ -1,0 +1,127 @@
+"""Supervise one claimed job's child process (shared by the local runner and Celery task).
+
+The runner that holds a job's lease starts ``python -m worker.child <job id> <owner>`` in
+its own process group, renews the lease while the child runs, kills the group when a
+cancel outlives the grace period, when the lease is lost or when the runner stops, and
+finally gives the job back (``lease.release``) unless the child recorded an outcome. No
+FastAPI, no torch: the Celery worker's parent process imports this module.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from app.jobs import lease
+from app.settings import Settings
+
+log = logging.getLogger(__name__)
+MAX_BEAT_SECONDS = 1.0
+
+
+def child_command(job_id: str, owner: str) -> list[str]:
+    """The command that runs one job's stages (``worker/child.py``)."""
+    return [sys.executable, "-m", "worker.child", job_id, owner]
+
+
+def start_child(job_id: str, owner: str, settings: Settings, log_dir: Path) -> subprocess.Popen:
+    """Start the child in its own process group (so a kill reaches its helpers too), with
+    these settings in its environment and its output appended to ``log_dir/<job id>.log``."""
+    log_dir.mkdir(parents=True, exist_ok=True)
+    env = {**os.environ, **settings.child_env(), "GRAIT_PARENT_PID": str(os.getpid())}
+    with (log_dir / f"{job_id}.log").open("ab") as output:
+        return subprocess.Popen(
+            child_command(job_id, owner), env=env, stdout=output, stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL, start_new_session=True,
+        )  # fmt: skip
+
+
+def kill_group(process: subprocess.Popen) -> None:
+    """SIGKILL the child's process group and reap the child."""
+    try:
+        os.killpg(process.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    process.wait()
+
+
+def watch(
+    process: subprocess.Popen,
+    factory: sessionmaker[Session],
+    job_id: str,
+    owner: str,
+    settings: Settings,
+    stop: threading.Event,
+) -> str | None:
+    """Heartbeat the lease of ``job_id`` until ``process`` exits or must be stopped.
+
+    Returns None when the child exited by itself, else why it must be killed: the runner
+    is stopping (``stop`` set), the lease was lost (another runner owns the job, or the
+    database was unreachable for a whole lease period), or a cancel outlived
+    ``settings.cancel_grace_seconds``. Side effects: renews ``lease_expires_at``.
+    """
+    beat = min(settings.lease_seconds / 4, MAX_BEAT_SECONDS)
+    last_renewed = time.monotonic()
+    cancel_since: float | None = None
+    while process.poll() is None:
+        if stop.wait(beat):
+            return "the runner stopped"
+        try:
+            status = lease.heartbeat(factory, job_id, owner, settings.lease_seconds)
+        except Exception:
+            # A database blip must not kill a long run; only a whole lost lease period does.
+            log.warning("heartbeat of job %s failed", job_id, exc_info=True)
+            if time.monotonic() - last_renewed > settings.lease_seconds:
+                return "lease lost: the database was unreachable"
+            continue
+        if status is None:
+            return "lease lost"
+        last_renewed = time.monotonic()
+        if status == "cancelling":
+            cancel_since = cancel_since or time.monotonic()
+            if time.monotonic() - cancel_since > settings.cancel_grace_seconds:
+                return "cancel grace period over"
+    return None
+
+
+def run_claimed(
+    factory: sessionmaker[Session],
+    settings: Settings,
+    job_id: str,
+    owner: str,
+    stop: threading.Event,
+    on_start: Callable[[subprocess.Popen | None], None] | None = None,
+) -> str | None:
+    """Run a job this runner has claimed (under ``owner``) in a child process, to its end.
+
+    Starts the child, supervises it (``watch``), kills its process group if it must stop,
+    then releases the job. ``on_start(process)`` is called with the child once started and
+    with None once it is gone (the local runner keeps a handle). Returns the job's status
+    after the release (``queued``: run it again; ``failed``/``cancelled``), or None when
+    the child recorded the outcome itself (or the lease was no longer ours).
+    """
+    process = start_child(job_id, owner, settings, settings.data_dir / "logs")
+    if on_start is not None:
+        on_start(process)
+    try:
+        reason = watch(process, factory, job_id, owner, settings, stop)
+    finally:
+        if process.poll() is None:
+            kill_group(process)
+        if on_start is not None:
+            on_start(None)
+    # Nothing happens if the child recorded its outcome (the lease is gone then).
+    reason = reason or f"job process exited {process.returncode}"
+    status = lease.release(factory, job_id, owner, reason)
+    if status is not None:
+        log.warning("job %s given back (%s): now %s", job_id, reason, status)
+    return status

@@ -1,0 +1,114 @@
+"""Celery tasks: ``grait.run_job`` (queue ``gpu``) and ``grait.reap`` (queue ``light``).
+
+``run_job(job_id)`` claims the job's lease (owner ``celery:<host>:<pid>:<hex>``), runs its
+stages in a child process (``python -m worker.child``: no torch or CUDA in this process),
+renews the lease, kills the child's process group after the cancel grace period, and gives
+the job back if the child ended without an outcome; a job given back as ``queued`` is sent
+again. A message for a job that is not ``queued`` (a duplicate, or already running
+elsewhere, or finished) returns at once: delivering a message twice runs the job once.
+
+``reap()`` releases jobs whose lease expired (their runner died) and re-sends them, and
+re-sends jobs that stayed ``queued`` too long (their message was lost).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import uuid
+from datetime import timedelta
+from functools import cache
+from typing import Any
+
+from celery.signals import worker_shutting_down
+from sqlalchemy import update
+from sqlalchemy.orm import Session, sessionmaker
+
+from app.db.models import Job
+from app.db.session import make_engine, make_session_factory, unit_of_work
+from app.db.types import utcnow
+from app.jobs import lease
+from app.jobs.queue import GPU_QUEUE, PUBLISH_RETRY, RUN_JOB_TASK
+from app.jobs.supervise import run_claimed
+from worker.celery_app import REAP_TASK, app, settings
+
+log = logging.getLogger(__name__)
+# Set when the worker shuts down (SIGTERM): the running child is stopped, its job queued.
+STOP = threading.Event()
+
+
+@worker_shutting_down.connect
+def _on_shutdown(**_: Any) -> None:
+    STOP.set()
+
+
+@cache
+def session_factory() -> sessionmaker[Session]:
+    """This process's session factory (one engine per worker process)."""
+    return make_session_factory(make_engine(settings.database_url))
+
+
+def new_owner() -> str:
+    """A lease owner id unique to this run: ``celery:<host>:<pid>:<8 hex>``."""
+    return f"celery:{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+def enqueue(job_id: str) -> bool:
+    """Send ``grait.run_job(job_id)`` to the gpu queue; False (logged) if the broker is down
+    (the job stays ``queued`` and a later reap sends it)."""
+    try:
+        app.send_task(
+            RUN_JOB_TASK, args=[job_id], queue=GPU_QUEUE, retry=True, retry_policy=PUBLISH_RETRY
+        )
+    except Exception as error:
+        log.warning("could not enqueue job %s: %s", job_id, error)
+        return False
+    return True
+
+
+@app.task(name=RUN_JOB_TASK)
+def run_job(job_id: str) -> str:
+    """Run job ``job_id`` if it is queued; returns what happened (results are ignored):
+    ``not claimed``, ``recorded`` (the child recorded the outcome) or the status after
+    giving the job back (``queued`` is re-sent). Side effects: job row, child process."""
+    factory = session_factory()
+    owner = new_owner()
+    claim = lease.claim(factory, job_id, owner, settings.lease_seconds)
+    if claim is None:
+        log.info("job %s not claimed (not queued: finished or running elsewhere)", job_id)
+        return "not claimed"
+    log.info("job %s attempt %d started by %s", job_id, claim.attempt, owner)
+    status = run_claimed(factory, settings, job_id, owner, STOP)
+    if status == "queued":
+        enqueue(job_id)
+    return status or "recorded"
+
+
+def touch_stale_queued(factory: sessionmaker[Session], older_than: float) -> list[str]:
+    """Ids of jobs ``queued`` and unchanged for ``older_than`` seconds; their ``updated_at``
+    is set to now, so each is re-sent at most once per ``older_than`` (one UPDATE)."""
+    now = utcnow()
+    with unit_of_work(factory) as session:
+        rows = session.execute(
+            update(Job)
+            .where(Job.status == "queued", Job.updated_at < now - timedelta(seconds=older_than))
+            .values(updated_at=now)
+            .returning(Job.id)
+        )
+        return [row[0] for row in rows]
+
+
+@app.task(name=REAP_TASK)
+def reap() -> dict[str, list[str]]:
+    """Requeue jobs whose lease expired (failing those out of attempts) and re-send them
+    and the jobs queued too long; returns ``{requeued, resent}`` job ids."""
+    factory = session_factory()
+    requeued = lease.reap(factory)
+    stale = touch_stale_queued(factory, settings.resend_queued_after_seconds)
+    for job_id in dict.fromkeys(requeued + stale):
+        enqueue(job_id)
+    if requeued or stale:
+        log.warning("reaper: requeued %s, re-sent stale %s", requeued, stale)
+    return {"requeued": requeued, "resent": stale}
