@@ -41,7 +41,9 @@ STOP = threading.Event()
 
 @worker_shutting_down.connect
 def _on_shutdown(**_: Any) -> None:
-    STOP.set()
+    # Runs in a signal handler, possibly while this thread waits on STOP: setting it from
+    # another thread avoids re-entering the event's lock.
+    threading.Thread(target=STOP.set, name="grait-stop").start()
 
 
 @cache

@@ -135,6 +135,22 @@ def _gone(pid: int) -> bool:
         return True
 
 
+def test_stopped_worker_requeues_its_job(
+    service: Service, gpu_worker: Callable[..., Worker]
+) -> None:
+    worker = gpu_worker()
+    job_id = service.create(**LONG_JOB)
+    wait_stage(service, job_id, "features")
+    assert worker.process is not None
+    worker.process.terminate()  # SIGTERM, as `docker stop` sends: warm shutdown
+    worker.process.wait(30)
+    assert not job_children(job_id)
+    assert service.job(job_id)["status"] == "queued"  # given back at once, not at lease expiry
+    gpu_worker()
+    job = service.wait_terminal(job_id, JOB_TIMEOUT)
+    assert (job["status"], job["attempt"]) == ("succeeded", 2), job
+
+
 def test_cancel_during_a_stage(service: Service, gpu_worker: Callable[..., Worker]) -> None:
     gpu_worker()
     job_id = service.create(**LONG_JOB)
