@@ -22,7 +22,7 @@ from datetime import timedelta
 from functools import cache
 from typing import Any
 
-from celery.signals import worker_shutting_down
+from celery.signals import worker_shutting_down  # type: ignore[import-untyped]
 from sqlalchemy import update
 from sqlalchemy.orm import Session, sessionmaker
 

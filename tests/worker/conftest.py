@@ -120,11 +120,6 @@ class Worker:
         wait_for(lambda: b" ready." in self.log.read_bytes()[offset:], 60, f"{self.args} ready")
         return self
 
-    @property
-    def pid(self) -> int:
-        assert self.process is not None
-        return self.process.pid
-
     def kill(self) -> None:
         """SIGKILL the main process only (its job child must die by PDEATHSIG)."""
         if self.process is not None and self.process.poll() is None:
