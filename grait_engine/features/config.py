@@ -28,14 +28,16 @@ class FeaturesConfig:
 
     Features (3.2-3.4): preconditioning with ``adam_betas`` / ``precondition_eps``, a
     Rademacher projection to ``min(dim, #LoRA parameters)`` dimensions, row L2
-    normalisation; ``projection_dtype`` ``float32`` (default) or ``bfloat16`` (faster
-    products, float32 sums; see ``projection``). Defaults are small-model friendly: rank 8 on the attention projections.
+    normalisation; ``projection_dtype`` ``bfloat16`` (default: bfloat16 products of the
+    rows with the exact +-1 signs, float32 sums; feature cosines within about 1e-5 of the
+    all-float32 ones, see ``projection``) or ``float32`` throughout. Defaults are
+    small-model friendly: rank 8 on the attention projections.
     Speed-only settings (batch sizes, shard size, projection cache) are arguments of
     ``run_features``, not knobs.
     """
 
     dim: int = 8192
-    projection_dtype: str = "float32"
+    projection_dtype: str = "bfloat16"
     lora_r: int = 8
     lora_alpha: float = 16.0
     lora_dropout: float = 0.1

@@ -12,10 +12,11 @@ are projected together. Blocks are cached on the device when the whole matrix fi
 ``cache_bytes`` (float32), else regenerated per :meth:`Projector.project` call, which is why
 callers project many rows at once.
 
-``dtype="bfloat16"`` (opt-in, FeaturesConfig.projection_dtype) multiplies bfloat16 copies of
-the rows by the (exact) bfloat16 signs and adds each block's product into the float32 total:
-about 6x faster on CPUs with AMX and on GPUs, at a relative error of about 2^-9 per entry
-(features change, cosines do not: about 1 - 1e-5). The default is float32 throughout.
+``dtype="bfloat16"`` (the default of FeaturesConfig.projection_dtype) multiplies bfloat16
+copies of the rows by the (exact) bfloat16 signs and adds each block's product into the
+float32 total: about 6x faster on CPUs with AMX and on GPUs, at a relative error of about
+2^-9 per entry (features change, cosines do not: about 1 - 1e-5). ``dtype="float32"``
+keeps float32 throughout (the exactness reference).
 """
 
 from __future__ import annotations

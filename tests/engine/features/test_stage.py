@@ -116,7 +116,11 @@ def test_other_layout_changes_rounding_only(complete, tiny_model_dir, tmp_path) 
     a, b = FeatureStore.open(result.features_dir), FeatureStore.open(other.features_dir)
     rows = torch.arange(10)
     for name in ("ans", "idk"):
-        torch.testing.assert_close(a.gather(name, rows), b.gather(name, rows), rtol=1e-4, atol=1e-5)
+        # Unit rows: a different batch layout moves float rounding, which the bfloat16
+        # products of the projection can round to the next bfloat16 value (about 2^-9
+        # relative per entry), so rows are compared by cosine, not entry by entry.
+        cosine = (a.gather(name, rows) * b.gather(name, rows)).sum(1)
+        assert cosine.min().item() > 1 - 1e-5, cosine
 
 
 def test_cancel_during_warmup_raises(tiny_model_dir, tmp_path) -> None:
