@@ -11,7 +11,7 @@ from typing import Any, TextIO
 
 from tqdm import tqdm
 
-from grait_cli.client import ApiError, GraitClient, ServiceUnreachable
+from grait_cli.client import DEFAULT_URL, ApiError, GraitClient, ServiceUnreachable
 
 # report.json eval keys -> table row labels (the tuned row is labelled by the method).
 BASE_ROWS = (
@@ -25,7 +25,7 @@ def connection_parser() -> argparse.ArgumentParser:
     """A parent parser with ``--url`` and ``--api-key`` (defaults from the environment)."""
     parser = argparse.ArgumentParser(add_help=False)
     parser.add_argument(
-        "--url", default=None, help="service URL (default: $GRAIT_URL or %(default)s)"
+        "--url", default=None, help=f"service URL (default: $GRAIT_URL or {DEFAULT_URL})"
     )
     parser.add_argument("--api-key", default=None, help="API key (default: $GRAIT_API_KEY)")
     return parser

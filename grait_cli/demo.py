@@ -179,6 +179,9 @@ def print_summary(client: GraitClient, jobs: dict[str, dict], url: str, folders:
     print("job folders (report.md, plots/, predictions, adapter):")
     for method, job in jobs.items():
         print(f"  {method}: {folders / job['id']}")
+    data = folders.parent.parent
+    print(f"to browse them later: GRAIT_DATA_DIR={data} grait serve")
+    print(f"  with a key from: GRAIT_DATA_DIR={data} grait keys create --tenant {TENANT}")
 
 
 def wait_for_interrupt(url: str, key: str) -> None:
