@@ -20,6 +20,7 @@ from app import ui
 from app.api import datasets, health, job_events, job_outputs, jobs, models
 from app.api.deps import current_tenant
 from app.api.problems import install_problem_handlers
+from app.concurrency import ConcurrencyLimitMiddleware
 from app.db.migrate import current_is_head, upgrade_to_head
 from app.db.session import make_engine, make_session_factory
 from app.jobs.local_runner import LocalRunner
@@ -70,7 +71,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
     app = FastAPI(title="GRAIT Service", version="0.1.0", lifespan=lifespan)
     app.state.settings = settings
-    app.state.engine = make_engine(settings.database_url)
+    # Room for every admitted request, plus the runner and event-stream polls.
+    pool = {"pool_size": settings.max_concurrent_requests, "max_overflow": 16}
+    app.state.engine = make_engine(settings.database_url, **pool)
     app.state.session_factory = make_session_factory(app.state.engine)
     app.state.store = ArtifactStore(settings.artifacts)
     app.state.metrics = HttpMetrics()
@@ -88,5 +91,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(health.router)
     # /ui pages do their own cookie-or-bearer auth (browsers cannot send bearer headers).
     app.include_router(ui.router)
+    app.add_middleware(ConcurrencyLimitMiddleware, limit=settings.max_concurrent_requests)
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
     return app

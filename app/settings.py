@@ -44,6 +44,9 @@ class Settings(BaseSettings):
     lease_seconds: float = Field(default=60.0, gt=0)
     cancel_grace_seconds: float = Field(default=30.0, gt=0)
     max_attempts: int = Field(default=3, ge=1)
+    # Requests inside the app at once (each may hold a database connection); the database
+    # pool is sized to match (see app/concurrency.py).
+    max_concurrent_requests: int = Field(default=32, ge=1, le=1000)
     # queue=local: run queued jobs in this process's child processes (false: API only).
     local_runner: bool = True
     # "auto": cuda when the worker has a GPU, else cpu.
