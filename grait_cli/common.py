@@ -9,7 +9,7 @@ import sys
 from collections.abc import Callable
 from typing import Any, TextIO
 
-from tqdm import tqdm
+from tqdm import tqdm  # type: ignore[import-untyped]
 
 from grait_cli.client import DEFAULT_URL, ApiError, GraitClient, ServiceUnreachable
 

@@ -65,7 +65,7 @@ def load_config(path: Path) -> dict[str, Any]:
     """A job body from a JSON or YAML file."""
     text = path.read_text()
     if path.suffix.lower() in (".yaml", ".yml"):
-        import yaml
+        import yaml  # type: ignore[import-untyped]
 
         try:
             document = yaml.safe_load(text)
