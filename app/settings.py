@@ -37,7 +37,7 @@ class Settings(BaseSettings):
     # None: migrate at startup when the database is SQLite (embedded), only check otherwise.
     auto_migrate: bool | None = None
     # Empty: ``{data_dir}/cache`` (content-addressed stage outputs shared by all jobs).
-    cache_dir: Path | None = None
+    stage_cache_dir: Path | None = None
     # Empty: ``{data_dir}/toyworld`` (where the built-in toyworld/* models are built).
     toyworld_dir: Path | None = None
     # Job execution (local runner and Celery worker alike).
@@ -70,8 +70,8 @@ class Settings(BaseSettings):
             self.database_url = f"sqlite:///{self.data_dir}/grait.db"
         if self.artifact_dir is None:
             self.artifact_dir = self.data_dir / "artifacts"
-        if self.cache_dir is None:
-            self.cache_dir = self.data_dir / "cache"
+        if self.stage_cache_dir is None:
+            self.stage_cache_dir = self.data_dir / "cache"
         if self.toyworld_dir is None:
             self.toyworld_dir = self.data_dir / "toyworld"
         return self
@@ -82,7 +82,7 @@ class Settings(BaseSettings):
             "DATA_DIR": self.data_dir,
             "DATABASE_URL": self.database_url,
             "ARTIFACT_DIR": self.artifact_dir,
-            "CACHE_DIR": self.cache_dir,
+            "STAGE_CACHE_DIR": self.stage_cache_dir,
             "TOYWORLD_DIR": self.toyworld_dir,
             "QUEUE": self.queue,
             "BROKER_URL": self.broker_url.get_secret_value(),

@@ -105,7 +105,7 @@ def demo_settings(cache: Path) -> Any:
     data = cache / "demo-service"
     return Settings(
         data_dir=data, toyworld_dir=cache / "toyworld", database_url=f"sqlite:///{data}/grait.db",
-        artifact_dir=data / "artifacts", cache_dir=data / "cache", queue="local", local_runner=True,
+        artifact_dir=data / "artifacts", stage_cache_dir=data / "cache", queue="local", local_runner=True,
     )  # fmt: skip
 
 

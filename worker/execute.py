@@ -55,7 +55,7 @@ def execute_job(factory: sessionmaker[Session], settings: Settings, job_id: str,
     try:
         config = _job_config(factory, settings, job_id, recorder)
         report = run_job(
-            config, job_dir(settings, job_id), settings.cache_dir or settings.data_dir / "cache",
+            config, job_dir(settings, job_id), settings.stage_cache_dir or settings.data_dir / "cache",
             progress=recorder.progress, cancel=recorder.cancel_requested, job_id=job_id,
             on_metric=recorder.metric,
         )  # fmt: skip

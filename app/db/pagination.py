@@ -3,22 +3,20 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, TypeVar
+from typing import Any
 
 from sqlalchemy import Select
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
-T = TypeVar("T")
-
 
 def newest_first_page(
     session: Session,
-    query: Select[tuple[T]],
+    query: Select[Any],
     id_column: InstrumentedAttribute[Any],
     *,
     after: str | None,
     limit: int,
-) -> tuple[Sequence[T], bool]:
+) -> tuple[Sequence[Any], bool]:
     """Up to ``limit`` rows of ``query`` older than the id ``after``; and whether more follow.
 
     ``query`` must already be scoped to one tenant. One extra row is fetched to tell

@@ -11,9 +11,9 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import Engine, create_engine, event, make_url
+from sqlalchemy import CursorResult, Engine, create_engine, event, make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 Hook = Callable[[], None]
@@ -80,3 +80,10 @@ def unit_of_work(factory: sessionmaker[Session]) -> Iterator[Session]:
     finally:
         session.info.clear()
         session.close()
+
+
+def rows_changed(session: Session, statement: Any) -> int:
+    """Execute an UPDATE/DELETE and return how many rows it changed (conditional updates
+    use this to know whether their WHERE clause still matched)."""
+    result = cast("CursorResult[Any]", session.execute(statement))
+    return int(result.rowcount)

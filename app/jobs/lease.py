@@ -16,7 +16,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.db.models import Job
-from app.db.session import unit_of_work
+from app.db.session import rows_changed, unit_of_work
 from app.db.types import utcnow
 from app.jobs.events import status_event
 
@@ -36,7 +36,8 @@ def claim(factory: Factory, job_id: str, owner: str, lease_seconds: float) -> Cl
     """Move a ``queued`` job to ``running`` under ``owner``; None if it is not queued."""
     now = utcnow()
     with unit_of_work(factory) as session:
-        changed = session.execute(
+        changed = rows_changed(
+            session,
             update(Job)
             .where(Job.id == job_id, Job.status == "queued")
             .values(
@@ -48,8 +49,8 @@ def claim(factory: Factory, job_id: str, owner: str, lease_seconds: float) -> Cl
                 error_code=None,
                 error_message=None,
                 updated_at=now,
-            )
-        ).rowcount
+            ),
+        )
         if changed != 1:
             return None
         attempt = session.scalar(select(Job.attempt).where(Job.id == job_id)) or 1
@@ -61,11 +62,12 @@ def heartbeat(factory: Factory, job_id: str, owner: str, lease_seconds: float) -
     """Renew the lease; returns the job's status, or None when ``owner`` lost the lease."""
     now = utcnow()
     with unit_of_work(factory) as session:
-        changed = session.execute(
+        changed = rows_changed(
+            session,
             update(Job)
             .where(Job.id == job_id, Job.lease_owner == owner, Job.status.in_(ACTIVE))
-            .values(lease_expires_at=now + timedelta(seconds=lease_seconds))
-        ).rowcount
+            .values(lease_expires_at=now + timedelta(seconds=lease_seconds)),
+        )
         if changed != 1:
             return None
         return session.scalar(select(Job.status).where(Job.id == job_id))
@@ -87,7 +89,8 @@ def finish(
     now = utcnow()
     code, message = error if error is not None else (None, None)
     with unit_of_work(factory) as session:
-        changed = session.execute(
+        changed = rows_changed(
+            session,
             update(Job)
             .where(Job.id == job_id, Job.lease_owner == owner, Job.status.in_(ACTIVE))
             .values(
@@ -99,8 +102,8 @@ def finish(
                 error_code=code,
                 error_message=message,
                 result=result,
-            )  # fmt: skip
-        ).rowcount
+            ),  # fmt: skip
+        )
         if changed == 1:
             status_event(session, job_id, status, message or status, error_code=code)
         return changed == 1
@@ -148,11 +151,12 @@ def _give_up(session: Session, job: Job, owner: str, reason: str) -> str | None:
         values |= {"error_code": "attempts_exhausted", "error_message": message}
     else:
         values |= {"status": "queued"}
-    changed = session.execute(
+    changed = rows_changed(
+        session,
         update(Job)
         .where(Job.id == job.id, Job.lease_owner == owner, Job.status == job.status)
-        .values(**values)
-    ).rowcount
+        .values(**values),
+    )
     if changed != 1:
         return None
     status_event(session, job.id, values["status"], reason, attempt=job.attempt)

@@ -11,6 +11,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from app.db.models import TERMINAL_STATUSES, Job
+from app.db.session import rows_changed
 from app.db.types import new_id, utcnow
 from app.errors import Conflict
 from app.jobs.events import status_event
@@ -71,9 +72,9 @@ def cancel_job(session: Session, job: Job) -> Job:
         values = {"status": after, "updated_at": now}
         if after == "cancelled":
             values["finished_at"] = now
-        changed = session.execute(
-            update(Job).where(Job.id == job.id, Job.status == before).values(**values)
-        ).rowcount
+        changed = rows_changed(
+            session, update(Job).where(Job.id == job.id, Job.status == before).values(**values)
+        )
         if changed == 1:
             status_event(session, job.id, after, "cancel requested")
             break

@@ -8,7 +8,6 @@ torch thread (``OMP_NUM_THREADS=1``, inherited). Every wait is bounded.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -52,14 +51,9 @@ def one_torch_thread() -> Iterator[None]:
 
 
 @pytest.fixture(scope="session")
-def tiny_toyworld(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A folder with ``tiny-seed0`` built (the layout of ``Settings.toyworld_dir``)."""
-    from grait_engine.toyworld import build_toyworld, preset
-
-    given = os.environ.get("GRAIT_TEST_TOYWORLD_DIR")
-    root = Path(given) if given else tmp_path_factory.getbasetemp() / "cli-toyworld"
-    build_toyworld(preset("tiny", 0), root / "tiny-seed0")
-    return root
+def tiny_toyworld(toyworld_dir: Path) -> Path:
+    """A folder with ``tiny-seed0`` built (the session's, see tests/conftest.py)."""
+    return toyworld_dir
 
 
 @pytest.fixture(scope="module")
@@ -73,7 +67,7 @@ def service(tmp_path_factory: pytest.TempPathFactory, tiny_toyworld: Path) -> It
     data = tmp_path_factory.mktemp("cli-service")
     settings = Settings(
         data_dir=data, toyworld_dir=tiny_toyworld, database_url=f"sqlite:///{data}/grait.db",
-        artifact_dir=data / "artifacts", cache_dir=data / "cache", lease_seconds=10,
+        artifact_dir=data / "artifacts", stage_cache_dir=data / "cache", lease_seconds=10,
         cancel_grace_seconds=10,
     )  # fmt: skip
     app = create_app(settings)

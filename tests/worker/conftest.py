@@ -161,14 +161,9 @@ def job_children(job_id: str | None = None) -> list[int]:
 
 
 @pytest.fixture(scope="session")
-def toyworld_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A folder with ``tiny-seed0`` built (the layout of ``Settings.toyworld_dir``)."""
-    from grait_engine.toyworld import build_toyworld, preset
-
-    given = os.environ.get("GRAIT_TEST_TOYWORLD_DIR")
-    root = Path(given) if given else tmp_path_factory.getbasetemp() / "worker-toyworld"
-    build_toyworld(preset("tiny", 0), root / "tiny-seed0")
-    return root
+def toyworld_root(toyworld_dir: Path) -> Path:
+    """A folder with ``tiny-seed0`` built (the session's, see tests/conftest.py)."""
+    return toyworld_dir
 
 
 @pytest.fixture(scope="session")
@@ -210,14 +205,14 @@ def gpu_worker(
     worker_env: dict[str, str], reaper: Worker, tmp_path: Path, service: Service
 ) -> Iterator[Callable[..., Worker]]:
     """A factory starting ``gpu`` queue workers (a fresh stage cache per test unless
-    ``GRAIT_CACHE_DIR`` is passed); all are stopped at the end of the test."""
+    ``GRAIT_STAGE_CACHE_DIR`` is passed); all are stopped at the end of the test."""
     started: list[Worker] = []
     cache = str(tmp_path / "cache")
 
     def start(**env: str) -> Worker:
         name = f"gpu-{uuid.uuid4().hex[:6]}@%h"
         worker = Worker(worker_env, tmp_path / "gpu.log", "--queues", "gpu", "--name", name)
-        started.append(worker.start(**{"GRAIT_CACHE_DIR": cache, **env}))
+        started.append(worker.start(**{"GRAIT_STAGE_CACHE_DIR": cache, **env}))
         return worker
 
     yield start

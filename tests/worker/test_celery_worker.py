@@ -57,7 +57,7 @@ def reference(service: Service, worker_env: dict[str, str], tmp_path_factory) ->
     twice (the API's and a duplicate): ``test_duplicate_delivery_runs_once`` checks that."""
     folder = tmp_path_factory.mktemp("reference")
     worker = Worker(worker_env, folder / "gpu.log", "--queues", "gpu", "--name", "ref@%h")
-    worker.start(GRAIT_CACHE_DIR=str(folder / "cache"))
+    worker.start(GRAIT_STAGE_CACHE_DIR=str(folder / "cache"))
     try:
         job_id = service.create(**LONG_JOB)
         service.client.app.state.queue.enqueue(job_id)  # type: ignore[attr-defined]
