@@ -46,7 +46,7 @@ class Settings(BaseSettings):
     max_attempts: int = Field(default=3, ge=1)
     # Requests inside the app at once (each may hold a database connection); the database
     # pool is sized to match (see app/concurrency.py).
-    max_concurrent_requests: int = Field(default=32, ge=1, le=1000)
+    max_concurrent_requests: int = Field(default=8, ge=1, le=1000)
     # queue=local: run queued jobs in this process's child processes (false: API only).
     local_runner: bool = True
     # "auto": cuda when the worker has a GPU, else cpu.
