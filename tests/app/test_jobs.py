@@ -91,6 +91,10 @@ def test_job_life_cycle(job_app: FastAPI, toyworld_dir: Path) -> None:
         points = curves["data"][0]["points"]
         assert curves["data"][0]["name"] == "train/loss" and len(points) >= 1
         assert [p["step"] for p in points] == sorted({p["step"] for p in points})
+        # The report page of a job run by the service (not only of a hand-made folder).
+        html = client.get(f"/ui/jobs/{job['id']}", headers=auth).text
+        for section_id in ("results", "plane", "curves", "correctness", "weights", "timeline"):
+            assert f'<section id="{section_id}">' in html, section_id
 
 
 def test_event_stream_resumes_and_ends(job_app: FastAPI, toyworld_dir: Path) -> None:
