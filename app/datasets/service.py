@@ -33,6 +33,9 @@ async def create_dataset(
     On any problem the temp file is removed and nothing is stored. If the commit fails
     later, the stored file is removed too.
     """
+    # End the read-only transaction of authentication (nothing is pending), so a long
+    # upload does not keep a pooled database connection idle; the insert opens a new one.
+    session.commit()
     with UploadSink(store, max_bytes, task) as sink:
         received = await receive(
             stream,

@@ -9,6 +9,7 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from tests.app.helpers import (
+    NDJSON,
     assert_problem,
     choice_lines,
     new_key,
@@ -145,3 +146,21 @@ def test_models_lists_the_allowlist(client: TestClient, auth: dict) -> None:
             {"id": "acme/extra-7b", "object": "model"},
         ],
     }
+
+
+def test_upload_holds_no_database_connection_while_streaming(
+    app: FastAPI, client: TestClient, auth: dict[str, str]
+) -> None:
+    """A long upload must not keep a pooled connection idle while its body arrives."""
+    seen: list[int] = []
+    lines = open_lines(40).splitlines(keepends=True)
+
+    def body():  # noqa: ANN202 - a generator of request chunks
+        for index, line in enumerate(lines):
+            if index == len(lines) // 2:
+                seen.append(app.state.engine.pool.checkedout())
+            yield line
+
+    response = client.post("/v1/datasets?task=open", content=body(), headers={**auth, **NDJSON})
+    assert response.status_code == 201, response.text
+    assert seen == [0]
