@@ -77,14 +77,24 @@ def build_toyworld(
 ) -> ToyWorld:
     """Build the world of ``config`` into ``out_dir`` (or reuse it); returns its paths.
 
-    Side effects: writes the layout above; uses ``config.n_threads`` torch threads if set.
+    Side effects: writes the layout above; builds with ``config.n_threads`` torch threads
+    (the number in use is restored afterwards).
     """
     out = Path(out_dir)
     existing = load_existing(out, config)
     if existing is not None:
         return existing
+    previous = torch.get_num_threads()
     if config.n_threads:
         torch.set_num_threads(config.n_threads)
+    try:
+        return _build(config, out, progress)
+    finally:
+        torch.set_num_threads(previous)
+
+
+def _build(config: ToyWorldConfig, out: Path, progress: Progress | None) -> ToyWorld:
+    """Generate, pretrain, write and check the world of ``config`` into ``out``."""
     report = progress or (lambda *args: None)
     timings: dict[str, float] = {}
     started = time.perf_counter()

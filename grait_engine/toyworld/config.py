@@ -53,7 +53,9 @@ class ToyWorldConfig:
     warmup_steps: int = 50
     weight_decay: float = 0.05
     epochs: int = 1
-    n_threads: int = 0
+    # Torch threads of the build. Fixed, because float reductions (and so the trained
+    # weights and every figure of the world) depend on it; 0 uses torch's default.
+    n_threads: int = 1
 
     def to_dict(self) -> dict[str, Any]:
         return {"version": VERSION, **asdict(self)}
