@@ -82,13 +82,14 @@ def summarize(report: dict[str, Any]) -> dict[str, Any]:
 def _cancelled_errors() -> tuple[type[BaseException], ...]:
     from grait_engine.evaluation import EvaluationCancelled
     from grait_engine.features import FeaturesCancelled
+    from grait_engine.pipeline.run import JobCancelled
     from grait_engine.probe import ProbeCancelled
     from grait_engine.selection import SelectionCancelled
     from grait_engine.training import TrainingCancelled
 
     return (
         ProbeCancelled, FeaturesCancelled, SelectionCancelled, TrainingCancelled,
-        EvaluationCancelled,
+        EvaluationCancelled, JobCancelled,
     )  # fmt: skip
 
 

@@ -54,6 +54,9 @@ class JobRecorder:
             with unit_of_work(self.factory) as session:
                 add_event(session, self.job_id, "stage_started", stage=stage)
         finished = total > 0 and done >= total
+        if finished:
+            # The pipeline checks for a cancel before the next stage: make that check real.
+            self.last_cancel_check = -1e9
         eta = self._eta(now, done, total)
         if finished or now - self.last_row >= ROW_SECONDS:
             self.last_row = now

@@ -29,6 +29,10 @@ MetricFn = Callable[[str, int, float], None]
 BATCH = 8
 
 
+class JobCancelled(RuntimeError):
+    """A cancel seen between two stages: the next stage (named in the message) never ran."""
+
+
 @dataclass
 class _Job:
     """What the stages share: config, directories, callbacks, timings and content keys."""
@@ -51,12 +55,19 @@ class _Job:
         atomic_write_json(self.out_dir / STAGES_FILE, paths)
         return self.stage_path(stage)
 
+    def stop_if_cancelled(self, stage: str) -> None:
+        """Raise JobCancelled before ``stage`` starts if a cancel was asked (stages check
+        only at their batch boundaries, so a cancel near a stage's end is seen here)."""
+        if self.cancel is not None and self.cancel():
+            raise JobCancelled(f"cancelled before {stage}")
+
     def stage_path(self, stage: str) -> Path:
         """The directory of a stage whose key is known."""
         return self.cache_dir / "stages" / f"{stage}-{self.keys[stage]}"
 
     def timed(self, stage: str, work: Callable[[], Any], cached: Callable[[Any], bool]) -> Any:
         """Run ``work()``, record ``{seconds, cached}`` for ``stage``; returns its result."""
+        self.stop_if_cancelled(stage)
         start = time.perf_counter()
         result = work()
         seconds = round(time.perf_counter() - start, 3)
@@ -215,6 +226,7 @@ def _evaluate(job: _Job, tuned: Any, tokenizer: Any, out_dir: Path) -> dict[str,
     from grait_engine.records.jsonl import read_items
 
     c = job.config
+    job.stop_if_cancelled("evaluate")
     blocks: dict[str, Any] = {}
     start = time.perf_counter()
     for name, path in c.eval_datasets.items():

@@ -73,6 +73,8 @@ def settings(tmp_path: Path, database_url: str) -> Settings:
         database_url=database_url,
         max_upload_bytes=MAX_UPLOAD,
         model_allowlist=["acme/extra-7b"],
+        # No runner: these tests never run jobs (job tests build their own settings).
+        local_runner=False,
     )
 
 

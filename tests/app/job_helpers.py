@@ -72,3 +72,27 @@ def events(client: TestClient, auth: dict[str, str], job_id: str) -> list[dict[s
     response = client.get(f"/v1/jobs/{job_id}/events?limit=1000", headers=auth)
     assert response.status_code == 200, response.text
     return response.json()["data"]
+
+
+def retire_leftover_jobs(database_url: str) -> None:
+    """Cancel every queued job in the session's shared database.
+
+    API-only tests leave queued jobs behind (nothing runs them); a test that starts a
+    runner would otherwise run them first (oldest first) and wait behind them.
+    """
+    from sqlalchemy import update
+
+    from app.db.models import Job
+    from app.db.session import make_engine, make_session_factory, unit_of_work
+    from app.db.types import utcnow
+
+    engine = make_engine(database_url)
+    try:
+        with unit_of_work(make_session_factory(engine)) as session:
+            session.execute(
+                update(Job)
+                .where(Job.status == "queued")
+                .values(status="cancelled", finished_at=utcnow(), updated_at=utcnow())
+            )
+    finally:
+        engine.dispose()

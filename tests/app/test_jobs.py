@@ -19,6 +19,7 @@ from tests.app.job_helpers import (
     finished,
     job_body,
     job_settings,
+    retire_leftover_jobs,
     upload_world,
     wait_for,
 )
@@ -30,6 +31,7 @@ def job_app(
 ) -> Iterator[FastAPI]:
     """The service with its local runner; job children run torch with one thread."""
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    retire_leftover_jobs(database_url)
     application = create_app(job_settings(tmp_path / "data", database_url, toyworld_dir))
     yield application
     application.state.engine.dispose()

@@ -24,7 +24,7 @@ import pytest
 from app.auth import create_api_key
 from app.db.session import make_engine, make_session_factory, unit_of_work
 from app.settings import Settings
-from tests.app.job_helpers import NDJSON, TERMINAL, job_body, job_settings
+from tests.app.job_helpers import NDJSON, TERMINAL, job_body, job_settings, retire_leftover_jobs
 
 
 def _free_port() -> int:
@@ -97,6 +97,7 @@ def test_service_killed_mid_job_loses_nothing(
     tmp_path: Path, database_url: str, toyworld_dir: Path, services: list[subprocess.Popen]
 ) -> None:
     settings = job_settings(tmp_path / "data", database_url, toyworld_dir)
+    retire_leftover_jobs(database_url)
     engine = make_engine(settings.database_url)
     with unit_of_work(make_session_factory(engine)) as session:
         key, _ = create_api_key(session, "restart-tenant")

@@ -35,6 +35,7 @@ from app.main import create_app
 from app.settings import Settings
 from tests.app.conftest import postgresql_url  # noqa: F401  (the session's PostgreSQL db)
 from tests.app.helpers import NDJSON, new_key
+from tests.app.job_helpers import retire_leftover_jobs
 
 ROOT = Path(__file__).resolve().parents[2]
 TERMINAL = ("succeeded", "failed", "cancelled")
@@ -173,7 +174,10 @@ def worker_env(
     redis_server: RedisServer,
     toyworld_root: Path,
 ) -> dict[str, str]:
-    """The workers' environment: test database, private Redis, short leases."""
+    """The workers' environment: test database, private Redis, short leases. Queued jobs
+    left in the shared database by the API tests are cancelled first (nothing else would
+    run them, and the reaper would hand them to these workers)."""
+    retire_leftover_jobs(postgresql_url)
     data = tmp_path_factory.mktemp("worker-data")
     env = {k: v for k, v in os.environ.items() if not k.startswith("GRAIT_")}
     env |= {

@@ -7,6 +7,8 @@ import math
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from grait_engine.pipeline.config import load_job_config
 from grait_engine.pipeline.run import run_job
 
@@ -120,3 +122,23 @@ def test_metric_log_keeps_last_value_per_step(tmp_path: Path) -> None:
     assert read_metrics(tmp_path / "m.jsonl") == {"train/loss": [(1, 3.0), (2, 1.5), (3, 1.0)]}
     assert len(seen) == 4
     assert read_metrics(tmp_path / "missing.jsonl") == {}
+
+
+def test_cancel_between_stages_runs_no_later_stage(tiny_world: Any, tmp_path: Path) -> None:
+    """A cancel that arrives as a stage ends is seen before the next stage starts."""
+    from grait_engine.pipeline.run import JobCancelled
+
+    asked = []
+
+    def progress(stage: str, done: int, total: int, message: str) -> None:
+        if stage == "probe" and done >= total:
+            asked.append(stage)  # the probe has no batch left to check a cancel at
+
+    job = {**_job(tiny_world, "none"), "method": {"type": "cor_rait", "n_ik": 8, "n_idk": 8}}
+    with pytest.raises(JobCancelled, match="before split"):
+        run_job(
+            load_job_config(job), tmp_path / "out", tmp_path / "cache",
+            progress=progress, cancel=lambda: bool(asked),
+        )  # fmt: skip
+    assert asked == ["probe"]
+    assert list((tmp_path / "cache" / "stages").glob("split-*")) == []
