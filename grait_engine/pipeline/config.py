@@ -68,7 +68,10 @@ class JobConfig:
 
     def resolved(self) -> dict[str, Any]:
         """Every resolved value, JSON-ready (echoed in report.json)."""
-        method = _method_dict(self.method, self.n_ik, self.n_idk, self.selection)
+        knobs = _Knobs(
+            self.method, self.n_ik, self.n_idk, self.selection, self.probe, self.features,
+            self.training, self.tau, self.seed,
+        )  # fmt: skip
         return {
             "model": self.model,
             "model_path": str(self.model_path),
@@ -76,25 +79,10 @@ class JobConfig:
             "task": self.task,
             "training_dataset": str(self.training_dataset),
             "eval_datasets": {k: str(v) for k, v in self.eval_datasets.items()},
-            "method": method,
-            "probe": self.probe.to_dict(),
-            "features": self.features.to_dict(),
-            "training": _training_dict(self.training),
-            "tau": self.tau,
-            "seed": self.seed,
+            **knobs.to_dict(),
             "device": self.device,
             "dtype": self.dtype,
         }
-
-
-def _method_dict(
-    kind: str, n_ik: int, n_idk: int, selection: SelectionConfig | None
-) -> dict[str, Any]:
-    """The resolved ``method`` mapping (selection knobs for grait only)."""
-    method: dict[str, Any] = {"type": kind, "n_ik": n_ik, "n_idk": n_idk}
-    if selection is not None:
-        method |= {k: selection.knobs()[k] for k in SELECTION_KNOBS}
-    return method
 
 
 def _training_dict(config: TrainingConfig) -> dict[str, Any]:
@@ -150,6 +138,20 @@ class _Knobs:
     tau: float
     seed: int
 
+    def to_dict(self) -> dict[str, Any]:
+        """The ``KNOB_KEYS`` mapping, JSON-ready (the grait-only knobs for grait only)."""
+        method: dict[str, Any] = {"type": self.method, "n_ik": self.n_ik, "n_idk": self.n_idk}
+        if self.selection is not None:
+            method |= {k: self.selection.knobs()[k] for k in SELECTION_KNOBS}
+        return {
+            "method": method,
+            "probe": self.probe.to_dict(),
+            "features": self.features.to_dict(),
+            "training": _training_dict(self.training),
+            "tau": self.tau,
+            "seed": self.seed,
+        }
+
 
 def _knobs(data: dict[str, Any]) -> _Knobs:
     """Validate ``method``, ``seed``, ``tau`` and the probe/features/training sections."""
@@ -183,15 +185,7 @@ def resolve_knobs(data: dict[str, Any]) -> dict[str, Any]:
     """
     if "method" not in data:
         raise JobConfigError("method", "required")
-    knobs = _knobs(data)
-    return {
-        "method": _method_dict(knobs.method, knobs.n_ik, knobs.n_idk, knobs.selection),
-        "probe": knobs.probe.to_dict(),
-        "features": knobs.features.to_dict(),
-        "training": _training_dict(knobs.training),
-        "tau": knobs.tau,
-        "seed": knobs.seed,
-    }
+    return _knobs(data).to_dict()
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:
