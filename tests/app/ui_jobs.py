@@ -18,30 +18,13 @@ from fastapi import FastAPI
 from app.db.models import Job
 from app.db.session import unit_of_work
 from app.db.types import new_id
+from tests.tiny_jobs import tiny_job
 
 METHODS = {
     "grait": {"type": "grait", "n_ik": 16, "n_idk": 16, "weighting": "adaptive"},
     "cor_rait": {"type": "cor_rait", "n_ik": 8, "n_idk": 8},
 }
 DONE = "jobs-done"
-
-
-def _job_config(world: Any, method: dict[str, Any]) -> dict[str, Any]:
-    """A minimal, fast job on the tiny world (as tests/engine/pipeline/test_run.py)."""
-    return {
-        "model": str(world.model_dir),
-        "task": "choice",
-        "training_dataset": str(world.data_path("choice", "train")),
-        "eval_datasets": {
-            "id": str(world.data_path("choice", "test_id")),
-            "ood": str(world.data_path("choice", "test_ood")),
-        },
-        "method": method,
-        "probe": {"choice_shots": 1},
-        "features": {"dim": 256, "lora_r": 4, "warmup_max_items": 32},
-        "training": {"lora_r": 4, "epochs": 1, "batch_size": 8},
-        "seed": 0,
-    }
 
 
 def finished_jobs(root: Path, world: Any) -> dict[str, Path]:
@@ -63,7 +46,7 @@ def finished_jobs(root: Path, world: Any) -> dict[str, Path]:
 
     torch.set_num_threads(1)
     for name, method in METHODS.items():
-        run_job(load_job_config(_job_config(world, method)), folders[name], root / "cache")
+        run_job(load_job_config(tiny_job(world, method)), folders[name], root / "cache")
     (root / DONE).write_text("ok\n")
     return folders
 

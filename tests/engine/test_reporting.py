@@ -16,7 +16,7 @@ from grait_engine.reporting.data import config_differences, flatten, load_job
 from grait_engine.reporting.files import write_plots
 from grait_engine.reporting.plots import FIGURES, NOT_AVAILABLE, job_figures, plane_figure
 from grait_engine.reporting.render import PNG_MAGIC, png_bytes, svg_text
-from tests.engine.pipeline.test_run import _job
+from tests.tiny_jobs import GRAIT_16, tiny_job
 
 
 @pytest.fixture(scope="module")
@@ -26,7 +26,11 @@ def job_dir(tiny_world: Any, tmp_path_factory: pytest.TempPathFactory) -> Path:
     from grait_engine.pipeline.run import run_job
 
     root = tmp_path_factory.mktemp("reporting")
-    run_job(load_job_config(_job(tiny_world, "adaptive")), root / "job", root / "cache")
+    run_job(
+        load_job_config(tiny_job(tiny_world, {**GRAIT_16, "weighting": "adaptive"})),
+        root / "job",
+        root / "cache",
+    )
     return root / "job"
 
 

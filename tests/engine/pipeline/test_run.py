@@ -11,25 +11,13 @@ import pytest
 
 from grait_engine.pipeline.config import load_job_config
 from grait_engine.pipeline.run import run_job
+from tests.tiny_jobs import GRAIT_16, tiny_job
 
 RATES = ("n", "pc", "pw", "pr", "unparsed")
 
 
 def _job(world: Any, weighting: str) -> dict[str, Any]:
-    return {
-        "model": str(world.model_dir),
-        "task": "choice",
-        "training_dataset": str(world.data_path("choice", "train")),
-        "eval_datasets": {
-            "id": str(world.data_path("choice", "test_id")),
-            "ood": str(world.data_path("choice", "test_ood")),
-        },
-        "method": {"type": "grait", "n_ik": 16, "n_idk": 16, "weighting": weighting},
-        "probe": {"choice_shots": 1},
-        "features": {"dim": 256, "lora_r": 4, "warmup_max_items": 32},
-        "training": {"lora_r": 4, "epochs": 1, "batch_size": 8},
-        "seed": 0,
-    }
+    return tiny_job(world, {**GRAIT_16, "weighting": weighting})
 
 
 def _check_report(report: dict[str, Any], out: Path) -> None:
