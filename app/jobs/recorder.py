@@ -48,21 +48,22 @@ class JobRecorder:
     def progress(self, stage: str, done: int, total: int, message: str) -> None:
         """Record progress of ``stage`` (``done`` of ``total``); starts a new stage if needed."""
         now = self.clock()
-        if stage != self.stage:
+        new_stage = stage != self.stage
+        if new_stage:
             self.end_stage()
             self.stage, self.stage_started = stage, now
-            with unit_of_work(self.factory) as session:
-                add_event(session, self.job_id, "stage_started", stage=stage)
         finished = total > 0 and done >= total
         if finished:
             # The pipeline checks for a cancel before the next stage: make that check real.
             self.last_cancel_check = -1e9
         eta = self._eta(now, done, total)
-        if finished or now - self.last_row >= ROW_SECONDS:
+        if new_stage or finished or now - self.last_row >= ROW_SECONDS:
             self.last_row = now
             write_event = finished or now - self.last_event >= EVENT_SECONDS
             self.last_event = now if write_event else self.last_event
             with unit_of_work(self.factory) as session:
+                if new_stage:
+                    add_event(session, self.job_id, "stage_started", stage=stage)
                 session.execute(
                     update(Job)
                     .where(Job.id == self.job_id, Job.lease_owner == self.owner)
