@@ -36,6 +36,8 @@ TORCH_FREE_MODULES = (
     "grait_engine.pipeline",
     "grait_engine.pipeline.config",
     "grait_engine.pipeline.outputs",
+    "grait_engine.pipeline.runtime",
+    "grait_engine.callbacks",
     "grait_engine.prompts",
     "grait_engine.artifacts",
     "grait_engine.errors",

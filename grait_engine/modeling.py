@@ -66,18 +66,23 @@ class ModelSpec:
     ``auto`` (CUDA when available, else CPU). ``dtype``: ``float32``, ``bfloat16``,
     ``float16`` or ``auto`` (bfloat16 on a CUDA device that supports it, else float32).
     ``revision``: branch, tag or commit of a Hugging Face ID; ignored for local directories.
+    ``quantization``: None, or ``4bit`` (NF4 weights, ``dtype`` for the computation; QLoRA;
+    CUDA and the bitsandbytes package, the ``gpu`` extra, only).
     """
 
     name_or_path: str
     device: str = "cpu"
     dtype: str = "float32"
     revision: str | None = None
+    quantization: str | None = None
 
     def __post_init__(self) -> None:
         if not _DEVICE_RE.fullmatch(self.device):
             raise ValueError(f"device must be cpu, cuda, cuda:N or auto, not {self.device!r}")
         if self.dtype not in (*DTYPES, "auto"):
             raise ValueError(f"dtype must be one of {[*DTYPES, 'auto']}, not {self.dtype!r}")
+        if self.quantization not in (None, "4bit"):
+            raise ValueError(f"quantization must be null or 4bit, not {self.quantization!r}")
 
 
 @dataclass(frozen=True)
@@ -256,6 +261,30 @@ def load_tokenizer(spec: ModelSpec) -> PreTrainedTokenizerBase:
     return _tokenizer_from(spec.name_or_path, path)
 
 
+def _quantization_config(spec: ModelSpec, device: torch.device, dtype: torch.dtype) -> object:
+    """The transformers config for ``spec.quantization`` (4-bit NF4 with double quantization,
+    computing in ``dtype``); ModelLoadError where it cannot run."""
+    if device.type != "cuda":
+        raise ModelLoadError(
+            f"quantization {spec.quantization!r} needs a CUDA device, not {device}"
+        )
+    try:
+        import bitsandbytes  # noqa: F401
+    except ImportError:
+        raise ModelLoadError(
+            f"quantization {spec.quantization!r} needs the bitsandbytes package: "
+            "pip install 'grait-service[gpu]' on the GPU worker"
+        ) from None
+    from transformers import BitsAndBytesConfig
+
+    return BitsAndBytesConfig(
+        load_in_4bit=True,
+        bnb_4bit_quant_type="nf4",
+        bnb_4bit_use_double_quant=True,
+        bnb_4bit_compute_dtype=dtype,
+    )
+
+
 def load_model(spec: ModelSpec) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
     """Load ``spec``'s causal LM and tokenizer, offline, safetensors only, no remote code.
 
@@ -269,21 +298,29 @@ def load_model(spec: ModelSpec) -> tuple[PreTrainedModel, PreTrainedTokenizerBas
     _require_safetensors(spec.name_or_path, resolved.path)
     device = resolve_device(spec.device)
     tokenizer = _tokenizer_from(spec.name_or_path, resolved.path)
+    dtype = resolve_dtype(spec.dtype, device)
+    options: dict[str, object] = {}
+    if device.type == "cuda":
+        # Weights go straight from the files to the GPU (no CPU copy of the whole model).
+        options["device_map"] = {"": device}
+    if spec.quantization is not None:
+        options["quantization_config"] = _quantization_config(spec, device, dtype)
     try:
         model = AutoModelForCausalLM.from_pretrained(
             str(resolved.path),
-            dtype=resolve_dtype(spec.dtype, device),
+            dtype=dtype,
             trust_remote_code=False,
             use_safetensors=True,
             local_files_only=True,
+            **options,
         )
     except (OSError, ValueError) as error:
         note = _REMOTE_CODE_NOTE if "trust_remote_code" in str(error) else ""
         raise ModelLoadError(
             f"Could not load model {spec.name_or_path!r} from {resolved.path}: {error}{note}"
         ) from error
-    # Loaded on the CPU, then moved: a device_map would need accelerate.
-    model.to(device)
+    if device.type != "cuda":
+        model.to(device)
     model.eval()
     if model.generation_config is not None and model.generation_config.pad_token_id is None:
         model.generation_config.pad_token_id = tokenizer.pad_token_id

@@ -14,6 +14,7 @@ from typing import Any
 
 import torch
 
+from grait_engine.memory import Batching
 from grait_engine.probe.batching import (
     check_lengths,
     context_limit,
@@ -57,13 +58,14 @@ def greedy_outputs(
     prompts: Sequence[str],
     item_ids: Sequence[str],
     max_new_tokens: int,
-    batch_size: int = 16,
+    batch_size: int | Batching = 16,
     after_batch: BatchHook | None = None,
 ) -> list[str]:
     """Greedy output of every prompt, in prompt order.
 
     Inputs: prompt strings with their ``item_ids`` (for the too-long error), the decoding
     budget and batch size; ``after_batch(done)`` runs after every batch (progress, cancel).
+    A batch that runs out of memory is retried at half the size (``memory.Batching``).
     Output: one stripped first-line string per prompt. Raises ``PromptTooLongError`` before
     any decoding when a prompt plus ``max_new_tokens`` exceeds the context. Side effect: the
     model is put in eval mode (no dropout in a tuned LoRA).
@@ -73,11 +75,17 @@ def greedy_outputs(
     check_lengths(item_ids, ids, max_new_tokens, context_limit(model, tokenizer))
     outputs: list[str] = [""] * len(prompts)
     done = 0
-    for rows in length_batches([len(x) for x in ids], batch_size):
+
+    def work(rows: list[int]) -> None:
+        nonlocal done
         for row, text in zip(rows, greedy_batch(model, tokenizer, ids, rows, max_new_tokens),
                              strict=True):  # fmt: skip
             outputs[row] = text
         done += len(rows)
         if after_batch is not None:
             after_batch(done)
+
+    lengths = [len(x) for x in ids]
+    order = [r for rows in length_batches(lengths, max(1, len(lengths))) for r in rows]
+    Batching.of(batch_size, "evaluate").run(order, work)
     return outputs

@@ -19,6 +19,7 @@ from typing import Any
 from grait_engine.artifacts import atomic_write_text, write_manifest
 from grait_engine.evaluation.decode import greedy_outputs
 from grait_engine.evaluation.grade import classify, rates, ths, ths_note
+from grait_engine.memory import Batching, NoticeFn
 from grait_engine.prompts import Style, build_prompt
 from grait_engine.records.item import Item
 
@@ -54,7 +55,7 @@ def evaluate_model(
     out_path: str | os.PathLike[str],
     *,
     max_new_tokens: int | None = None,
-    batch_size: int = 16,
+    batch_size: int | Batching = 16,
     name: str = "model",
     progress: ProgressFn | None = None,
     cancel: CancelFn | None = None,
@@ -111,9 +112,10 @@ def evaluate_set(
     tuned_model: Any = None,
     *,
     max_new_tokens: int | None = None,
-    batch_size: int = 16,
+    batch_size: int | Batching = 16,
     progress: ProgressFn | None = None,
     cancel: CancelFn | None = None,
+    notice: NoticeFn | None = None,
 ) -> dict[str, dict[str, Any]]:
     """The report.json ``eval`` entry of one test set (API.md).
 
@@ -121,8 +123,11 @@ def evaluate_set(
     refuse prompt) and, when ``tuned_model`` is given, ``tuned`` (refuse prompt), in that
     order. Output: ``{"init_basic": rates, "init_refuse": rates + ths, "tuned": rates + ths}``.
     Side effects: ``out_dir/<name>/predictions.jsonl`` for each, then ``out_dir/manifest.json``
-    (with the block) last. Progress counts items over all evaluations.
+    (with the block) last. Progress counts items over all evaluations. A batch that runs
+    out of memory is retried at half the size (for the rest of the set), told to ``notice``.
     """
+    batching = Batching.of(batch_size, STAGE)
+    batching.notice = notice
     runs: list[tuple[str, Any, Style]] = [
         ("init_basic", base_model, "basic"),
         ("init_refuse", base_model, "refuse"),
@@ -135,7 +140,7 @@ def evaluate_set(
         with _as_base(model, name != "tuned"):
             block[name] = evaluate_model(
                 model, tokenizer, items, style, root / name / PREDICTIONS,
-                max_new_tokens=max_new_tokens, batch_size=batch_size, name=name,
+                max_new_tokens=max_new_tokens, batch_size=batching, name=name,
                 progress=progress, cancel=cancel, offset=index * len(items),
                 total=len(runs) * len(items),
             )  # fmt: skip

@@ -12,9 +12,10 @@ from typing import Any
 
 import torch
 
-from grait_engine.features.pergrad import LoraLayout, per_sample_grads, reference_grad
+from grait_engine.features.pergrad import LoraLayout, module_grads, reference_grad
 from grait_engine.features.projection import Projector, precondition
 from grait_engine.features.sequences import Encoded, collate, encode_pair
+from grait_engine.memory import Batching
 from grait_engine.records.item import Item
 
 
@@ -45,30 +46,43 @@ class FeatureContext:
 def batched_features(
     ctx: FeatureContext,
     items: Sequence[Item],
-    batch_size: int,
+    batch_size: int | Batching,
     before_batch: Callable[[], None] | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """(F_ans, F_idk) of ``items``: both targets of all items in one gradient buffer.
 
-    The 2n sequences are sorted by length (stable) and cut into batches of ``batch_size``
-    sequences, mixing ans and idk rows, to keep padding low; the per-sample gradients are
-    scattered back to rows ``[ans of item 0..n-1, idk of item 0..n-1]``, preconditioned and
-    projected in one call. Memory: 2n x D float32 plus one batch's activations.
-    ``before_batch`` runs before each forward pass (cancel checks).
+    The 2n sequences are sorted by length (longest first, so a batch size that does not fit
+    fails at once) and cut into batches of ``batch_size`` sequences, mixing ans and idk rows;
+    each batch's per-sample gradients are preconditioned one LoRA matrix at a time and
+    written to rows ``[ans of item 0..n-1, idk of item 0..n-1]`` of a (2n, D) buffer in the
+    projector's row dtype, which is then projected in one call. Memory: that buffer plus one
+    batch's activations and one matrix's (b, size) float32 gradients. A batch that runs out
+    of memory is retried at half the size (a :class:`memory.Batching` keeps the smaller
+    size for the caller's next group). ``before_batch`` runs before each forward pass
+    (cancel checks).
     """
     pairs = [encode_pair(item, ctx.tokenizer) for item in items]
     sequences: list[Encoded] = [ans for ans, _ in pairs] + [idk for _, idk in pairs]
-    order = sorted(range(len(sequences)), key=lambda i: len(sequences[i].ids))
-    grads = torch.empty(len(sequences), ctx.layout.n_params, device=ctx.device)
-    for start in range(0, len(order), batch_size):
+    order = sorted(range(len(sequences)), key=lambda i: -len(sequences[i].ids))
+    buffer = torch.empty(
+        len(sequences), ctx.layout.n_params, dtype=ctx.projector.row_dtype, device=ctx.device
+    )
+
+    def work(rows: list[int]) -> None:
         if before_batch is not None:
             before_batch()
-        rows = order[start : start + batch_size]
         batch = collate([sequences[i] for i in rows], ctx.pad_id, ctx.device)
-        grads[torch.tensor(rows, device=ctx.device)] = per_sample_grads(
-            ctx.model, batch, ctx.layout
-        )
-    features = _finish(ctx, grads)
+        index = torch.tensor(rows, device=ctx.device)
+        for k, grads in module_grads(ctx.model, batch, ctx.layout):
+            offset, size = ctx.layout.offsets[k], ctx.layout.sizes[k]
+            preconditioned = precondition(
+                grads, ctx.exp_avg[offset : offset + size], ctx.exp_avg_sq[offset : offset + size],
+                ctx.betas, ctx.eps,
+            )  # fmt: skip
+            buffer[index, offset : offset + size] = preconditioned.to(buffer.dtype)
+
+    Batching.of(batch_size, "features").run(order, work)
+    features = ctx.projector.project(buffer).cpu()
     return features[: len(items)], features[len(items) :]
 
 

@@ -28,16 +28,17 @@ class FeaturesConfig:
 
     Features (3.2-3.4): preconditioning with ``adam_betas`` / ``precondition_eps``, a
     Rademacher projection to ``min(dim, #LoRA parameters)`` dimensions, row L2
-    normalisation; ``projection_dtype`` ``bfloat16`` (default: bfloat16 products of the
-    rows with the exact +-1 signs, float32 sums; feature cosines within about 1e-5 of the
-    all-float32 ones, see ``projection``) or ``float32`` throughout. Defaults are
-    small-model friendly: rank 8 on the attention projections.
-    Speed-only settings (batch sizes, shard size, projection cache) are arguments of
-    ``run_features``, not knobs.
+    normalisation; ``projection_dtype``: ``bfloat16`` (bfloat16 products of the rows with
+    the exact +-1 signs, float32 sums; feature cosines within about 1e-5 of the all-float32
+    ones, see ``projection``), ``float32`` throughout, or ``auto`` (default: bfloat16 where
+    it is faster, on CUDA devices with native bfloat16; float32 elsewhere; the resolved
+    value is part of the stage key). Defaults are small-model friendly: rank 8 on the
+    attention projections. Speed-only settings (batch sizes, shard size, memory budget)
+    are arguments of ``run_features``, not knobs.
     """
 
     dim: int = 8192
-    projection_dtype: str = "bfloat16"
+    projection_dtype: str = "auto"
     lora_r: int = 8
     lora_alpha: float = 16.0
     lora_dropout: float = 0.1
@@ -63,8 +64,8 @@ class FeaturesConfig:
                 raise FeaturesConfigError(name, f"must be > 0, got {getattr(self, name)}")
         if not 0 <= self.lora_dropout < 1:
             raise FeaturesConfigError("lora_dropout", "must be in [0, 1)")
-        if self.projection_dtype not in ("float32", "bfloat16"):
-            raise FeaturesConfigError("projection_dtype", "must be float32 or bfloat16")
+        if self.projection_dtype not in ("auto", "float32", "bfloat16"):
+            raise FeaturesConfigError("projection_dtype", "must be auto, float32 or bfloat16")
         if self.weight_decay < 0:
             raise FeaturesConfigError("weight_decay", "must be >= 0")
         if not 0 <= self.warmup_min_correct <= 1:

@@ -17,6 +17,7 @@ Asking autograd only for ``dy`` also skips the (unused) summed parameter gradien
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import torch
@@ -66,10 +67,14 @@ def lora_layout(model: torch.nn.Module) -> LoraLayout:
     return LoraLayout(tuple(names), tuple(owners), tuple(offsets), tuple(sizes))
 
 
-def per_sample_grads(model: torch.nn.Module, batch: Batch, layout: LoraLayout) -> torch.Tensor:
-    """(b, D) float32: row ``i`` is the gradient of ``l(x_i, y_i)`` w.r.t. the LoRA weights,
-    flattened in ``layout`` order. The model should be in eval mode (no dropout) with its
-    LoRA weights requiring grad; no ``.grad`` is written."""
+def module_grads(
+    model: torch.nn.Module, batch: Batch, layout: LoraLayout
+) -> Iterator[tuple[int, torch.Tensor]]:
+    """Per-sample gradients one LoRA matrix at a time: yields ``(k, grads)`` for matrix ``k``
+    of ``layout``, ``grads`` (b, sizes[k]) float32 (row ``i``: the gradient of
+    ``l(x_i, y_i)``). One forward and one backward pass for the whole batch, so the (b, D)
+    gradients of all matrices never exist at once. The model should be in eval mode (no
+    dropout) with its LoRA weights requiring grad; no ``.grad`` is written."""
     captured: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
 
     def keep(module: torch.nn.Module, args: tuple[torch.Tensor, ...], out: torch.Tensor) -> None:
@@ -83,17 +88,27 @@ def per_sample_grads(model: torch.nn.Module, batch: Batch, layout: LoraLayout) -
             handle.remove()
     inputs = [captured[id(module)][0] for module in layout.modules]
     outputs = [captured[id(module)][1] for module in layout.modules]
+    captured.clear()
     # Sum of per-sample losses: each row's dy is that sample's own gradient (no 1/b).
-    grad_outputs = torch.autograd.grad(losses.sum(), outputs)
+    grad_outputs = list(torch.autograd.grad(losses.sum(), outputs))
+    del outputs, losses
+    b = batch.input_ids.shape[0]
+    with torch.no_grad():  # x of lora_B is in the graph; these products must not be
+        for k, size in enumerate(layout.sizes):
+            x, dy = inputs[k], grad_outputs[k]
+            inputs[k] = grad_outputs[k] = None  # type: ignore[call-overload]
+            # (b, t, out)^T @ (b, t, in) -> (b, out, in): the weight's shape, like .grad
+            yield k, torch.bmm(dy.float().transpose(1, 2), x.float()).reshape(b, size)
+
+
+def per_sample_grads(model: torch.nn.Module, batch: Batch, layout: LoraLayout) -> torch.Tensor:
+    """(b, D) float32: row ``i`` is the gradient of ``l(x_i, y_i)`` w.r.t. the LoRA weights,
+    flattened in ``layout`` order (all of :func:`module_grads` in one buffer)."""
     b = batch.input_ids.shape[0]
     flat = torch.empty(b, layout.n_params, dtype=torch.float32, device=batch.input_ids.device)
-    with torch.no_grad():  # x of lora_B is in the graph; these products must not be
-        for x, dy, offset, size in zip(
-            inputs, grad_outputs, layout.offsets, layout.sizes, strict=True
-        ):
-            # (b, t, out)^T @ (b, t, in) -> (b, out, in): the weight's shape, like .grad
-            grads = torch.bmm(dy.float().transpose(1, 2), x.float())
-            flat[:, offset : offset + size] = grads.reshape(b, size)
+    for k, grads in module_grads(model, batch, layout):
+        offset = layout.offsets[k]
+        flat[:, offset : offset + layout.sizes[k]] = grads
     return flat
 
 

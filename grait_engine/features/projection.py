@@ -4,30 +4,47 @@ Preconditioning follows METHOD.md as written (and LESS's code): ``m' = b1*m + (1
 ``v' = b2*v + (1-b2)*g^2``, ``G = m' / sqrt(v' + eps)`` with eps INSIDE the square root, and
 ``m, v`` the warmup optimiser's bias-uncorrected moments (``exp_avg``, ``exp_avg_sq``).
 
-The projection matrix ``P`` (D x d, entries +-1/sqrt(d)) is never held whole unless small:
-it is made of blocks of ``GEN_ROWS`` rows, block ``k`` drawn on the CPU from a
-``torch.Generator`` seeded by ``(seed, k)``. Any block can therefore be regenerated alone,
-and ``P`` depends only on (seed, D, d): not on batch size, shard size, device, or which rows
-are projected together. Blocks are cached on the device when the whole matrix fits in
-``cache_bytes`` (float32), else regenerated per :meth:`Projector.project` call, which is why
-callers project many rows at once.
+The projection matrix ``P`` (D x d, entries +-1/sqrt(d)) is defined entry by entry by a
+counter-based hash, so any part of it can be computed alone, on any device, with integer
+tensor ops, and it is never held whole::
 
-``dtype="bfloat16"`` (the default of FeaturesConfig.projection_dtype) multiplies bfloat16
-copies of the rows by the (exact) bfloat16 signs and adds each block's product into the
-float32 total: about 6x faster on CPUs with AMX and on GPUs, at a relative error of about
-2^-9 per entry (features change, cosines do not: about 1 - 1e-5). ``dtype="float32"``
-keeps float32 throughout (the exactness reference).
+    P[r, c] = +1/sqrt(d)  if bit (r mod 32) of word(seed, r // 32, c) is set,  else -1/sqrt(d)
+
+``word`` (``sign_words``) is a 32-bit hash of (seed, row group, column) in int32 arithmetic
+that wraps modulo 2^32 (xor, add, multiply by odd constants, masked shifts: the same bits on
+every device; ``tests/engine/features/test_projection.py`` checks them against a pure-Python
+reference). ``P`` therefore depends only on (seed, D, d): not on batching, chunking, device
+or which rows are projected together.
+
+Two ways to compute ``rows @ P``, chosen by the device (both give the same numbers up to
+float32 summation order):
+
+- ``lut`` (CPUs): the bits of 8 consecutive rows at one column form a byte; per chunk of 8
+  rows a table of the 256 signed sums of those rows' values is built (a small matmul), and
+  each output column adds one table entry per chunk (``embedding_bag`` in sum mode). That is
+  ``n/8`` additions per entry of ``P`` instead of ``n`` multiply-adds, and ``P`` is never
+  expanded to floats: on CPUs, making ``P`` costs more than multiplying by it.
+- ``dense`` (CUDA): chunks of ``P`` are expanded to +-1 in the product dtype and multiplied
+  on the tensor cores.
+
+``dtype="bfloat16"`` rounds the rows to bfloat16 before the products (the signs are exact),
+with float32 sums: on CUDA the products then run on the bfloat16 tensor cores; feature
+cosines stay within about 1e-5 of float32. ``dtype="float32"`` is the exact reference.
+``resolve_projection_dtype`` turns the config's ``auto`` into one of them per device.
 """
 
 from __future__ import annotations
 
-import hashlib
 import math
+import sys
 
 import torch
 
-GEN_ROWS = 1024  # rows of P per generator seed; fixed, so P never depends on a speed knob
+WORD_BITS = 32  # rows of P per hash word
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
+_M32 = 0xFFFFFFFF
+_LUT_TABLE_BYTES = 4 * 2**20  # lut: keep each chunk's sum table about this size (cache)
+_DENSE_CHUNK_BYTES = 512 * 2**20  # dense: bytes of one expanded chunk of P
 
 
 def precondition(
@@ -37,9 +54,10 @@ def precondition(
     betas: tuple[float, float],
     eps: float,
 ) -> torch.Tensor:
-    """(n, D) float32 ``G`` from per-sample gradients ``grads`` (n, D) and the moments (D,).
+    """(n, k) float32 ``G`` from per-sample gradients ``grads`` (n, k) and moments (k,).
 
-    Overwrites ``grads`` (it becomes ``m'``) to keep peak memory at two (n, D) buffers.
+    Works on any slice of the parameters (elementwise), so callers precondition one LoRA
+    matrix at a time. Overwrites ``grads`` (it becomes ``m'``): peak memory two (n, k) buffers.
     """
     b1, b2 = betas
     second = torch.square(grads).mul_(1 - b2).add_(exp_avg_sq, alpha=b2).add_(eps).sqrt_()
@@ -47,16 +65,110 @@ def precondition(
     return first.div_(second)
 
 
-def block_seed(seed: int, block: int) -> int:
-    """A 63-bit generator seed for block ``block`` of the projection with ``seed``."""
-    digest = hashlib.sha256(f"grait-projection:{seed}:{block}".encode()).digest()
-    return int.from_bytes(digest[:8], "little") >> 1
+def resolve_projection_dtype(requested: str, device: torch.device | str) -> str:
+    """``float32`` or ``bfloat16`` for a config value (``auto`` or either) on ``device``.
+
+    ``auto`` is ``bfloat16`` on CUDA devices with native bfloat16 (the products run on the
+    bfloat16 tensor cores), else ``float32``: on CPUs the projection runs as ``lut``, whose
+    cost is reading the bits of ``P``, so bfloat16 would only round, whatever the CPU.
+    """
+    if requested != "auto":
+        return requested
+    device = torch.device(device)
+    if device.type == "cuda" and _native_bf16(device):
+        return "bfloat16"
+    return "float32"
+
+
+def _native_bf16(device: torch.device) -> bool:
+    """True for CUDA devices with bfloat16 tensor cores (compute capability 8.0 and up)."""
+    return torch.cuda.get_device_capability(device)[0] >= 8
+
+
+# --- the hash -------------------------------------------------------------------------------
+
+
+def _mix(x: torch.Tensor) -> torch.Tensor:
+    """A 32-bit avalanche mix of int32 tensors (wrapping multiplies, logical shifts)."""
+    x = x ^ ((x >> 15) & 0x1FFFF)
+    x = x * 0x2C1B3C6D
+    x = x ^ ((x >> 12) & 0xFFFFF)
+    x = x * 0x297A2D39
+    return x ^ ((x >> 15) & 0x1FFFF)
+
+
+def _mix_int(x: int) -> int:
+    """:func:`_mix` of one Python int in [0, 2^32) (for the salts)."""
+    x ^= x >> 15
+    x = (x * 0x2C1B3C6D) & _M32
+    x ^= x >> 12
+    x = (x * 0x297A2D39) & _M32
+    return x ^ (x >> 15)
+
+
+def _as_int32(values: torch.Tensor) -> torch.Tensor:
+    """int64 values in [0, 2^32) -> int32 tensor with the same 32 bits."""
+    return (values - ((values >> 31) << 32)).to(torch.int32)
+
+
+def _salts(seed: int) -> tuple[int, int, int]:
+    """Three 32-bit salts of ``seed`` (any int >= 0), as signed int32 values."""
+    lo, hi = seed & _M32, (seed >> 32) & _M32
+    first = _mix_int(lo ^ 0x243F6A88)
+    second = _mix_int(first ^ hi ^ 0x85A308D3)
+    third = _mix_int(second ^ 0x13198A2E)
+    signed = [s - (1 << 32) if s >= 1 << 31 else s for s in (first, second, third)]
+    return signed[0], signed[1], signed[2]
+
+
+def group_keys(seed: int, first: int, count: int, device: torch.device) -> tuple[torch.Tensor, ...]:
+    """The two (count,) int32 keys of row groups ``first .. first + count - 1``."""
+    salt1, salt2, _ = _salts(seed)
+    groups = torch.arange(first, first + count, device=device, dtype=torch.int64)
+    key1 = _mix(_as_int32(groups & _M32) ^ salt1)
+    key2 = _mix(key1 ^ _as_int32(groups >> 32) ^ salt2)
+    return key1, key2
+
+
+def column_keys(seed: int, d: int, device: torch.device) -> torch.Tensor:
+    """(d,) int32 keys of the columns of ``P``."""
+    columns = torch.arange(d, device=device, dtype=torch.int32)
+    return _mix(columns ^ _salts(seed)[2])
+
+
+def sign_words(seed: int, first_group: int, n_groups: int, d: int,
+               device: torch.device | str = "cpu") -> torch.Tensor:  # fmt: skip
+    """(n_groups, d) int32 ``word(seed, g, c)`` for groups ``first_group ..``: bit ``b`` of
+    word ``[g, c]`` is the sign bit of ``P[32 * g + b, c]``."""
+    device = torch.device(device)
+    key1, key2 = group_keys(seed, first_group, n_groups, device)
+    columns = column_keys(seed, d, device)
+    return _mix((key2[:, None] ^ columns[None, :]) + key1[:, None])
+
+
+_SHIFTS: dict[torch.device, torch.Tensor] = {}
+
+
+def expand_signs(words: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """(32 * g, d) +-1 rows of ``P`` (before the 1/sqrt(d) scale) from (g, d) words."""
+    shifts = _SHIFTS.get(words.device)
+    if shifts is None:
+        shifts = _SHIFTS.setdefault(
+            words.device, torch.arange(WORD_BITS, device=words.device, dtype=torch.int32)
+        )
+    bits = (words[:, None, :] >> shifts[None, :, None]) & 1  # (g, 32, d)
+    return bits.reshape(-1, words.shape[1]).to(dtype).mul_(2).sub_(1)
+
+
+# --- the projector --------------------------------------------------------------------------
 
 
 class Projector:
-    """Projects (n, D) rows to (n, d) with the seeded Rademacher matrix, then L2-normalises.
+    """Projects (n, D) rows to (n, d) with ``P``, then L2-normalises each row.
 
-    ``d = min(dim, n_params)``. Inputs are float32 on ``device``; so is the output.
+    ``d = min(dim, n_params)``; ``dtype``: ``float32`` or ``bfloat16`` products (sums are
+    float32 either way); ``method``: ``lut`` or ``dense`` (default: ``lut`` on CPUs, ``dense``
+    elsewhere). Output rows are float32 on the input's device.
     """
 
     def __init__(
@@ -65,46 +177,112 @@ class Projector:
         dim: int,
         seed: int,
         device: torch.device | str = "cpu",
-        cache_bytes: int = 2 * 2**30,
         dtype: str = "float32",
+        method: str | None = None,
     ) -> None:
         if n_params < 1 or dim < 1 or dtype not in DTYPES:
             raise ValueError(f"bad projector: {n_params=}, {dim=}, {dtype=} (want {list(DTYPES)})")
         self.n_params, self.d, self.seed = n_params, min(dim, n_params), seed
         self.device, self.dtype = torch.device(device), DTYPES[dtype]
-        self.n_blocks = -(-n_params // GEN_ROWS)
-        cached = n_params * self.d * self.dtype.itemsize <= cache_bytes
-        self._cache: list[torch.Tensor] | None = [] if cached else None
+        self.method = method or ("lut" if self.device.type == "cpu" else "dense")
+        if self.method not in ("lut", "dense"):
+            raise ValueError(f"method must be lut or dense, not {self.method!r}")
+        self.row_dtype = self.dtype  # what project() wants its rows in (no copy then)
 
-    def block(self, k: int) -> torch.Tensor:
-        """(rows, d) +-1 signs (``dtype``) of rows ``k*GEN_ROWS ..`` of ``P`` (before 1/sqrt(d))."""
-        if self._cache is not None and k < len(self._cache):
-            return self._cache[k]
-        rows = min(GEN_ROWS, self.n_params - k * GEN_ROWS)
-        generator = torch.Generator().manual_seed(block_seed(self.seed, k))
-        bits = torch.randint(0, 2, (rows, self.d), generator=generator, dtype=torch.int8)
-        signs = bits.to(self.device, self.dtype).mul_(2).sub_(1)
-        if self._cache is not None and k == len(self._cache):
-            self._cache.append(signs)
-        return signs
+    def rows(self, start: int, stop: int) -> torch.Tensor:
+        """(stop - start, d) +-1 rows ``start .. stop - 1`` of ``P`` (before 1/sqrt(d)),
+        in ``dtype`` on ``device``."""
+        first, last = start // WORD_BITS, -(-stop // WORD_BITS)
+        words = sign_words(self.seed, first, last - first, self.d, self.device)
+        offset = start - first * WORD_BITS
+        return expand_signs(words, self.dtype)[offset : offset + stop - start]
 
     def project(self, rows: torch.Tensor) -> torch.Tensor:
-        """(n, D) float32 -> (n, d) float32 unit rows (an all-zero row stays zero)."""
+        """(n, D) -> (n, d) float32 unit rows (an all-zero row stays zero)."""
         if rows.ndim != 2 or rows.shape[1] != self.n_params:
             raise ValueError(f"want (n, {self.n_params}) rows, got {tuple(rows.shape)}")
-        out = torch.zeros(rows.shape[0], self.d, dtype=torch.float32, device=rows.device)
-        low = rows.to(self.dtype) if self.dtype != torch.float32 else None
-        for k in range(self.n_blocks):
-            lo = k * GEN_ROWS
-            if low is None:
-                out.addmm_(rows[:, lo : lo + GEN_ROWS], self.block(k))
-            else:  # bfloat16 product of one block, summed in float32
-                out.add_(torch.mm(low[:, lo : lo + GEN_ROWS], self.block(k)).float())
+        if self.method == "lut":
+            out = self._project_lut(rows)
+        else:
+            out = self._project_dense(rows)
         out.mul_(1 / math.sqrt(self.d))
         return normalize_rows(out)
+
+    def _project_dense(self, rows: torch.Tensor) -> torch.Tensor:
+        n = rows.shape[0]
+        out = torch.zeros(n, self.d, dtype=torch.float32, device=rows.device)
+        low = rows if rows.dtype == self.dtype else rows.to(self.dtype)
+        per_row = self.d * (self.dtype.itemsize + 8)  # the expanded signs and int32 temporaries
+        chunk = max(WORD_BITS, _DENSE_CHUNK_BYTES // per_row // WORD_BITS * WORD_BITS)
+        for start in range(0, self.n_params, chunk):
+            stop = min(start + chunk, self.n_params)
+            signs = self.rows(start, stop)
+            _add_product(out, low[:, start:stop], signs)
+        return out
+
+    def _project_lut(self, rows: torch.Tensor) -> torch.Tensor:
+        n, device = rows.shape[0], rows.device
+        values = rows.float() if self.dtype == torch.float32 else rows.to(self.dtype).float()
+        out = torch.zeros(self.d, n, dtype=torch.float32, device=device)  # (d, n): bag output
+        patterns = _patterns(device)
+        columns = column_keys(self.seed, self.d, device)
+        # Rows per chunk: a multiple of 32 whose sum table (rows/8 * 256 * n floats) stays small.
+        chunk = _LUT_TABLE_BYTES // (32 * 4 * n) // WORD_BITS * WORD_BITS
+        chunk = min(max(chunk, 256), 16384)
+        for start in range(0, self.n_params, chunk):
+            stop = min(start + chunk, self.n_params)
+            part = values[:, start:stop]
+            if (stop - start) % WORD_BITS:  # zero rows beyond D contribute nothing
+                pad = WORD_BITS - (stop - start) % WORD_BITS
+                part = torch.nn.functional.pad(part, (0, pad))
+            n_groups = part.shape[1] // WORD_BITS
+            n_bytes = 4 * n_groups
+            key1, key2 = group_keys(self.seed, start // WORD_BITS, n_groups, device)
+            words = _mix((columns[:, None] ^ key2[None, :]) + key1[None, :])  # (d, groups)
+            # Byte q of word [c, g]: the signs of rows 32g + 8q .. 32g + 8q + 7 at column c;
+            # the index of its table entry is 256 * (4g + q) + byte.
+            offsets = torch.arange(0, 256 * n_bytes, 256, device=device, dtype=torch.int32)
+            index = torch.add(words.view(torch.uint8).view(self.d, n_bytes), offsets)
+            # table[k, p, :] = sum_b sign(p, b) * part[:, 8k + b]: (n_bytes * 256, n)
+            chunks = part.t().reshape(n_bytes, 8, n)
+            table = torch.matmul(patterns, chunks).reshape(n_bytes * 256, n)
+            out += torch.nn.functional.embedding_bag(index, table, mode="sum")
+        return out.t().contiguous()
+
+
+def _add_product(out: torch.Tensor, rows: torch.Tensor, signs: torch.Tensor) -> None:
+    """``out += rows @ signs`` with float32 sums (bfloat16 products on CUDA use mm's
+    float32 output where this torch has it)."""
+    if rows.dtype == torch.float32:
+        out.addmm_(rows, signs)
+        return
+    if rows.is_cuda:
+        try:
+            out.add_(torch.mm(rows, signs, out_dtype=torch.float32))
+            return
+        except (TypeError, RuntimeError):
+            pass
+    out.add_(torch.mm(rows, signs).float())
+
+
+_PATTERN_CACHE: dict[torch.device, torch.Tensor] = {}
+
+
+def _patterns(device: torch.device) -> torch.Tensor:
+    """(256, 8) float32: row ``p`` holds the signs (+1 for a set bit) of byte value ``p``."""
+    cached = _PATTERN_CACHE.get(device)
+    if cached is None:
+        values = torch.arange(256, device=device)[:, None] >> torch.arange(8, device=device)
+        cached = _PATTERN_CACHE.setdefault(device, (values & 1).float().mul_(2).sub_(1))
+    return cached
 
 
 def normalize_rows(values: torch.Tensor) -> torch.Tensor:
     """Rows divided by their L2 norm, in place; zero rows are left as they are."""
     norms = torch.linalg.vector_norm(values, dim=1, keepdim=True)
     return values.div_(torch.where(norms > 0, norms, torch.ones_like(norms)))
+
+
+# ``lut`` reads the bytes of int32 words in memory order: byte q holds bits 8q .. 8q + 7
+# only on little-endian machines (every platform torch ships wheels for).
+assert sys.byteorder == "little", "the lut projection assumes a little-endian machine"

@@ -19,6 +19,7 @@ from typing import Any
 
 import torch
 
+from grait_engine.logits import logits_at
 from grait_engine.prompts import build_prompt, target_text, token_ids
 from grait_engine.records.item import Item
 
@@ -87,11 +88,16 @@ def collate(sequences: Sequence[Encoded], pad_id: int, device: torch.device) -> 
 
 
 def per_sample_loss(model: torch.nn.Module, batch: Batch) -> torch.Tensor:
-    """(b,) float32 mean target-token NLL of each sequence, ``l(x_i, y_i)``."""
-    logits = model(input_ids=batch.input_ids, attention_mask=batch.attention_mask).logits
-    logits = logits[:, :-1].float()
+    """(b,) float32 mean target-token NLL of each sequence, ``l(x_i, y_i)``.
+
+    Logits are computed at the target positions only (``logits.logits_at``): a few tokens
+    per sequence instead of every position times the whole vocabulary."""
+    rows, columns = batch.target_mask.nonzero(as_tuple=True)  # logits at k predict token k+1
+    logits = logits_at(model, batch.input_ids, batch.attention_mask, rows, columns)
     nll = torch.nn.functional.cross_entropy(
-        logits.transpose(1, 2), batch.input_ids[:, 1:], reduction="none"
+        logits, batch.input_ids[rows, columns + 1], reduction="none"
     )
-    mask = batch.target_mask
-    return (nll * mask).sum(dim=1) / mask.sum(dim=1)
+    totals = torch.zeros(batch.input_ids.shape[0], dtype=nll.dtype, device=nll.device).index_add(
+        0, rows, nll
+    )
+    return totals / batch.target_mask.sum(dim=1)

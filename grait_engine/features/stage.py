@@ -10,11 +10,16 @@ Layout of ``out_dir``:
 - ``manifest.json``: written last; a complete directory for the same inputs is skipped.
 
 Items are processed in shards of ``shard_rows`` (the writer's shard size), each cut into
-groups of ``group_items`` whose gradients are projected together. A restart keeps the
-complete shards (``FeatureWriter(resume=True)``) and recomputes from the first missing one;
-groups never straddle shards, so a resumed run computes exactly the same groups and writes
-byte-identical shards. Memory: ``2 * group_items * D`` float32 gradients, one shard buffer,
-and the projection cache; independent of the number of items.
+groups of ``group_items`` whose gradients are projected together. ``group_items`` comes from
+a memory budget (``SpeedSettings``): the (2 * group_items, D) gradient buffer fills a share
+of the memory free after the warmup, so one group per shard on small models and as many
+rows per pass over ``P`` as fit on large ones. A restart keeps the complete shards
+(``FeatureWriter(resume=True)``) and recomputes from the first missing one; groups never
+straddle shards, so a resumed run on the same machine computes the same groups and writes
+byte-identical shards (another group size changes float rounding only). Memory: the
+gradient buffer, one batch's activations, one shard buffer; independent of the number of
+items. The model is the caller's: the warmup adapter is attached to it for the stage and
+removed before returning, so a job holds one copy of the model.
 """
 
 from __future__ import annotations
@@ -24,21 +29,25 @@ import shutil
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 
 from grait_engine.artifacts import atomic_write_json, config_hash, read_manifest, write_manifest
 from grait_engine.features.compute import FeatureContext, batched_features
 from grait_engine.features.config import FeaturesConfig
-from grait_engine.features.pergrad import lora_layout
-from grait_engine.features.projection import Projector
+from grait_engine.features.pergrad import LoraLayout, lora_layout
+from grait_engine.features.projection import Projector, resolve_projection_dtype
 from grait_engine.features.warmup import Warmup, run_warmup
 from grait_engine.features_store import FeatureWriter
-from grait_engine.modeling import ModelSpec, load_model
+from grait_engine.lora import cast_lora, remove_lora
+from grait_engine.memory import Batching, NoticeFn, budget_bytes, retry_halving
 from grait_engine.records.item import Item
 
 STAGE = "features"
 INPUTS = "inputs.json"
+# Bumped whenever the definition of P changes, so older features are never reused.
+PROJECTION_VERSION = "hash32-v1"
 ProgressFn = Callable[[str, int, int, str], None]
 CancelFn = Callable[[], bool]
 
@@ -49,25 +58,33 @@ class FeaturesCancelled(RuntimeError):
 
 @dataclass(frozen=True)
 class SpeedSettings:
-    """Knobs that change speed and memory, never the features of a fixed layout.
+    """Knobs that change speed and memory, never the features beyond float rounding.
 
-    ``batch_size``: sequences per forward/backward (ans and idk rows mixed);
-    ``group_items``: items projected together (must divide ``shard_rows``);
-    ``shard_rows``: rows per shard file; ``projection_cache_mb``: keep ``P`` on the device
-    when it fits. ``shard_rows`` and ``group_items`` fix which rows share a matmul, so they
-    are part of the inputs hash (results differ only by float rounding, not bytes).
+    ``batch_size``: sequences per forward/backward (ans and idk rows mixed; halved on an
+    out-of-memory error); ``group_items``: items whose gradients are projected together
+    (None: as many as ``memory_budget_mb`` holds, at most ``shard_rows``); ``shard_rows``:
+    rows per shard file (part of the inputs hash: it fixes the files);
+    ``memory_budget_mb``: the gradient buffer's budget (None: half the memory free on the
+    device after the warmup).
     """
 
     batch_size: int = 16
-    group_items: int = 64
+    group_items: int | None = None
     shard_rows: int = 1024
-    projection_cache_mb: int = 2048
+    memory_budget_mb: int | None = None
 
     def __post_init__(self) -> None:
-        if min(self.batch_size, self.group_items, self.shard_rows) < 1:
+        if min(self.batch_size, self.shard_rows, self.group_items or 1) < 1:
             raise ValueError("batch_size, group_items and shard_rows must be >= 1")
-        if self.shard_rows % self.group_items:
-            raise ValueError("group_items must divide shard_rows (groups never straddle shards)")
+        if self.memory_budget_mb is not None and self.memory_budget_mb < 1:
+            raise ValueError("memory_budget_mb must be >= 1")
+
+    def group_size(self, n_params: int, row_bytes: int, device: torch.device) -> int:
+        """Items per group: ``group_items``, or what the budget holds (2 rows per item)."""
+        if self.group_items is not None:
+            return min(self.group_items, self.shard_rows)
+        rows = budget_bytes(device, self.memory_budget_mb) // (n_params * row_bytes)
+        return max(1, min(self.shard_rows, int(rows) // 2))
 
 
 @dataclass(frozen=True)
@@ -92,8 +109,13 @@ def features_inputs_hash(
     seed: int,
     model_revision: str,
     speed: SpeedSettings,
+    compute: Mapping[str, str] | None = None,
 ) -> str:
-    """Content hash of everything that determines the stage's files (32 hex chars)."""
+    """Content hash of everything that determines the stage's files (32 hex chars).
+
+    ``compute``: the model's dtype, the device kind and the resolved projection dtype
+    (``run_features`` fills it in), so features made in bfloat16 on a GPU are never reused
+    by a float32 CPU job, nor the reverse."""
     scores = [float(correctness.get(item.id, 0.0)) for item in items]
     inputs = [
         config.to_dict(),
@@ -101,14 +123,17 @@ def features_inputs_hash(
         model_revision,
         config_hash([item.to_json() for item in items], 32),
         config_hash(scores, 32),
-        [speed.shard_rows, speed.group_items],
+        speed.shard_rows,
+        PROJECTION_VERSION,
+        dict(compute or {}),
     ]
     return config_hash(inputs, 32)
 
 
 def run_features(
     config: FeaturesConfig,
-    model_spec: ModelSpec,
+    model: Any,
+    tokenizer: Any,
     items: Sequence[Item],
     correctness: Mapping[str, float],
     out_dir: str | os.PathLike[str],
@@ -117,21 +142,31 @@ def run_features(
     speed: SpeedSettings | None = None,
     progress: ProgressFn | None = None,
     cancel: CancelFn | None = None,
+    notice: NoticeFn | None = None,
 ) -> FeaturesResult:
     """Warm up, then write the features of every item of ``items`` to ``out_dir``.
 
-    ``correctness``: item id -> ``c_i`` (stage 1; missing ids count as 0). Loads the model
-    of ``model_spec`` itself. ``progress(stage, done, total, message)`` runs after the
-    warmup and after every group; ``cancel()`` is checked before every batch (warmup and
-    features). Raises FeaturesCancelled, ValueError (empty pool, duplicate ids).
+    ``model``, ``tokenizer``: the base model as ``modeling.load_model`` gives it (on its
+    device, in its dtype); the warmup LoRA is attached to it in place and removed before
+    returning. ``correctness``: item id -> ``c_i`` (stage 1; missing ids count as 0).
+    ``progress(stage, done, total, message)`` runs after the warmup and after every group;
+    ``cancel()`` is checked before every batch (warmup and features); ``notice(stage,
+    message)`` hears about batch sizes halved after out-of-memory errors. Raises
+    FeaturesCancelled, ValueError (empty pool, duplicate ids), ``memory.OutOfMemory``.
     """
     speed = speed or SpeedSettings()
     out = Path(out_dir)
     if not items or len({item.id for item in items}) != len(items):
         raise ValueError("items must be non-empty with unique ids")
-    model, tokenizer = load_model(model_spec)
+    device = next(model.parameters()).device
     revision = str(getattr(model, "grait_revision", "unknown"))
-    inputs_hash = features_inputs_hash(config, items, correctness, seed, revision, speed)
+    projection_dtype = resolve_projection_dtype(config.projection_dtype, device)
+    compute = {
+        "model_dtype": str(next(model.parameters()).dtype).removeprefix("torch."),
+        "device": device.type,
+        "projection_dtype": projection_dtype,
+    }
+    inputs_hash = features_inputs_hash(config, items, correctness, seed, revision, speed, compute)
     previous = read_manifest(out)
     if previous is not None and previous.get("inputs_hash") == inputs_hash:
         d, n = int(previous["d"]), len(items)
@@ -140,14 +175,19 @@ def run_features(
     tracker = _Tracker(len(items), progress, cancel)
     warmup = run_warmup(
         model, tokenizer, items, correctness, config, seed, out / "warmup", inputs_hash,
-        tracker.check,
+        tracker.check, notice,
     )  # fmt: skip
-    tracker.report("warmup ready")
-    ctx = _context(warmup, tokenizer, config, seed, speed)
-    computed, reused = _write_features(ctx, items, out / "features", speed, tracker)
+    try:
+        tracker.report("warmup ready")
+        # No optimiser step follows: the gradient pass runs the LoRA in the model's dtype.
+        cast_lora(warmup.model, next(model.parameters()).dtype)
+        ctx = _context(warmup, tokenizer, config, seed, projection_dtype)
+        computed, reused = _write_features(ctx, items, out / "features", speed, tracker, notice)
+    finally:
+        remove_lora(warmup.model)
     info = {"stage": STAGE, "inputs_hash": inputs_hash, "d": ctx.projector.d, "n": len(items)}
     info |= {"n_params": ctx.layout.n_params, "config": config.to_dict(), "seed": seed}
-    info |= {"model_revision": revision, "warmup": warmup.info}
+    info |= {"model_revision": revision, "warmup": warmup.info, "compute": compute}
     write_manifest(out, ["features/manifest.json", "warmup/manifest.json"], info)
     return FeaturesResult(
         out, out / "features", ctx.projector.d, len(items), computed, reused, False, inputs_hash
@@ -171,12 +211,11 @@ def _claim(out: Path, inputs_hash: str) -> None:
 
 
 def _context(
-    warmup: Warmup, tokenizer: object, config: FeaturesConfig, seed: int, speed: SpeedSettings
+    warmup: Warmup, tokenizer: object, config: FeaturesConfig, seed: int, projection_dtype: str
 ) -> FeatureContext:
     device = next(param.device for param in warmup.model.parameters())
-    layout = lora_layout(warmup.model)
-    cache = speed.projection_cache_mb * 2**20
-    projector = Projector(layout.n_params, config.dim, seed, device, cache, config.projection_dtype)
+    layout: LoraLayout = lora_layout(warmup.model)
+    projector = Projector(layout.n_params, config.dim, seed, device, projection_dtype)
     return FeatureContext(
         warmup.model, tokenizer, layout, warmup.exp_avg.to(device), warmup.exp_avg_sq.to(device),
         config.adam_betas, config.precondition_eps, projector, device,
@@ -189,21 +228,38 @@ def _write_features(
     directory: Path,
     speed: SpeedSettings,
     tracker: _Tracker,
+    notice: NoticeFn | None,
 ) -> tuple[int, int]:
-    """Append every group not already in complete shards; returns (computed, reused) rows."""
+    """Append every group not already in complete shards; returns (computed, reused) rows.
+
+    A group whose gradient buffer or projection runs out of memory is retried at half the
+    size (the later groups keep it); batches within a group halve on their own."""
     if read_manifest(directory) is not None:  # killed after the writer closed
         tracker.advance(len(items), "features already complete")
         return 0, len(items)
-    d = ctx.projector.d
+    d, row_bytes = ctx.projector.d, ctx.projector.row_dtype.itemsize
+    group = speed.group_size(ctx.layout.n_params, row_bytes, ctx.device)
+    batching = Batching(speed.batch_size, STAGE, notice)
     with FeatureWriter(directory, d, shard_rows=speed.shard_rows, resume=True) as writer:
         reused = writer.rows_written
         tracker.advance(reused, f"{reused} rows kept from an earlier run")
-        for start in range(reused, len(items), speed.group_items):
-            group = items[start : start + speed.group_items]
-            with torch.enable_grad():
-                ans, idk = batched_features(ctx, group, speed.batch_size, tracker.check)
-            writer.append([item.id for item in group], ans, idk)
-            tracker.advance(len(group), f"{writer.rows_written}/{len(items)} items")
+        start = reused
+        while start < len(items):
+            # Groups never straddle shards: a resumed run cuts the same groups.
+            shard_end = (start // speed.shard_rows + 1) * speed.shard_rows
+
+            def attempt(size: int, start: int = start, shard_end: int = shard_end) -> list[Item]:
+                chosen = list(items[start : min(start + size, shard_end, len(items))])
+                with torch.enable_grad():
+                    ans, idk = batched_features(ctx, chosen, batching, tracker.check)
+                writer.append([item.id for item in chosen], ans, idk)
+                return chosen
+
+            chosen, group = retry_halving(
+                attempt, group, stage=STAGE, what="group size", notice=notice
+            )
+            start += len(chosen)
+            tracker.advance(len(chosen), f"{writer.rows_written}/{len(items)} items")
     return len(items) - reused, reused
 
 

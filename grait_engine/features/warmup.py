@@ -26,10 +26,12 @@ from grait_engine.features.sequences import collate, encode, per_sample_loss
 from grait_engine.lora import (
     ADAPTER_FILES,
     attach_lora,
+    cuda_devices,
     load_adapter,
     lora_parameters,
     save_adapter,
 )
+from grait_engine.memory import NoticeFn, retry_halving
 from grait_engine.records.item import Item
 
 MOMENTS = "moments.safetensors"
@@ -75,12 +77,15 @@ def train_warmup(
     config: FeaturesConfig,
     seed: int,
     check: Callable[[], None] | None = None,
+    notice: NoticeFn | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, int]:
     """AdamW on the LoRA weights over ``items`` (gold targets), seeded shuffle and dropout.
 
-    Loss per step: the batch mean of ``l(x, y)``; grad clip 1.0. Output: the flat (D,)
-    float32 CPU ``exp_avg``, ``exp_avg_sq`` and the number of steps. Side effects: trains
-    ``model`` in place and leaves it in eval mode; the global RNG is restored.
+    Loss per step: the batch mean of ``l(x, y)``; grad clip 1.0. A step that runs out of
+    memory is redone in micro-batches of half the size (the same gradient, up to rounding).
+    Output: the flat (D,) float32 CPU ``exp_avg``, ``exp_avg_sq`` and the number of steps.
+    Side effects: trains ``model`` in place and leaves it in eval mode; the global RNG (and
+    that of the model's CUDA device) is restored.
     """
     params = [param for _, param in lora_parameters(model)]
     optimizer = torch.optim.AdamW(
@@ -89,8 +94,18 @@ def train_warmup(
     )  # fmt: skip
     device = params[0].device
     sequences = [encode(item, False, tokenizer) for item in items]
+    pad_id = tokenizer.pad_token_id
+    micro = config.warmup_batch_size
     steps = 0
-    with torch.random.fork_rng(devices=[device.index or 0] if device.type == "cuda" else []):
+
+    def step(rows: list[Any], size: int) -> None:
+        optimizer.zero_grad(set_to_none=True)  # a retried step starts clean
+        for start in range(0, len(rows), size):
+            part = rows[start : start + size]
+            loss = per_sample_loss(model, collate(part, pad_id, device)).sum() / len(rows)
+            loss.backward()
+
+    with torch.random.fork_rng(devices=cuda_devices(device)):
         torch.manual_seed(seed)
         model.train()
         for epoch in range(config.warmup_epochs):
@@ -99,8 +114,10 @@ def train_warmup(
                 if check is not None:
                     check()
                 rows = [sequences[i] for i in order[start : start + config.warmup_batch_size]]
-                loss = per_sample_loss(model, collate(rows, tokenizer.pad_token_id, device))
-                loss.mean().backward()
+                _, micro = retry_halving(
+                    lambda size, rows=rows: step(rows, size), micro, stage="features",
+                    what="warmup micro-batch size", notice=notice,
+                )  # fmt: skip
                 torch.nn.utils.clip_grad_norm_(params, 1.0)
                 optimizer.step()
                 optimizer.zero_grad(set_to_none=True)
@@ -146,6 +163,7 @@ def run_warmup(
     directory: Path,
     inputs_hash: str,
     check: Callable[[], None] | None = None,
+    notice: NoticeFn | None = None,
 ) -> Warmup:
     """Load ``directory``'s warmup for ``inputs_hash``, or select, train and save one."""
     loaded = load_warmup(directory, base_model, inputs_hash)
@@ -156,7 +174,7 @@ def run_warmup(
     model = attach_lora(
         base_model, config.lora_r, config.lora_alpha, config.lora_dropout, targets, seed
     )
-    exp_avg, exp_avg_sq, steps = train_warmup(model, tokenizer, chosen, config, seed, check)
+    exp_avg, exp_avg_sq, steps = train_warmup(model, tokenizer, chosen, config, seed, check, notice)
     info = {
         "inputs_hash": inputs_hash,
         "n_items": len(chosen),

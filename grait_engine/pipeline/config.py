@@ -8,6 +8,7 @@ YAML (or dict) keys::
     method: {type: grait|cor_rait|corcer_rait|van, n_ik, n_idk,
              variant, weighting, temperature, sign, mean_weight}   # the last five: grait only
     probe: {...ProbeConfig}   features: {...FeaturesConfig}   training: {...TrainingConfig}
+    runtime: {batch_size, memory_budget_mb, tf32, quantization}   # how, not what (RuntimeConfig)
 
 Relative paths are relative to the YAML file. Every problem raises ``JobConfigError`` naming
 the field (``method.type``, ``probe.n_samples``, ``eval_datasets.id``...). Torch-free except
@@ -26,6 +27,7 @@ import yaml
 from grait_engine.errors import FieldError
 from grait_engine.features.config import FeaturesConfig
 from grait_engine.methods import METHODS
+from grait_engine.pipeline.runtime import RuntimeConfig
 from grait_engine.probe.config import ProbeConfig
 from grait_engine.probe.split import DEFAULT_TAU, check_tau
 from grait_engine.selection.config import SelectionConfig
@@ -34,7 +36,7 @@ from grait_engine.training.config import TrainingConfig
 TASKS = ("open", "choice")
 TOP_KEYS = (
     "model", "task", "training_dataset", "eval_datasets", "method", "probe", "features",
-    "training", "tau", "seed", "device", "dtype",
+    "training", "runtime", "tau", "seed", "device", "dtype",
 )  # fmt: skip
 SELECTION_KNOBS = ("variant", "weighting", "temperature", "sign", "mean_weight")
 
@@ -65,12 +67,13 @@ class JobConfig:
     seed: int = 0
     device: str = "cpu"
     dtype: str = "float32"
+    runtime: RuntimeConfig = RuntimeConfig()
 
     def resolved(self) -> dict[str, Any]:
         """Every resolved value, JSON-ready (echoed in report.json)."""
         knobs = _Knobs(
             self.method, self.n_ik, self.n_idk, self.selection, self.probe, self.features,
-            self.training, self.tau, self.seed,
+            self.training, self.tau, self.seed, self.runtime,
         )  # fmt: skip
         return {
             "model": self.model,
@@ -120,7 +123,7 @@ def load_job_config(source: str | os.PathLike[str] | dict[str, Any]) -> JobConfi
     return JobConfig(
         str(data["model"]), path, revision, task, train, evals, knobs.method, knobs.n_ik,
         knobs.n_idk, knobs.selection, knobs.probe, knobs.features, knobs.training,
-        tau=knobs.tau, seed=knobs.seed, device=device, dtype=dtype,
+        tau=knobs.tau, seed=knobs.seed, device=device, dtype=dtype, runtime=knobs.runtime,
     )  # fmt: skip
 
 
@@ -137,6 +140,7 @@ class _Knobs:
     training: TrainingConfig
     tau: float
     seed: int
+    runtime: RuntimeConfig
 
     def to_dict(self) -> dict[str, Any]:
         """The ``KNOB_KEYS`` mapping, JSON-ready (the grait-only knobs for grait only)."""
@@ -148,6 +152,7 @@ class _Knobs:
             "probe": self.probe.to_dict(),
             "features": self.features.to_dict(),
             "training": _training_dict(self.training),
+            "runtime": self.runtime.to_dict(),
             "tau": self.tau,
             "seed": self.seed,
         }
@@ -169,10 +174,11 @@ def _knobs(data: dict[str, Any]) -> _Knobs:
         _section("features", FeaturesConfig.from_dict, data.get("features")),
         _section("training", TrainingConfig.from_dict, data.get("training")),
         tau, seed,
+        _section("runtime", RuntimeConfig.from_dict, data.get("runtime")),
     )  # fmt: skip
 
 
-KNOB_KEYS = ("method", "probe", "features", "training", "tau", "seed")
+KNOB_KEYS = ("method", "probe", "features", "training", "runtime", "tau", "seed")
 
 
 def resolve_knobs(data: dict[str, Any]) -> dict[str, Any]:

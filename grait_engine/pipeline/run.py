@@ -1,9 +1,12 @@
 """Run a whole job locally: probe -> split -> (grait: features -> select) -> train -> evaluate.
 
 Each stage writes under ``cache_dir/stages/<stage>-<hash>``; the hash covers the model
-revision, the training dataset's sha256, that stage's knobs, the upstream stage hashes and
-the seed, so a job differing only in selection or weighting reuses the probe and features
-(the stage functions skip a complete directory whose inputs hash the same). The report goes
+revision, the training dataset's sha256, the model's dtype, device kind and quantization
+(outputs computed in bfloat16 on a GPU are never reused by a float32 CPU job, nor the
+reverse), that stage's knobs, the upstream stage hashes and the seed, so a job differing
+only in selection or weighting reuses the probe and features (the stage functions skip a
+complete directory whose inputs hash the same). The model is loaded once, straight onto
+its device; every stage works on that one copy. The report goes
 to ``out_dir/report.json`` and ``out_dir/report.md``; evaluation outputs to ``out_dir/eval``.
 """
 
@@ -18,15 +21,11 @@ from pathlib import Path
 from typing import Any
 
 from grait_engine.artifacts import atomic_write_json, config_hash, read_manifest, sha256_file
+from grait_engine.callbacks import CancelFn, MetricFn, NoticeFn, ProgressFn
 from grait_engine.methods import MethodExamples, build_examples
 from grait_engine.pipeline.config import JobConfig
 from grait_engine.pipeline.outputs import METRICS_FILE, STAGES_FILE, MetricLog, copy_job_outputs
 from grait_engine.pipeline.report import weight_summary, write_report
-
-ProgressFn = Callable[[str, int, int, str], None]
-CancelFn = Callable[[], bool]
-MetricFn = Callable[[str, int, float], None]
-BATCH = 8
 
 
 class JobCancelled(RuntimeError):
@@ -43,6 +42,8 @@ class _Job:
     progress: ProgressFn | None
     cancel: CancelFn | None
     on_metric: MetricFn | None = None
+    notice: NoticeFn | None = None
+    batch_size: int = 8
     stages: dict[str, dict[str, Any]] = field(default_factory=dict)
     keys: dict[str, str] = field(default_factory=dict)
 
@@ -84,14 +85,17 @@ def run_job(
     *,
     job_id: str | None = None,
     on_metric: MetricFn | None = None,
+    notice: NoticeFn | None = None,
 ) -> dict[str, Any]:
     """Run every stage of ``config`` and write the report; returns the report dict.
 
     ``progress(stage, done, total, message)`` and ``cancel()`` are passed to the stages
     (a cancel raises the stage's ``...Cancelled`` error, keeping finished work cached);
-    ``on_metric(name, step, value)`` receives ``train/loss`` and ``train/lr`` per step.
-    ``job_id`` (optional) is echoed as ``report["job"]["id"]``. The model is loaded once
-    here; the features stage (grait) loads its own copy, as ``run_features`` requires.
+    ``on_metric(name, step, value)`` receives ``train/loss`` and ``train/lr`` per step;
+    ``notice(stage, message)`` hears what a user should know that is not an error (a batch
+    halved after running out of memory). ``job_id`` (optional) is echoed as
+    ``report["job"]["id"]``. The model is loaded once; the runtime settings
+    (``config.runtime``) pick batch sizes, the memory budget and TF32.
 
     Besides the report, ``out_dir`` receives what a reader of the job needs without the
     stage cache (see ``outputs.copy_job_outputs``): ``split.json``, ``selection.json``
@@ -100,14 +104,19 @@ def run_job(
     from grait_engine.modeling import ModelSpec, load_model
     from grait_engine.records.jsonl import read_items
 
-    job = _Job(config, Path(cache_dir), Path(out_dir), progress, cancel, on_metric)
+    job = _Job(config, Path(cache_dir), Path(out_dir), progress, cancel, on_metric, notice)
     items = read_items(config.training_dataset, config.task)  # type: ignore[arg-type]
-    spec = ModelSpec(str(config.model_path), device=config.device, dtype=config.dtype)
+    spec = ModelSpec(
+        str(config.model_path), device=config.device, dtype=config.dtype,
+        quantization=config.runtime.quantization,
+    )  # fmt: skip
     model, tokenizer = load_model(spec)
-    root = [config.model_revision, sha256_file(config.training_dataset), config.task]
+    compute = _compute(model, config)
+    job.batch_size = config.runtime.batch_for(compute["device"])
+    root = [config.model_revision, sha256_file(config.training_dataset), config.task, compute]
     probe_dir = _probe(job, model, tokenizer, items, root)
     split_doc = _split(job, probe_dir)
-    examples = _examples(job, spec, items, probe_dir, split_doc, root)
+    examples = _examples(job, model, tokenizer, items, probe_dir, split_doc, root)
     tuned = _train(job, model, tokenizer, items, examples)
     evals = _evaluate(job, tuned, tokenizer, Path(out_dir))
     report = _report(config, split_doc, examples, job.stages, evals)
@@ -116,6 +125,23 @@ def run_job(
     copy_job_outputs({stage: job.stage_path(stage) for stage in job.keys}, Path(out_dir))
     write_report(Path(out_dir), report)
     return report
+
+
+def _compute(model: Any, config: JobConfig) -> dict[str, Any]:
+    """What the stage keys need about how the job computes; turns TF32 on or off (CUDA)."""
+    import torch
+
+    param = next(model.parameters())
+    if param.device.type == "cuda":
+        # A job runs in its own process (the worker's child): this global is the job's.
+        torch.backends.cuda.matmul.allow_tf32 = config.runtime.tf32
+        torch.backends.cudnn.allow_tf32 = config.runtime.tf32
+    return {
+        "dtype": str(param.dtype).removeprefix("torch."),
+        "device": param.device.type,
+        "quantization": config.runtime.quantization,
+        "tf32": bool(config.runtime.tf32 and param.device.type == "cuda"),
+    }
 
 
 def _probe(job: _Job, model: Any, tokenizer: Any, items: list, root: list[Any]) -> Path:
@@ -127,8 +153,8 @@ def _probe(job: _Job, model: Any, tokenizer: Any, items: list, root: list[Any]) 
         "probe",
         lambda: run_probe(
             model, tokenizer, items, out, config=c.probe, seed=c.seed,
-            model_revision=c.model_revision, batch_size=BATCH,
-            progress=job.progress, cancel=job.cancel,
+            model_revision=c.model_revision, batch_size=job.batch_size,
+            progress=job.progress, cancel=job.cancel, notice=job.notice,
         ),
         lambda r: r.skipped,
     )  # fmt: skip
@@ -146,15 +172,16 @@ def _split(job: _Job, probe_dir: Path) -> dict[str, Any]:
 
 
 def _examples(
-    job: _Job, spec: Any, items: list, probe_dir: Path, split_doc: dict[str, Any], root: list
-) -> MethodExamples:
+    job: _Job, model: Any, tokenizer: Any, items: list, probe_dir: Path,
+    split_doc: dict[str, Any], root: list,
+) -> MethodExamples:  # fmt: skip
     """The method's training entries (running features and selection for grait)."""
     from grait_engine.probe import load_split, read_probe
 
     c = job.config
     split = load_split(job.cache_dir / "stages" / f"split-{job.keys['split']}")
     if c.method == "grait":
-        selection = _select(job, spec, items, split, split_doc, root)
+        selection = _select(job, model, tokenizer, items, split, split_doc, root)
         return build_examples("grait", split, c.n_ik, c.n_idk, c.seed, selection=selection)
     certainty = None
     if c.method == "corcer_rait":
@@ -163,8 +190,9 @@ def _examples(
 
 
 def _select(
-    job: _Job, spec: Any, items: list, split: Any, split_doc: dict[str, Any], root: list
-) -> dict[str, Any]:
+    job: _Job, model: Any, tokenizer: Any, items: list, split: Any, split_doc: dict[str, Any],
+    root: list,
+) -> dict[str, Any]:  # fmt: skip
     """Features (keyed by the probe, not the split) then selection; returns selection.json."""
     from grait_engine.features import SpeedSettings, run_features
     from grait_engine.selection import run_selection
@@ -174,12 +202,12 @@ def _select(
     features_out = job.stage_dir(
         "features", [*root, job.keys["probe"], c.features.to_dict(), c.seed]
     )
-    speed = SpeedSettings(batch_size=BATCH)
+    speed = SpeedSettings(batch_size=job.batch_size, memory_budget_mb=c.runtime.memory_budget_mb)
     features = job.timed(
         "features",
         lambda: run_features(
-            c.features, spec, items, split_doc["correctness"], features_out, c.seed,
-            speed=speed, progress=job.progress, cancel=job.cancel,
+            c.features, model, tokenizer, items, split_doc["correctness"], features_out,
+            c.seed, speed=speed, progress=job.progress, cancel=job.cancel, notice=job.notice,
         ),
         lambda r: r.skipped,
     )  # fmt: skip
@@ -213,7 +241,7 @@ def _train(job: _Job, model: Any, tokenizer: Any, items: list, examples: MethodE
         "train",
         lambda: run_training(
             model, tokenizer, train, c.training, out, c.seed, model_revision=c.model_revision,
-            progress=job.progress, cancel=job.cancel, on_metric=on_metric,
+            progress=job.progress, cancel=job.cancel, on_metric=on_metric, notice=job.notice,
         ),
         lambda _: cached,
     )  # fmt: skip
@@ -223,17 +251,22 @@ def _train(job: _Job, model: Any, tokenizer: Any, items: list, examples: MethodE
 def _evaluate(job: _Job, tuned: Any, tokenizer: Any, out_dir: Path) -> dict[str, Any]:
     """Evaluate M0 (basic, refuse) and the tuned model on every test set."""
     from grait_engine.evaluation import evaluate_set
+    from grait_engine.lora import cast_lora
+    from grait_engine.memory import Batching
     from grait_engine.records.jsonl import read_items
 
     c = job.config
     job.stop_if_cancelled("evaluate")
+    # No update follows: decode with the LoRA in the model's dtype (see lora.cast_lora).
+    cast_lora(tuned, next(tuned.get_base_model().parameters()).dtype)
+    batching = Batching(job.batch_size, "evaluate", job.notice)
     blocks: dict[str, Any] = {}
     start = time.perf_counter()
     for name, path in c.eval_datasets.items():
         test = read_items(path, c.task)  # type: ignore[arg-type]
         blocks[name] = evaluate_set(
             tuned, tokenizer, test, out_dir / "eval" / name, tuned_model=tuned,
-            batch_size=BATCH, progress=job.progress, cancel=job.cancel,
+            batch_size=batching, progress=job.progress, cancel=job.cancel,
         )  # fmt: skip
     job.stages["evaluate"] = {"seconds": round(time.perf_counter() - start, 3), "cached": False}
     return blocks

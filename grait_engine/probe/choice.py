@@ -1,8 +1,8 @@
 """The ``choice`` probe: next-token probabilities of the option letters (METHOD.md stage 1).
 
-For each item: softmax over the whole vocabulary at the position after ``Answer:``, keep the
-first token of each option's continuation (`` A``, `` B``, ...), renormalise over the item's
-options. ``c_i = p(gold) / sum_o p(o)``; certainty ``s_i = -entropy`` (natural log) of that
+For each item: the next-token logits at the position after ``Answer:`` of the first token of
+each option's continuation (`` A``, `` B``, ...), in float32, renormalised over the item's
+options (the full-vocabulary normaliser cancels, so it is never computed). ``c_i = p(gold) / sum_o p(o)``; certainty ``s_i = -entropy`` (natural log) of that
 normalised distribution.
 """
 
@@ -15,8 +15,8 @@ from typing import Any
 
 import torch
 
+from grait_engine.logits import last_token_logits
 from grait_engine.probe.batching import Batch
-from grait_engine.probe.forward import last_logits
 from grait_engine.prompts import ANSWER_CUE
 from grait_engine.records.item import Item
 
@@ -100,7 +100,8 @@ def letter_log_probs(
 
 
 def choice_record(item: Item, letter_lp: dict[str, float]) -> dict[str, Any]:
-    """The probe record of one item from its letters' log-probabilities.
+    """The probe record of one item from its letters' log-probabilities (or logits: any
+    per-item constant shift cancels in the renormalisation).
 
     Output: ``{"id", "correctness", "certainty", "probs": {letter: normalised p}}``.
     Renormalised in log space (log-sum-exp), so tiny probabilities do not underflow to 0/0.
@@ -124,12 +125,21 @@ def choice_batch(
 ) -> list[dict[str, Any]]:
     """Probe records of the items of one left-padded batch (``items[b]`` is row b).
 
-    One forward pass; the next-token logits are read at the last position, which left
-    padding makes the end of every prompt. Log-softmax in float64 over the full vocabulary.
+    One forward pass without a key/value cache; the logits of the option letters are read at
+    the last position (which left padding makes the end of every prompt), computed in
+    float32 from the last hidden state (``logits.last_token_logits``) whatever the model's
+    dtype. ``c_i`` is renormalised over the letters, so the full-vocabulary normaliser,
+    which cancels, is never computed.
     """
-    logits, _ = last_logits(model, batch.input_ids, batch.attention_mask, batch.position_ids)
-    log_probs = torch.log_softmax(logits.double(), dim=-1)
-    return [
-        choice_record(item, lp)
-        for item, lp in zip(items, letter_log_probs(log_probs, items, letter_ids), strict=True)
-    ]
+    letters = sorted(letter_ids)
+    token_ids = torch.tensor([letter_ids[k] for k in letters], device=batch.input_ids.device)
+    logits = last_token_logits(
+        model, batch.input_ids, batch.attention_mask, batch.position_ids, token_ids
+    ).double()
+    column = {letter: k for k, letter in enumerate(letters)}
+    records = []
+    for b, item in enumerate(items):
+        options = list((item.choices or {}).keys())
+        values = logits[b, [column[k] for k in options]].tolist()
+        records.append(choice_record(item, dict(zip(options, values, strict=True))))
+    return records

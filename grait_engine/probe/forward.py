@@ -13,6 +13,8 @@ from typing import Any
 
 import torch
 
+from grait_engine.logits import base_model
+
 
 @lru_cache(maxsize=16)
 def _names(model_type: type) -> tuple[str, str | None]:
@@ -21,11 +23,6 @@ def _names(model_type: type) -> tuple[str, str | None]:
     cache = "cache" if "cache" in params else "past_key_values"
     keep = next((n for n in ("logits_to_keep", "num_logits_to_keep") if n in params), None)
     return cache, keep
-
-
-def base_model(model: Any) -> Any:
-    """The underlying transformers model (a peft wrapper's base), for signatures and config."""
-    return model.get_base_model() if hasattr(model, "get_base_model") else model
 
 
 def last_logits(

@@ -14,6 +14,7 @@ from typing import Any
 
 import torch
 
+from grait_engine.memory import Batching
 from grait_engine.probe.batching import (
     check_lengths,
     context_limit,
@@ -116,22 +117,25 @@ def probe_items(
     indices: Sequence[int],
     config: ProbeConfig,
     seed: int,
-    batch_size: int,
+    batch_size: int | Batching,
     on_batch: BatchHook | None = None,
     before_batch: Callable[[], None] | None = None,
 ) -> list[dict[str, Any]]:
     """Records of ``prepared.items[i]`` for ``i`` in ``indices``, in that order.
 
-    Batches of ``batch_size`` prompts, length-sorted; ``before_batch`` runs before each
-    (a cancel check: raising there loses no finished work), ``on_batch`` after each.
-    For ``open`` a batch decodes ``batch_size * n_samples`` rows at once.
+    Batches of ``batch_size`` prompts, longest first; ``before_batch`` runs before each
+    (a cancel check: raising there loses no finished work), ``on_batch`` after each. A batch
+    that runs out of memory is retried at half the size (``memory.Batching``; the records
+    of an item do not depend on its batch). For ``open`` a batch decodes
+    ``batch_size * n_samples`` rows at once.
     """
     if model.training:
         raise ValueError("the probe needs the model in eval mode (dropout would randomise it)")
     device = next(model.parameters()).device
     encoded = [prepared.encoded[i] for i in indices]
     records: list[dict[str, Any] | None] = [None] * len(indices)
-    for rows in length_batches([len(e) for e in encoded], batch_size):
+
+    def work(rows: list[int]) -> None:
         if before_batch is not None:
             before_batch()
         batch = left_pad(encoded, rows, prepared.pad_id, device)
@@ -145,6 +149,10 @@ def probe_items(
             records[r] = record
         if on_batch is not None:
             on_batch(len(rows))
+
+    lengths = [len(e) for e in encoded]
+    order = [r for rows in length_batches(lengths, max(1, len(lengths))) for r in rows]
+    Batching.of(batch_size, "probe").run(order, work)
     return [r for r in records if r is not None]
 
 

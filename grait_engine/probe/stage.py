@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from grait_engine.artifacts import config_hash, read_manifest, write_manifest
+from grait_engine.memory import Batching, NoticeFn
 from grait_engine.probe.config import ProbeConfig
 from grait_engine.probe.runner import Prepared, pool_task, prepare, probe_items
 from grait_engine.probe.store import (
@@ -86,6 +87,7 @@ def run_probe(
     shard_size: int = 256,
     progress: ProgressFn | None = None,
     cancel: CancelFn | None = None,
+    notice: NoticeFn | None = None,
 ) -> ProbeResult:
     """Probe ``items`` with ``model`` (eval mode) and write ``out_dir`` (see ``store``).
 
@@ -94,7 +96,8 @@ def run_probe(
     ``batch_size`` (prompts per forward pass; an ``open`` batch decodes ``batch_size *
     n_samples`` rows) and ``shard_size`` change speed and layout, not results.
     ``progress(stage, done, total, message)`` runs after every batch; ``cancel()`` is checked
-    before every batch. Raises ProbeInputError, PromptTooLongError (listing every offending
+    before every batch; a batch that runs out of memory is retried at half the size, told
+    to ``notice(stage, message)``. Raises ProbeInputError, PromptTooLongError (listing every offending
     id, before any model work), LetterTokenError, ProbeCancelled.
     """
     config = config or ProbeConfig()
@@ -120,7 +123,7 @@ def run_probe(
         out,
         config,
         seed,
-        (inputs_hash, shard_size, batch_size),
+        (inputs_hash, shard_size, Batching(batch_size, STAGE, notice)),
         finished,
         _Tracker(len(items), progress, cancel),
     )
@@ -147,16 +150,16 @@ def _write_shards(
     out: Path,
     config: ProbeConfig,
     seed: int,
-    layout: tuple[str, int, int],
+    layout: tuple[str, int, Batching],
     finished: dict[str, str],
     tracker: _Tracker,
 ) -> tuple[tuple[str, ...], int]:
     """Compute and write every shard not in ``finished``; returns (all names, computed).
 
-    ``layout``: (inputs hash, shard size, batch size). After each shard the checkpoint is
+    ``layout``: (inputs hash, shard size, batching). After each shard the checkpoint is
     updated, so a kill loses at most the shard in progress.
     """
-    inputs_hash, shard_size, batch_size = layout
+    inputs_hash, shard_size, batching = layout
     total = len(prepared.items)
     names = tuple(shard_name(s) for s in range(-(-total // shard_size)))
     computed = 0
@@ -172,7 +175,7 @@ def _write_shards(
             indices,
             config,
             seed,
-            batch_size,
+            batching,
             on_batch=lambda n: tracker.advance(n, f"{tracker.done + n}/{total} items probed"),
             before_batch=tracker.check,
         )

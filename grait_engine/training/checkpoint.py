@@ -5,7 +5,8 @@ Layout of ``out_dir/checkpoints/``::
     step-000050/
         state.safetensors   LoRA weights ("lora.<name>"), AdamW moments and step counts
                             ("opt.<k>.exp_avg" ...; k = index in lora_parameters order) and
-                            RNG states ("rng.cpu", "rng.cuda"), all as tensors
+                            RNG states: "rng.cpu", and "rng.cuda" for the CUDA device the
+                            run used (only that one), all as tensors
         state.json          step, epoch, step_in_epoch, inputs_hash, optimizer param_groups,
                             scheduler state, last loss
         manifest.json       sha256 of both files (written last)
@@ -52,23 +53,33 @@ def checkpoint_name(step: int) -> str:
     return f"step-{step:06d}"
 
 
-def capture(params: list[tuple[str, torch.nn.Parameter]], optimizer: torch.optim.Optimizer
-            ) -> dict[str, torch.Tensor]:  # fmt: skip
-    """LoRA weights, AdamW state and RNG states as named CPU tensors."""
+def capture(params: list[tuple[str, torch.nn.Parameter]], optimizer: torch.optim.Optimizer,
+            device: torch.device | None = None) -> dict[str, torch.Tensor]:  # fmt: skip
+    """LoRA weights, AdamW state and RNG states as named CPU tensors.
+
+    ``device``: where the run computes; a CUDA device adds that device's RNG state (only
+    its own: a worker may see other GPUs than the one that resumes the run)."""
     tensors = {f"lora.{name}": p.detach().cpu().contiguous() for name, p in params}
     for k, (_, param) in enumerate(params):
         for key, value in optimizer.state.get(param, {}).items():
             if isinstance(value, torch.Tensor):
                 tensors[f"opt.{k}.{key}"] = value.detach().cpu().contiguous().clone()
     tensors["rng.cpu"] = torch.get_rng_state()
-    if torch.cuda.is_available():
-        tensors["rng.cuda"] = torch.stack(torch.cuda.get_rng_state_all())
+    if device is not None and device.type == "cuda":
+        tensors["rng.cuda"] = torch.cuda.get_rng_state(device)
     return tensors
 
 
 def restore(checkpoint: Checkpoint, params: list[tuple[str, torch.nn.Parameter]],
-            optimizer: torch.optim.Optimizer, scheduler: Any) -> None:  # fmt: skip
-    """Put a checkpoint's weights, optimizer, scheduler and RNG states back in place."""
+            optimizer: torch.optim.Optimizer, scheduler: Any,
+            device: torch.device | None = None) -> None:  # fmt: skip
+    """Put a checkpoint's weights, optimizer, scheduler and RNG states back in place.
+
+    Works across device kinds: a checkpoint written on a GPU resumes on the CPU (its CUDA
+    RNG state is not needed there) and one written on the CPU resumes on a GPU (whose RNG
+    then keeps the seed the run set; only dropout masks differ from an uninterrupted run).
+    Checkpoints of older versions, which saved every visible GPU's state, give their first.
+    """
     tensors = checkpoint.tensors
     with torch.no_grad():
         for name, param in params:
@@ -82,8 +93,9 @@ def restore(checkpoint: Checkpoint, params: list[tuple[str, torch.nn.Parameter]]
     optimizer.load_state_dict({"state": state, "param_groups": groups})
     scheduler.load_state_dict(checkpoint.state["scheduler"])
     torch.set_rng_state(tensors["rng.cpu"])
-    if "rng.cuda" in tensors and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(list(tensors["rng.cuda"]))
+    saved = tensors.get("rng.cuda")
+    if saved is not None and device is not None and device.type == "cuda":
+        torch.cuda.set_rng_state(saved[0] if saved.ndim == 2 else saved, device)
 
 
 def optimizer_groups(optimizer: torch.optim.Optimizer) -> list[dict[str, Any]]:

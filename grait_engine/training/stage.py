@@ -32,10 +32,12 @@ from grait_engine.features.sequences import encode
 from grait_engine.lora import (
     ADAPTER_FILES,
     attach_lora,
+    cuda_devices,
     lora_parameters,
     merge_adapter,
     save_adapter,
 )
+from grait_engine.memory import NoticeFn, retry_halving
 from grait_engine.probe.batching import pad_token_id
 from grait_engine.training import checkpoint as ckpt
 from grait_engine.training.config import TrainingConfig
@@ -97,6 +99,7 @@ class _Run:
     step: int = 0
     loss: float | None = None
     orders: dict[int, list[int]] | None = None
+    micro_batch: int = 1  # samples per forward/backward (config.batch_size until an OOM)
 
     def order(self, n: int, seed: int, epoch: int) -> list[int]:
         """The permutation of ``epoch``, computed once per epoch."""
@@ -124,23 +127,39 @@ def _setup(base_model: Any, config: TrainingConfig, n: int, seed: int) -> _Run:
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda step: lr_factor(step, warmup, total)
     )
-    return _Run(model, params, optimizer, scheduler, total, per_epoch)
+    return _Run(
+        model, params, optimizer, scheduler, total, per_epoch, micro_batch=config.batch_size
+    )
 
 
 def _train_step(run: _Run, sequences: list[Any], weights: list[float], seed: int,
-                config: TrainingConfig, pad_id: int) -> float:  # fmt: skip
-    """One optimiser step (all its micro-batches); returns the step loss ``L_step``."""
+                config: TrainingConfig, pad_id: int, notice: NoticeFn | None) -> float:  # fmt: skip
+    """One optimiser step (all its micro-batches); returns the step loss ``L_step``.
+
+    A step that runs out of memory is redone from scratch with micro-batches of half the
+    size (for the rest of the run): ``weighted_loss`` divides by the step's sample count, so
+    the gradient is the same up to float rounding."""
     epoch, in_epoch = divmod(run.step, run.per_epoch)
     order = run.order(len(sequences), seed, epoch)
-    batches = step_rows(order, in_epoch, config.batch_size, config.grad_accum)
-    n_step = sum(len(rows) for rows in batches)
-    total = 0.0
-    for rows in batches:
-        loss = weighted_loss(
-            run.model, [sequences[i] for i in rows], [weights[i] for i in rows], n_step, pad_id
-        )
-        loss.backward()
-        total += float(loss.detach())
+    rows = [i for batch in step_rows(order, in_epoch, config.batch_size, config.grad_accum)
+            for i in batch]  # fmt: skip
+
+    def attempt(size: int) -> float:
+        run.optimizer.zero_grad(set_to_none=True)
+        total = 0.0
+        for start in range(0, len(rows), size):
+            part = rows[start : start + size]
+            loss = weighted_loss(
+                run.model, [sequences[i] for i in part], [weights[i] for i in part], len(rows),
+                pad_id,
+            )  # fmt: skip
+            loss.backward()
+            total += float(loss.detach())
+        return total
+
+    total, run.micro_batch = retry_halving(
+        attempt, run.micro_batch, stage=STAGE, what="micro-batch size", notice=notice
+    )
     if config.grad_clip > 0:
         torch.nn.utils.clip_grad_norm_([p for _, p in run.params], config.grad_clip)
     run.optimizer.step()
@@ -163,7 +182,7 @@ def _save(run: _Run, root: Path, config: TrainingConfig, inputs_hash: str) -> Pa
         "param_groups": ckpt.optimizer_groups(run.optimizer),
         "scheduler": run.scheduler.state_dict(),
     }
-    tensors = ckpt.capture(run.params, run.optimizer)
+    tensors = ckpt.capture(run.params, run.optimizer, run.params[0][1].device)
     return ckpt.save_checkpoint(root, tensors, state, config.keep_checkpoints)
 
 
@@ -218,6 +237,7 @@ def run_training(
     progress: ProgressFn | None = None,
     cancel: CancelFn | None = None,
     on_metric: MetricFn | None = None,
+    notice: NoticeFn | None = None,
 ) -> TrainingResult:
     """Fine-tune a fresh LoRA on ``base_model`` over ``examples``; resume or reuse if possible.
 
@@ -241,13 +261,13 @@ def run_training(
     sequences = [encode(e.item, e.refuse, tokenizer) for e in examples]
     weights = [e.weight for e in examples]
     pad_id = pad_token_id(tokenizer)
-    devices = [torch.cuda.current_device()] if torch.cuda.is_available() else []
-    with torch.random.fork_rng(devices=devices):
+    device = next(base_model.parameters()).device
+    with torch.random.fork_rng(devices=cuda_devices(device)):
         torch.manual_seed(seed)
         run = _setup(base_model, config, len(examples), seed)
         found = ckpt.load_latest(root, inputs_hash)
         if found is not None:
-            ckpt.restore(found, run.params, run.optimizer, run.scheduler)
+            ckpt.restore(found, run.params, run.optimizer, run.scheduler, device)
             run.step, run.loss = found.step, found.state.get("loss")
         else:
             ckpt.clear_checkpoints(root)
@@ -259,7 +279,7 @@ def run_training(
                     _save(run, root, config, inputs_hash)
                 raise TrainingCancelled(f"training cancelled at step {run.step} of {run.total}")
             lr = run.scheduler.get_last_lr()[0]
-            run.loss = _train_step(run, sequences, weights, seed, config, pad_id)
+            run.loss = _train_step(run, sequences, weights, seed, config, pad_id, notice)
             _report(run, lr, progress, on_metric)
             if run.step % config.checkpoint_every == 0 or run.step == run.total:
                 _save(run, root, config, inputs_hash)

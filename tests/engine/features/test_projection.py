@@ -1,12 +1,21 @@
-"""Preconditioning and the seeded block Rademacher projection."""
+"""Preconditioning and the hash-defined Rademacher projection ``P``."""
 
 from __future__ import annotations
 
 import math
 
+import pytest
 import torch
 
-from grait_engine.features import GEN_ROWS, Projector, precondition
+from grait_engine.features import (
+    Projector,
+    precondition,
+    resolve_projection_dtype,
+    sign_words,
+)
+from grait_engine.features import projection as projection_module
+
+M32 = 0xFFFFFFFF
 
 
 def test_precondition_follows_method_md() -> None:
@@ -15,39 +24,96 @@ def test_precondition_follows_method_md() -> None:
     torch.testing.assert_close(precondition(g.clone(), m, v, (0.9, 0.999), 1e-8), want)
 
 
-def test_projection_is_seeded_and_rademacher() -> None:
-    n_params = 2 * GEN_ROWS + 37
-    a, b = Projector(n_params, 64, seed=3), Projector(n_params, 64, seed=3)
-    for k in range(a.n_blocks):
-        assert torch.equal(a.block(k), b.block(k))
-    assert set(a.block(0).unique().tolist()) == {-1.0, 1.0}
-    assert a.block(2).shape == (37, 64)
-    assert not torch.equal(a.block(0), Projector(n_params, 64, seed=4).block(0))
-    assert not torch.equal(a.block(0), a.block(1))
+def _mix(x: int) -> int:
+    x ^= x >> 15
+    x = (x * 0x2C1B3C6D) & M32
+    x ^= x >> 12
+    x = (x * 0x297A2D39) & M32
+    return x ^ (x >> 15)
 
 
-def test_projection_independent_of_cache_and_grouping() -> None:
-    n_params = GEN_ROWS + 100
-    rows = torch.randn(10, n_params)
-    cached = Projector(n_params, 48, seed=0)
-    uncached = Projector(n_params, 48, seed=0, cache_bytes=0)
-    assert uncached._cache is None and cached._cache is not None
-    whole = cached.project(rows.clone())
-    assert torch.equal(whole, uncached.project(rows.clone()))
-    parts = torch.cat([cached.project(rows[:3].clone()), cached.project(rows[3:].clone())])
-    torch.testing.assert_close(parts, whole, rtol=1e-5, atol=1e-6)
+def reference_word(seed: int, group: int, column: int) -> int:
+    """``word(seed, g, c)`` as projection.py's docstring defines it, in plain integers."""
+    salt1 = _mix((seed & M32) ^ 0x243F6A88)
+    salt2 = _mix(salt1 ^ ((seed >> 32) & M32) ^ 0x85A308D3)
+    salt3 = _mix(salt2 ^ 0x13198A2E)
+    key1 = _mix((group & M32) ^ salt1)
+    key2 = _mix(key1 ^ (group >> 32) ^ salt2)
+    return _mix(((_mix(column ^ salt3) ^ key2) + key1) & M32)
 
 
-def test_projection_matches_dense_matrix_and_normalises() -> None:
-    n_params = GEN_ROWS + 5
-    projector = Projector(n_params, 16, seed=1)
-    dense = torch.cat([projector.block(k) for k in range(projector.n_blocks)]) / math.sqrt(16)
-    rows = torch.randn(4, n_params)
-    want = rows @ dense
-    want = want / want.norm(dim=1, keepdim=True)
-    torch.testing.assert_close(projector.project(rows), want, rtol=1e-4, atol=1e-5)
+@pytest.mark.parametrize("seed", [0, 1, 12345, 2**40 + 7])
+def test_words_match_the_integer_definition(seed: int) -> None:
+    # Wrapping int32 tensor arithmetic must give the integers' bits (on every device).
+    for first in (0, 5, 2**32 - 1):
+        words = sign_words(seed, first, 3, 70)
+        for g in range(3):
+            for c in (0, 1, 31, 69):
+                assert int(words[g, c]) & M32 == reference_word(seed, first + g, c)
+
+
+def test_rows_are_signs_from_the_words_and_any_slice_is_the_same() -> None:
+    projector = Projector(300, 40, seed=9)
+    whole = projector.rows(0, 300)
+    assert set(whole.unique().tolist()) == {-1.0, 1.0}
+    words = sign_words(9, 0, 10, 40)
+    for r in (0, 1, 33, 299):
+        bit = (int(words[r // 32, 7]) >> (r % 32)) & 1
+        assert whole[r, 7].item() == (1.0 if bit else -1.0)
+    assert torch.equal(projector.rows(37, 101), whole[37:101])
+    assert torch.equal(Projector(300, 40, seed=9).rows(0, 300), whole)
+    assert not torch.equal(Projector(300, 40, seed=10).rows(0, 300), whole)
+
+
+def exact(projector: Projector, rows: torch.Tensor) -> torch.Tensor:
+    """The float64 reference: rows @ P / sqrt(d), L2-normalised."""
+    dense = projector.rows(0, projector.n_params).double() / math.sqrt(projector.d)
+    out = rows.double() @ dense
+    return (out / out.norm(dim=1, keepdim=True)).float()
+
+
+@pytest.mark.parametrize("method", ["lut", "dense"])
+def test_both_methods_match_the_explicit_matrix(method: str, monkeypatch) -> None:
+    # Small chunks, so that several chunks and a ragged last one (D % 32 != 0) are used.
+    monkeypatch.setattr(projection_module, "_LUT_TABLE_BYTES", 1)
+    monkeypatch.setattr(projection_module, "_DENSE_CHUNK_BYTES", 1)
+    n_params = 3 * 256 + 45
+    projector = Projector(n_params, 96, seed=4, method=method)
+    rows = torch.randn(5, n_params)
+    torch.testing.assert_close(projector.project(rows.clone()), exact(projector, rows),
+                               rtol=1e-5, atol=1e-6)  # fmt: skip
     zero = projector.project(torch.zeros(2, n_params))
-    assert torch.equal(zero, torch.zeros(2, 16))
+    assert torch.equal(zero, torch.zeros(2, 96))
+
+
+@pytest.mark.parametrize("method", ["lut", "dense"])
+def test_bfloat16_products_keep_the_cosines(method: str) -> None:
+    n_params = 2048 + 11
+    projector = Projector(n_params, 256, seed=2, dtype="bfloat16", method=method)
+    rows = torch.randn(6, n_params)
+    cosine = (projector.project(rows.clone()) * exact(projector, rows)).sum(dim=1)
+    assert cosine.min() > 0.9999
+
+
+def test_p_is_a_rademacher_matrix_that_keeps_inner_products() -> None:
+    d, n_params = 1024, 4096
+    signs = Projector(n_params, d, seed=0).rows(0, n_params)
+    # Balanced signs, and rows (and columns) as uncorrelated as independent ones would be.
+    assert abs(signs.mean().item()) < 4 / math.sqrt(signs.numel())
+    rows = signs[:512] @ signs[:512].t() / d
+    assert (rows - torch.eye(512)).abs().max() < 6 / math.sqrt(d)
+    columns = signs[:, :512].t() @ signs[:, :512] / n_params
+    assert (columns - torch.eye(512)).abs().max() < 6 / math.sqrt(n_params)
+    # Johnson-Lindenstrauss: cosines of projected vectors stay close to the true ones.
+    generator = torch.Generator().manual_seed(1)
+    base = torch.randn(1, n_params, generator=generator)
+    vectors = (
+        base + torch.randn(20, n_params, generator=generator) * torch.linspace(0.2, 3, 20)[:, None]
+    )
+    vectors = vectors / vectors.norm(dim=1, keepdim=True)
+    true = vectors @ vectors.t()
+    projected = Projector(n_params, d, seed=0).project(vectors.clone())
+    assert ((projected @ projected.t()) - true).abs().max() < 5 / math.sqrt(d)
 
 
 def test_dim_is_capped_at_the_parameter_count() -> None:
@@ -55,11 +121,7 @@ def test_dim_is_capped_at_the_parameter_count() -> None:
     assert Projector(100, 10, seed=0).d == 10
 
 
-def test_bfloat16_products_keep_the_cosines() -> None:
-    n_params = 2 * GEN_ROWS + 11
-    rows = torch.randn(6, n_params)
-    exact = Projector(n_params, 256, seed=2).project(rows.clone())
-    fast = Projector(n_params, 256, seed=2, dtype="bfloat16")
-    assert fast.block(0).dtype == torch.bfloat16
-    cosine = (fast.project(rows.clone()) * exact).sum(dim=1)
-    assert cosine.min() > 0.9999
+def test_auto_dtype_is_float32_on_cpus() -> None:
+    assert resolve_projection_dtype("auto", "cpu") == "float32"
+    assert resolve_projection_dtype("bfloat16", "cpu") == "bfloat16"
+    assert resolve_projection_dtype("float32", "cpu") == "float32"

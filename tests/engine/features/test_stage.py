@@ -20,11 +20,18 @@ from grait_engine.features import (
     run_features,
 )
 from grait_engine.features_store import FeatureStore
-from grait_engine.modeling import ModelSpec
+from grait_engine.modeling import ModelSpec, load_model
 from tests.engine.features.pools import correctness_of, mixed_items
 
 CONFIG = FeaturesConfig(lora_r=4, warmup_batch_size=2, warmup_epochs=2)
 SPEED = SpeedSettings(batch_size=3, group_items=2, shard_rows=4)
+
+
+def loaded(model_dir) -> tuple:
+    """A fresh (model, tokenizer) of the tiny model."""
+    return load_model(ModelSpec(str(model_dir)))
+
+
 ITEMS = mixed_items(10)
 CORRECT = correctness_of(ITEMS)
 
@@ -51,8 +58,7 @@ def complete(tiny_model_dir, tmp_path_factory):
     """An uninterrupted run, with its progress calls."""
     calls: list[tuple[str, int, int, str]] = []
     out = tmp_path_factory.mktemp("features") / "stage"
-    spec = ModelSpec(str(tiny_model_dir))
-    result = run_features(CONFIG, spec, ITEMS, CORRECT, out, seed=0, speed=SPEED,
+    result = run_features(CONFIG, *loaded(tiny_model_dir), ITEMS, CORRECT, out, seed=0, speed=SPEED,
                           progress=lambda *a: calls.append(a))  # fmt: skip
     return result, calls
 
@@ -80,24 +86,24 @@ def test_progress_reaches_total(complete) -> None:
 
 def test_second_run_is_skipped(complete, tiny_model_dir) -> None:
     result, _ = complete
-    again = run_features(CONFIG, ModelSpec(str(tiny_model_dir)), ITEMS, CORRECT,
+    again = run_features(CONFIG, *loaded(tiny_model_dir), ITEMS, CORRECT,
                          result.directory, seed=0, speed=SPEED)  # fmt: skip
     assert again.skipped and again.inputs_hash == result.inputs_hash
 
 
 def test_cancel_then_resume_is_byte_identical(complete, tiny_model_dir, tmp_path) -> None:
     result, _ = complete
-    spec, out = ModelSpec(str(tiny_model_dir)), tmp_path / "stage"
+    out = tmp_path / "stage"
     done = [0]
     with pytest.raises(FeaturesCancelled):
         # Stop once items 4-5 (the first group of shard 1) are done: shard 0 is on disk.
-        run_features(CONFIG, spec, ITEMS, CORRECT, out, speed=SPEED,
+        run_features(CONFIG, *loaded(tiny_model_dir), ITEMS, CORRECT, out, speed=SPEED,
                      progress=lambda _s, n, _t, _m: done.__setitem__(0, n),
                      cancel=lambda: done[0] >= 5)  # fmt: skip
     assert done[0] == 6
     assert list(shard_hashes(out / "features")) == ["shard-00000.safetensors"]
     calls: list[tuple[str, int, int, str]] = []
-    resumed = run_features(CONFIG, spec, ITEMS, CORRECT, out, speed=SPEED,
+    resumed = run_features(CONFIG, *loaded(tiny_model_dir), ITEMS, CORRECT, out, speed=SPEED,
                            progress=lambda *a: calls.append(a))  # fmt: skip
     assert resumed.reused == 4 and resumed.computed == 6
     assert calls[-1][1:3] == (10, 10)
@@ -110,7 +116,7 @@ def test_cancel_then_resume_is_byte_identical(complete, tiny_model_dir, tmp_path
 
 def test_other_layout_changes_rounding_only(complete, tiny_model_dir, tmp_path) -> None:
     result, _ = complete
-    other = run_features(CONFIG, ModelSpec(str(tiny_model_dir)), ITEMS, CORRECT,
+    other = run_features(CONFIG, *loaded(tiny_model_dir), ITEMS, CORRECT,
                          tmp_path / "other", speed=SpeedSettings(batch_size=7, group_items=5,
                                                                  shard_rows=5))  # fmt: skip
     a, b = FeatureStore.open(result.features_dir), FeatureStore.open(other.features_dir)
@@ -125,7 +131,7 @@ def test_other_layout_changes_rounding_only(complete, tiny_model_dir, tmp_path) 
 
 def test_cancel_during_warmup_raises(tiny_model_dir, tmp_path) -> None:
     with pytest.raises(FeaturesCancelled):
-        run_features(CONFIG, ModelSpec(str(tiny_model_dir)), ITEMS, CORRECT, tmp_path,
+        run_features(CONFIG, *loaded(tiny_model_dir), ITEMS, CORRECT, tmp_path,
                      speed=SPEED, cancel=lambda: True)  # fmt: skip
     assert not (tmp_path / "warmup" / "manifest.json").exists()
 
@@ -133,14 +139,14 @@ def test_cancel_during_warmup_raises(tiny_model_dir, tmp_path) -> None:
 KILL_SCRIPT = """
 import os, signal, sys
 from grait_engine.features import run_features
-from grait_engine.modeling import ModelSpec
+from grait_engine.modeling import ModelSpec, load_model
 from tests.engine.features.test_stage import CONFIG, CORRECT, ITEMS, SPEED
 
 def progress(stage, done, total, message):
     if done >= 5:  # items 4-5 are buffered, shard 0 is on disk
         os.kill(os.getpid(), signal.SIGKILL)
 
-run_features(CONFIG, ModelSpec(sys.argv[1]), ITEMS, CORRECT, sys.argv[2], speed=SPEED,
+run_features(CONFIG, *load_model(ModelSpec(sys.argv[1])), ITEMS, CORRECT, sys.argv[2], speed=SPEED,
              progress=progress)
 """
 
@@ -155,15 +161,15 @@ def test_killed_run_resumes_identically(complete, tiny_model_dir, tmp_path) -> N
     )  # fmt: skip
     assert killed.returncode == -signal.SIGKILL, killed.stderr.decode()[-2000:]
     assert list(shard_hashes(out / "features")) == ["shard-00000.safetensors"]
-    resumed = run_features(CONFIG, ModelSpec(str(tiny_model_dir)), ITEMS, CORRECT, out,
+    resumed = run_features(CONFIG, *loaded(tiny_model_dir), ITEMS, CORRECT, out,
                            speed=SPEED)  # fmt: skip
     assert resumed.reused == 4 and resumed.computed == 6
     assert shard_hashes(out / "features") == shard_hashes(result.features_dir)
 
 
 def test_other_inputs_take_the_directory_over(complete, tiny_model_dir, tmp_path) -> None:
-    spec, out = ModelSpec(str(tiny_model_dir)), tmp_path / "stage"
-    first = run_features(CONFIG, spec, ITEMS[:4], CORRECT, out, speed=SPEED)
-    second = run_features(CONFIG, spec, ITEMS[:6], CORRECT, out, speed=SPEED)
+    out = tmp_path / "stage"
+    first = run_features(CONFIG, *loaded(tiny_model_dir), ITEMS[:4], CORRECT, out, speed=SPEED)
+    second = run_features(CONFIG, *loaded(tiny_model_dir), ITEMS[:6], CORRECT, out, speed=SPEED)
     assert first.inputs_hash != second.inputs_hash and not second.skipped
     assert second.reused == 0 and len(FeatureStore.open(second.features_dir).ids) == 6

@@ -28,11 +28,12 @@ SIZES = {"batch_size": 2, "shard_size": 4}  # 10 items: shards of 4, 4, 2; 2 bat
 
 
 class CountForwards:
-    """Counts forward passes of the model (each batch of the choice probe is one)."""
+    """Counts forward passes of the model's decoder (each batch of the choice probe is one;
+    the probe runs the decoder and reads the option letters' logits itself)."""
 
     def __init__(self, model):
         self.calls = 0
-        self.handle = model.register_forward_hook(self._hook)
+        self.handle = model.get_decoder().register_forward_hook(self._hook)
 
     def _hook(self, *_):
         self.calls += 1
