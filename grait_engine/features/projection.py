@@ -16,16 +16,19 @@ every device; ``tests/engine/features/test_projection.py`` checks them against a
 reference). ``P`` therefore depends only on (seed, D, d): not on batching, chunking, device
 or which rows are projected together.
 
-Two ways to compute ``rows @ P``, chosen by the device (both give the same numbers up to
-float32 summation order):
+Three ways to compute ``rows @ P``, chosen by the device (all give the same numbers up to
+float32 summation order and, for bfloat16 products, rounding):
 
 - ``lut`` (CPUs): the bits of 8 consecutive rows at one column form a byte; per chunk of 8
   rows a table of the 256 signed sums of those rows' values is built (a small matmul), and
   each output column adds one table entry per chunk (``embedding_bag`` in sum mode). That is
   ``n/8`` additions per entry of ``P`` instead of ``n`` multiply-adds, and ``P`` is never
   expanded to floats: on CPUs, making ``P`` costs more than multiplying by it.
-- ``dense`` (CUDA): chunks of ``P`` are expanded to +-1 in the product dtype and multiplied
-  on the tensor cores.
+- ``fused`` (CUDA, bfloat16 products, Triton present): a Triton kernel computes each tile of
+  ``P`` in registers right before its tensor-core product (``projection_fused``), so ``P``
+  never goes through GPU memory.
+- ``dense`` (CUDA otherwise): chunks of ``P`` are expanded to +-1 in the product dtype in GPU
+  memory and multiplied on the tensor cores.
 
 ``dtype="bfloat16"`` rounds the rows to bfloat16 before the products (the signs are exact),
 with float32 sums: on CUDA the products then run on the bfloat16 tensor cores; feature
@@ -37,8 +40,12 @@ from __future__ import annotations
 
 import math
 import sys
+import warnings
 
 import torch
+
+from grait_engine.features import projection_fused
+from grait_engine.memory import is_out_of_memory
 
 WORD_BITS = 32  # rows of P per hash word
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
@@ -167,8 +174,9 @@ class Projector:
     """Projects (n, D) rows to (n, d) with ``P``, then L2-normalises each row.
 
     ``d = min(dim, n_params)``; ``dtype``: ``float32`` or ``bfloat16`` products (sums are
-    float32 either way); ``method``: ``lut`` or ``dense`` (default: ``lut`` on CPUs, ``dense``
-    elsewhere). Output rows are float32 on the input's device.
+    float32 either way); ``method``: ``lut``, ``dense`` or ``fused`` (default: ``lut`` on
+    CPUs; on CUDA ``fused`` for bfloat16 when Triton is present, else ``dense``). Output rows
+    are float32 on the input's device.
     """
 
     def __init__(
@@ -184,9 +192,9 @@ class Projector:
             raise ValueError(f"bad projector: {n_params=}, {dim=}, {dtype=} (want {list(DTYPES)})")
         self.n_params, self.d, self.seed = n_params, min(dim, n_params), seed
         self.device, self.dtype = torch.device(device), DTYPES[dtype]
-        self.method = method or ("lut" if self.device.type == "cpu" else "dense")
-        if self.method not in ("lut", "dense"):
-            raise ValueError(f"method must be lut or dense, not {self.method!r}")
+        self.method = method or _default_method(self.device, self.dtype)
+        if self.method not in ("lut", "dense", "fused"):
+            raise ValueError(f"method must be lut, dense or fused, not {self.method!r}")
         self.row_dtype = self.dtype  # what project() wants its rows in (no copy then)
 
     def rows(self, start: int, stop: int) -> torch.Tensor:
@@ -203,10 +211,23 @@ class Projector:
             raise ValueError(f"want (n, {self.n_params}) rows, got {tuple(rows.shape)}")
         if self.method == "lut":
             out = self._project_lut(rows)
+        elif self.method == "fused":
+            out = self._project_fused(rows)
         else:
             out = self._project_dense(rows)
         out.mul_(1 / math.sqrt(self.d))
         return normalize_rows(out)
+
+    def _project_fused(self, rows: torch.Tensor) -> torch.Tensor:
+        try:
+            return projection_fused.project_raw(rows.to(torch.bfloat16), self.d, _salts(self.seed))
+        except Exception as error:
+            if is_out_of_memory(error):
+                raise
+            # A Triton that cannot build the kernel here must not stop the job: same P.
+            warnings.warn(f"fused projection unavailable ({error!r}); using dense", stacklevel=2)
+            self.method = "dense"
+            return self._project_dense(rows)
 
     def _project_dense(self, rows: torch.Tensor) -> torch.Tensor:
         n = rows.shape[0]
@@ -248,6 +269,14 @@ class Projector:
             table = torch.matmul(patterns, chunks).reshape(n_bytes * 256, n)
             out += torch.nn.functional.embedding_bag(index, table, mode="sum")
         return out.t().contiguous()
+
+
+def _default_method(device: torch.device, dtype: torch.dtype) -> str:
+    if device.type == "cpu":
+        return "lut"
+    if dtype == torch.bfloat16 and projection_fused.available(device):
+        return "fused"
+    return "dense"
 
 
 def _add_product(out: torch.Tensor, rows: torch.Tensor, signs: torch.Tensor) -> None:

@@ -130,3 +130,22 @@ def test_cancel_between_stages_runs_no_later_stage(tiny_world: Any, tmp_path: Pa
         )  # fmt: skip
     assert asked == ["probe"]
     assert list((tmp_path / "cache" / "stages").glob("split-*")) == []
+
+
+def test_stage_keys_differ_by_dtype(tiny_world: Any, tmp_path: Path) -> None:
+    """A bfloat16 job never reuses the float32 job's probe or training outputs (nor the
+    reverse): the model's dtype and device kind are part of every stage key."""
+    cache = tmp_path / "cache"
+    job = tiny_job(tiny_world, {"type": "cor_rait", "n_ik": 8, "n_idk": 8})
+    job["eval_datasets"] = {"id": job["eval_datasets"]["id"]}
+    first = run_job(load_job_config(job), tmp_path / "f32", cache)
+    second = run_job(load_job_config({**job, "dtype": "bfloat16"}), tmp_path / "bf16", cache)
+    assert not second["stages"]["probe"]["cached"] and not second["stages"]["train"]["cached"]
+    assert len(list((cache / "stages").glob("probe-*"))) == 2
+    paths = [json.loads((tmp_path / name / "stages.json").read_text()) for name in ("f32", "bf16")]
+    assert all(paths[0][stage] != paths[1][stage] for stage in ("probe", "split", "train"))
+    again = run_job(load_job_config(job), tmp_path / "again", cache)
+    assert again["stages"]["probe"]["cached"] and again["stages"]["train"]["cached"]
+    assert first["job"]["config"]["runtime"] == {
+        "batch_size": None, "memory_budget_mb": None, "tf32": True, "quantization": None,
+    }  # fmt: skip

@@ -138,3 +138,31 @@ def test_checkpoints_of_other_inputs_are_not_resumed(tiny_model_dir: Path, tmp_p
     assert other.resumed_from is None and other.steps == 3  # 4 examples: 1 step per epoch
     names = sorted(p.name for p in (tmp_path / "checkpoints").glob("step-*"))
     assert names == ["step-000002", "step-000003"]  # the stale step-000005 is gone
+
+
+@pytest.mark.parametrize("cuda_state", ["one device", "every device (older checkpoints)"])
+def test_a_checkpoint_from_a_gpu_resumes_on_the_cpu(
+    tiny_model_dir: Path, tmp_path: Path, cuda_state: str
+) -> None:
+    """A checkpoint written on a CUDA worker (it holds ``rng.cuda``) resumes on a CPU worker,
+    and to the same adapter: the CUDA RNG state is simply not needed there."""
+    from grait_engine.training.checkpoint import load_latest, save_checkpoint
+
+    calls = iter(range(100))
+    with pytest.raises(TrainingCancelled):
+        _train(tiny_model_dir, tmp_path / "cut", cancel=lambda: next(calls) == 3)
+    found = load_latest(tmp_path / "cut", json.loads(
+        (tmp_path / "cut" / "checkpoints" / "step-000003" / STATE_JSON).read_text()
+    )["inputs_hash"])  # fmt: skip
+    assert found is not None and "rng.cuda" not in found.tensors  # written on the CPU
+    # What a CUDA run writes: the Philox state of the device in use (16 bytes), or, from
+    # older versions, one such state per visible GPU.
+    state = torch.arange(16, dtype=torch.uint8)
+    tensors = dict(found.tensors)
+    tensors["rng.cuda"] = state if cuda_state == "one device" else torch.stack([state, state])
+    save_checkpoint(tmp_path / "cut", tensors, found.state, keep=2)
+    resumed = _train(tiny_model_dir, tmp_path / "cut")
+    full = _train(tiny_model_dir, tmp_path / "full")
+    assert resumed.resumed_from == 3
+    a, b = _adapter(full.adapter_dir), _adapter(resumed.adapter_dir)
+    assert max(float((a[k] - b[k]).abs().max()) for k in a) < 1e-6
