@@ -246,3 +246,29 @@ def test_model_revision_is_stable_and_follows_the_files(tmp_path: Path, tiny_mod
     config["rms_norm_eps"] = 1e-5
     (directory / "config.json").write_text(json.dumps(config))
     assert modeling.model_revision(directory) not in {first, second}
+
+
+def test_4bit_quantization_needs_cuda_and_says_so(tiny_model_dir: Path):
+    from grait_engine.modeling import ModelLoadError
+
+    with pytest.raises(ValueError, match="quantization must be null or 4bit"):
+        ModelSpec(str(tiny_model_dir), quantization="8bit")
+    with pytest.raises(ModelLoadError, match="'4bit' needs a CUDA device, not cpu"):
+        modeling.load_model(ModelSpec(str(tiny_model_dir), quantization="4bit"))
+
+
+@pytest.mark.skipif(
+    not torch.cuda.is_available(),
+    reason="4-bit QLoRA needs a CUDA device and bitsandbytes (the gpu extra); not run on CPUs",
+)
+def test_4bit_model_loads_and_trains_a_lora(tiny_model_dir: Path):
+    pytest.importorskip("bitsandbytes", reason="the gpu extra (bitsandbytes) is not installed")
+    from grait_engine.lora import attach_lora, lora_parameters
+
+    model, _ = modeling.load_model(
+        ModelSpec(str(tiny_model_dir), device="cuda", quantization="4bit")
+    )
+    peft_model = attach_lora(model, 4, 8.0, 0.0, seed=0)
+    ids = torch.tensor([[1, 40, 41, 42]], device="cuda")
+    peft_model(input_ids=ids).logits.float().sum().backward()
+    assert all(p.grad is not None for _, p in lora_parameters(peft_model) if "lora_A" in _)
