@@ -1,7 +1,8 @@
 # One image for the API, the Celery workers and the one-shot migration (docker-compose.yml).
 # The API never imports torch; the workers run each job's stages in a child process.
 #   docker build -t grait-service .                                  # CUDA torch wheel
-#   docker build --build-arg TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu -t grait-service:cpu .
+#   docker build --build-arg TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu \
+#                --build-arg GRAIT_EXTRAS= -t grait-service:cpu .
 FROM python:3.11-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
@@ -23,8 +24,11 @@ COPY app ./app
 COPY worker ./worker
 COPY grait_cli ./grait_cli
 COPY migrations ./migrations
+# Extras of the project to install: "gpu" (bitsandbytes, for runtime.quantization: 4bit) on
+# the CUDA image; empty for the CPU image.
+ARG GRAIT_EXTRAS=gpu
 # Editable: app.db.migrate finds ./migrations next to the packages.
-RUN pip install -e . \
+RUN pip install -e ".${GRAIT_EXTRAS:+[${GRAIT_EXTRAS}]}" \
     && useradd --uid 10001 --create-home grait \
     && mkdir -p /data \
     && chown grait /data

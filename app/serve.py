@@ -8,6 +8,7 @@ production services without code changes.
 from __future__ import annotations
 
 import argparse
+import sys
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -16,9 +17,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Serve until stopped; exit status 2 (with one line per bad variable) when the
+    ``GRAIT_*`` settings are invalid."""
     import uvicorn
+    from pydantic import ValidationError
 
     from app.main import create_app
+    from app.settings import get_settings, settings_problems
 
+    try:
+        get_settings()
+    except ValidationError as error:
+        print(f"error: invalid settings:\n{settings_problems(error)}", file=sys.stderr)
+        return 2
     uvicorn.run(create_app(), host=args.host, port=args.port, log_level="info")
     return 0

@@ -7,16 +7,30 @@
 from __future__ import annotations
 
 import json
+import os
+import re
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import (
+    Field,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from grait_engine.pipeline.runtime import RuntimeConfig, RuntimeConfigError
 
 # Models every deployment serves: the toy knowledge world of grait_engine.toyworld.
 BUILTIN_MODELS: tuple[str, ...] = ("toyworld/small", "toyworld/tiny")
 MB = 1024 * 1024
+DEVICE_PATTERN = re.compile(r"auto|cpu|cuda(:\d+)?")
+# Optional integers: an empty variable (GRAIT_BATCH_SIZE=) means unset, as None does.
+OPTIONAL_INTS = ("torch_threads", "batch_size", "memory_budget_mb")
 
 
 class Settings(BaseSettings):
@@ -49,9 +63,42 @@ class Settings(BaseSettings):
     max_concurrent_requests: int = Field(default=8, ge=1, le=1000)
     # queue=local: run queued jobs in this process's child processes (false: API only).
     local_runner: bool = True
-    # "auto": cuda when the worker has a GPU, else cpu.
+    # Where a job's stages run: auto (cuda when the worker has a GPU, else cpu), cpu, cuda
+    # or cuda:N (one worker per GPU: GRAIT_DEVICE=cuda:1 grait worker).
     device: str = "auto"
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
+    # Torch threads (and OMP/MKL threads) of a job's child process; None: every core this
+    # process may run on (see ``threads``).
+    torch_threads: int | None = Field(default=None, ge=1)
+    # The worker's defaults for a job's ``runtime`` settings it leaves unset (None: the
+    # engine's automatic choice; see grait_engine.pipeline.runtime).
+    batch_size: int | None = None
+    memory_budget_mb: int | None = None
+
+    @field_validator("device")
+    @classmethod
+    def _check_device(cls, value: str) -> str:
+        if not DEVICE_PATTERN.fullmatch(value):
+            raise ValueError(f"must be auto, cpu, cuda or cuda:N (N a GPU index), not {value!r}")
+        return value
+
+    @field_validator(*OPTIONAL_INTS, mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("batch_size", "memory_budget_mb")
+    @classmethod
+    def _check_runtime_default(cls, value: int | None, info: ValidationInfo) -> int | None:
+        # The engine's own bounds, so a worker default is valid wherever a job's value is.
+        try:
+            if info.field_name == "batch_size":
+                RuntimeConfig(batch_size=value)
+            else:
+                RuntimeConfig(memory_budget_mb=value)
+        except RuntimeConfigError as error:
+            raise ValueError(error.message.removesuffix(" or null")) from None
+        return value
 
     @field_validator("model_allowlist", mode="before")
     @classmethod
@@ -92,8 +139,29 @@ class Settings(BaseSettings):
             "MAX_ATTEMPTS": self.max_attempts,
             "DEVICE": self.device,
             "DTYPE": self.dtype,
+            # Unset is an empty variable, so a value in the runner's own environment is not
+            # inherited in its place.
+            "TORCH_THREADS": _or_empty(self.torch_threads),
+            "BATCH_SIZE": _or_empty(self.batch_size),
+            "MEMORY_BUDGET_MB": _or_empty(self.memory_budget_mb),
         }
         return {f"GRAIT_{name}": str(value) for name, value in values.items()}
+
+    @property
+    def threads(self) -> int:
+        """Torch threads of a job's process: ``torch_threads``, else every core this process
+        may run on (its CPU affinity, which a container's cpuset limits)."""
+        if self.torch_threads is not None:
+            return self.torch_threads
+        if hasattr(os, "sched_getaffinity"):
+            return max(1, len(os.sched_getaffinity(0)))
+        return os.cpu_count() or 1
+
+    @property
+    def cuda_index(self) -> int | None:
+        """N of ``device = cuda:N``; None for auto, cpu and cuda (the current GPU)."""
+        _, _, index = self.device.partition(":")
+        return int(index) if index else None
 
     @property
     def artifacts(self) -> Path:
@@ -115,6 +183,21 @@ class Settings(BaseSettings):
     @property
     def should_migrate_at_startup(self) -> bool:
         return self.is_sqlite if self.auto_migrate is None else self.auto_migrate
+
+
+def _or_empty(value: int | None) -> str:
+    return "" if value is None else str(value)
+
+
+def settings_problems(error: ValidationError) -> str:
+    """A settings error as one ``GRAIT_<NAME>: message`` line per bad variable (for the
+    command line: ``grait serve`` and ``grait worker`` refuse to start with these)."""
+    lines = []
+    for problem in error.errors():
+        name = "_".join(str(part) for part in problem["loc"]).upper() or "SETTINGS"
+        message = str(problem["msg"]).removeprefix("Value error, ")
+        lines.append(f"GRAIT_{name}: {message}")
+    return "\n".join(lines)
 
 
 @lru_cache

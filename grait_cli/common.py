@@ -105,7 +105,8 @@ def print_report_table(reports: list[tuple[str, dict[str, Any]]]) -> None:
 
 
 class EventBars:
-    """One tqdm bar per stage from a job's events; other events are printed as lines."""
+    """One tqdm bar per stage from a job's events; other events are printed as lines
+    (above the bars: ``probe: warning: out of memory at batch size 16: retrying with 8``)."""
 
     def __init__(self, label: str = "", stream: TextIO | None = None) -> None:
         self.label = label
@@ -145,6 +146,8 @@ class EventBars:
     def _line(self, kind: Any, stage: Any, message: Any, data: dict[str, Any]) -> None:
         if kind == "stage_finished":
             message = f"finished in {data.get('seconds', 0):.1f} s"
+        elif kind == "warning":
+            message = f"warning: {message or '(no message)'}"
         head = f"{self.label}: " if self.label else ""
         where = f"{stage}: " if stage else ""
         text = message or (kind if kind != "status" else data.get("status"))

@@ -9,6 +9,7 @@ Settings come from ``GRAIT_*`` environment variables (``worker.celery_app``).
 from __future__ import annotations
 
 import argparse
+import sys
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -19,8 +20,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Start the worker in this process (blocks until it stops); returns its exit code."""
-    from worker.celery_app import app, settings
+    """Start the worker in this process (blocks until it stops); returns its exit code, 2
+    (with one line per bad variable) when the ``GRAIT_*`` settings are invalid."""
+    from pydantic import ValidationError
+
+    from app.settings import settings_problems
+
+    try:
+        from worker.celery_app import app, settings
+    except ValidationError as error:
+        print(f"error: invalid settings:\n{settings_problems(error)}", file=sys.stderr)
+        return 2
 
     argv = ["worker", "--pool", "solo", "--concurrency", "1", "-Q", args.queues]
     argv += ["--loglevel", args.loglevel, "--without-gossip", "--without-mingle"]

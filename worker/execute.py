@@ -5,16 +5,27 @@ worker (``worker/child.py`` is the entry point), so GPU memory, crashes and kill
 the child. The parent owns the lease and renews it; this process records stage changes,
 progress, metrics and the outcome under the same lease owner (``JobRecorder``).
 
+Before the stages, the child sets up torch (``compute.set_up_compute``: threads, device,
+dtype), fills the worker's runtime defaults (``GRAIT_BATCH_SIZE``,
+``GRAIT_MEMORY_BUDGET_MB``) into what the job left unset, and logs all of these to the
+job's log file. Notices of the engine (a batch halved after running out of memory) become
+``warning`` events.
+
 Outcomes: ``succeeded`` with the report summary as ``result``; ``cancelled`` when a cancel
 was seen at a batch boundary; ``failed`` with an error code for bad settings or inputs
-(``invalid_config``) and for any exception of a stage (``stage_error``: type and message;
-the traceback goes to the job's log file, never to the database). Retrying such a failure
-would fail again, so it is final; only a crash (no outcome recorded) is retried.
+(``invalid_config``: a bad or deleted input, a setting this worker cannot run such as
+4-bit quantization without CUDA, a model that cannot be loaded) and for any other exception
+of a stage (``stage_error``: type and message; the traceback goes to the job's log file,
+never to the database). Retrying such a failure would fail again, so it is final; only a
+crash (no outcome recorded) is retried.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import logging
+import os
 import traceback
 from pathlib import Path
 from typing import Any
@@ -28,6 +39,7 @@ from app.jobs.recorder import JobRecorder
 from app.jobs.spec import engine_config
 from app.settings import Settings
 from app.storage import ArtifactStore
+from worker.compute import Compute, ComputeError, check_quantization, set_up_compute
 
 log = logging.getLogger(__name__)
 TOYWORLD_PREFIX = "toyworld/"
@@ -47,22 +59,25 @@ def job_dir(settings: Settings, job_id: str) -> Path:
 
 def execute_job(factory: sessionmaker[Session], settings: Settings, job_id: str, owner: str) -> str:
     """Run every stage of job ``job_id`` under lease ``owner``; returns the final status
-    recorded (or ``lost`` when the lease was taken away and nothing could be recorded)."""
-    from grait_engine.pipeline.config import JobConfigError
+    recorded (or ``lost`` when the lease was taken away and nothing could be recorded).
+    Side effects: sets this process's torch threads and current GPU (``set_up_compute``)."""
     from grait_engine.pipeline.run import run_job
 
     recorder = JobRecorder(factory, job_id, owner)
     try:
-        config = _job_config(factory, settings, job_id, recorder)
+        compute = set_up_compute(settings)
+        config = _job_config(factory, settings, job_id, recorder, compute)
+        check_quantization(config.runtime.quantization, compute)
+        _log_compute(job_id, compute, config)
         report = run_job(
             config, job_dir(settings, job_id), settings.stage_cache_dir or settings.data_dir / "cache",
             progress=recorder.progress, cancel=recorder.cancel_requested, job_id=job_id,
-            on_metric=recorder.metric,
+            on_metric=recorder.metric, notice=recorder.notice,
         )  # fmt: skip
     except _cancelled_errors():
         return _outcome(recorder, "cancelled")
-    except (JobConfigError, JobInputError) as error:
-        return _outcome(recorder, "failed", error=("invalid_config", str(error)))
+    except _invalid_config_errors() as error:
+        return _outcome(recorder, "failed", error=("invalid_config", str(error)[:2000]))
     except Exception as error:
         traceback.print_exc()
         message = f"{type(error).__name__}: {error}"[:2000]
@@ -93,10 +108,38 @@ def _cancelled_errors() -> tuple[type[BaseException], ...]:
     )  # fmt: skip
 
 
+def _invalid_config_errors() -> tuple[type[BaseException], ...]:
+    """Errors that mean the job cannot run as set here (the same input would fail again):
+    bad settings, deleted inputs, a device or quantization this worker lacks, and a model
+    that cannot be loaded (no CUDA for 4-bit, unknown architecture, broken files)."""
+    from grait_engine.modeling import ModelLoadError
+    from grait_engine.pipeline.config import JobConfigError
+
+    return (JobConfigError, JobInputError, ComputeError, ModelLoadError)
+
+
+def _log_compute(job_id: str, compute: Compute, config: Any) -> None:
+    """One line in the job's log file (the child's output): where and how the job runs."""
+    runtime = config.runtime
+    log.info(
+        "job %s computes on device %s, dtype %s, torch threads %d (OMP_NUM_THREADS=%s); "
+        "runtime %s, first batch size %d",
+        job_id, compute.device, compute.dtype, compute.threads,
+        os.environ.get("OMP_NUM_THREADS", "unset"), json.dumps(runtime.to_dict()),
+        runtime.batch_for(compute.device_type),
+    )  # fmt: skip
+
+
 def _job_config(
-    factory: sessionmaker[Session], settings: Settings, job_id: str, recorder: JobRecorder
+    factory: sessionmaker[Session],
+    settings: Settings,
+    job_id: str,
+    recorder: JobRecorder,
+    compute: Compute,
 ) -> Any:
-    """The engine's ``JobConfig``: the stored config with dataset files and model path."""
+    """The engine's ``JobConfig``: the stored config with dataset files, model path,
+    ``compute``'s device and dtype, and the worker's runtime defaults where the job has
+    none (``RuntimeConfig.with_defaults``)."""
     from grait_engine.pipeline.config import load_job_config
 
     store = ArtifactStore(settings.artifacts)
@@ -119,8 +162,10 @@ def _job_config(
     data["model"] = _model_path(config["model"], settings, recorder)
     data["training_dataset"] = paths.pop("training_dataset")
     data["eval_datasets"] = {field.split(".", 1)[1]: path for field, path in paths.items()}
-    data["device"], data["dtype"] = _device(settings)
-    return load_job_config(data)
+    data["device"], data["dtype"] = compute.device, compute.dtype
+    loaded = load_job_config(data)
+    runtime = loaded.runtime.with_defaults(settings.batch_size, settings.memory_budget_mb)
+    return dataclasses.replace(loaded, runtime=runtime)
 
 
 def _model_path(name: str, settings: Settings, recorder: JobRecorder) -> str:
@@ -137,16 +182,3 @@ def _model_path(name: str, settings: Settings, recorder: JobRecorder) -> str:
 
     world = build_toyworld(preset(size, 0), root / f"{size}-seed0", progress=progress)
     return str(world.model_dir)
-
-
-def _device(settings: Settings) -> tuple[str, str]:
-    """(device, dtype) from the settings; ``auto`` picks CUDA when present."""
-    import torch
-
-    device = settings.device
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    dtype = settings.dtype
-    if dtype == "auto":
-        dtype = "bfloat16" if device.startswith("cuda") else "float32"
-    return device, dtype

@@ -21,8 +21,10 @@ def add_event(
     """Add one event row (committed with the caller's unit of work).
 
     Types: ``status`` (data: status, attempt...), ``stage_started``, ``progress`` (data:
-    done, total, eta_seconds), ``stage_finished`` (data: seconds), ``requeued``, ``error``.
-    Messages never hold dataset text or secrets.
+    done, total, eta_seconds), ``stage_finished`` (data: seconds), ``warning`` (stage and
+    message: something a user should know that is not an error, such as "out of memory at
+    batch size 16: retrying with 8"), ``requeued``, ``error``. Messages never hold dataset
+    text or secrets.
     """
     event = JobEvent(job_id=job_id, type=type_, stage=stage, message=message, data=data)
     session.add(event)

@@ -1,10 +1,11 @@
-"""What a running job writes to the database: stage changes, progress, metrics, outcome.
+"""What a running job writes to the database: stage changes, progress, metrics, notices,
+outcome.
 
 Used by the process that runs the stages (the child of the local runner or of a Celery
 task). Writes are throttled (progress rows twice a second, progress events every
-``EVENT_SECONDS``, metrics in batches), each write is its own short transaction, and every
-UPDATE of the job row is conditional on the lease owner, so a runner that lost its lease
-cannot change a job that another runner now owns.
+``EVENT_SECONDS``, metrics in batches; notices are rare and written at once), each write is
+its own short transaction, and every UPDATE of the job row is conditional on the lease
+owner, so a runner that lost its lease cannot change a job that another runner now owns.
 """
 
 from __future__ import annotations
@@ -28,8 +29,9 @@ CANCEL_CHECK_SECONDS = 0.5
 
 
 class JobRecorder:
-    """Callbacks for ``run_job`` (``progress``, ``on_metric``, ``cancel_requested``) that
-    record a job's run under the lease of ``owner``; ``finish`` records the outcome."""
+    """Callbacks for ``run_job`` (``progress``, ``on_metric``, ``notice``,
+    ``cancel_requested``) that record a job's run under the lease of ``owner``; ``finish``
+    records the outcome."""
 
     def __init__(
         self,
@@ -93,6 +95,13 @@ class JobRecorder:
             data = {"seconds": seconds}
             add_event(session, self.job_id, "stage_finished", stage=self.stage, data=data)
         self.stage = None
+
+    def notice(self, stage: str, message: str) -> None:
+        """Record something the user should know that is not an error (e.g. a batch halved
+        after running out of memory) as a ``warning`` event, at once: never throttled, and
+        it neither starts nor ends a stage."""
+        with unit_of_work(self.factory) as session:
+            add_event(session, self.job_id, "warning", stage=stage, message=message[:2000])
 
     def metric(self, name: str, step: int, value: float) -> None:
         """Buffer one metric point (written with the next flush)."""

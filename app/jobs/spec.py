@@ -22,7 +22,9 @@ from grait_engine.pipeline.config import JobConfigError, resolve_knobs
 DatasetId = Annotated[str, StringConstraints(min_length=1, max_length=64)]
 SetName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{1,32}$")]
 # Request section -> the engine's config section of the same knobs.
-SECTIONS = {"hyperparameters": "training", "probe": "probe", "features": "features"}
+SECTIONS = {
+    "hyperparameters": "training", "probe": "probe", "features": "features", "runtime": "runtime",
+}  # fmt: skip
 
 
 class JobCreate(BaseModel):
@@ -40,12 +42,21 @@ class JobCreate(BaseModel):
     hyperparameters: dict[str, Any] = Field(default_factory=dict, description="training knobs")
     probe: dict[str, Any] = Field(default_factory=dict)
     features: dict[str, Any] = Field(default_factory=dict)
+    runtime: dict[str, Any] = Field(
+        default_factory=dict,
+        description="{batch_size, memory_budget_mb, tf32, quantization}: how, not what "
+        "(null or absent: the worker's default, else automatic)",
+    )
     tau: float | None = None
     seed: int = Field(default=0, ge=0, le=2**31 - 1)
 
     def request_sha256(self) -> str:
         """A digest of the request, to tell an idempotent replay from a conflicting reuse."""
-        canonical = json.dumps(self.model_dump(mode="json"), sort_keys=True)
+        fields = self.model_dump(mode="json")
+        if not self.runtime:
+            # As before ``runtime`` existed: a request stored then replays with the same key.
+            del fields["runtime"]
+        canonical = json.dumps(fields, sort_keys=True)
         return hashlib.sha256(canonical.encode()).hexdigest()
 
 
@@ -89,6 +100,7 @@ def resolve_job(
         "hyperparameters": knobs["training"],
         "probe": knobs["probe"],
         "features": knobs["features"],
+        "runtime": knobs["runtime"],
         "tau": knobs["tau"],
         "seed": knobs["seed"],
     }
@@ -103,7 +115,9 @@ def _request_field(engine_field: str) -> str:
 
 def engine_config(config: dict[str, Any]) -> dict[str, Any]:
     """A stored job config in the engine's vocabulary (``load_job_config`` keys), without
-    model and dataset paths, which the runner fills in."""
+    model and dataset paths, which the runner fills in. A job stored before ``runtime``
+    existed runs with the default runtime settings."""
     out = {k: config[k] for k in ("task", "method", "probe", "features", "tau", "seed")}
     out["training"] = config["hyperparameters"]
+    out["runtime"] = config.get("runtime") or {}
     return out

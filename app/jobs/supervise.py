@@ -33,11 +33,20 @@ def child_command(job_id: str, owner: str) -> list[str]:
     return [sys.executable, "-m", "worker.child", job_id, owner]
 
 
+def thread_env(settings: Settings) -> dict[str, str]:
+    """The OpenMP and MKL thread counts of a job's child (``settings.threads``): read when
+    the child first imports torch, so they are set in its environment, not by the child."""
+    threads = str(settings.threads)
+    return {"OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads}
+
+
 def start_child(job_id: str, owner: str, settings: Settings, log_dir: Path) -> subprocess.Popen:
     """Start the child in its own process group (so a kill reaches its helpers too), with
-    these settings in its environment and its output appended to ``log_dir/<job id>.log``."""
+    these settings and their thread counts in its environment and its output appended to
+    ``log_dir/<job id>.log``."""
     log_dir.mkdir(parents=True, exist_ok=True)
-    env = {**os.environ, **settings.child_env(), "GRAIT_PARENT_PID": str(os.getpid())}
+    env = {**os.environ, **settings.child_env(), **thread_env(settings)}
+    env["GRAIT_PARENT_PID"] = str(os.getpid())
     with (log_dir / f"{job_id}.log").open("ab") as output:
         return subprocess.Popen(
             child_command(job_id, owner), env=env, stdout=output, stderr=subprocess.STDOUT,

@@ -24,15 +24,17 @@ from tests.app.job_helpers import (
     wait_for,
 )
 
+# The runner's defaults for the runtime settings a job leaves unset.
+WORKER_RUNTIME = {"batch_size": 4, "memory_budget_mb": 128}
+
 
 @pytest.fixture
-def job_app(
-    tmp_path: Path, database_url: str, toyworld_dir: Path, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[FastAPI]:
-    """The service with its local runner; job children run torch with one thread."""
-    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+def job_app(tmp_path: Path, database_url: str, toyworld_dir: Path) -> Iterator[FastAPI]:
+    """The service with its local runner; job children run torch with one thread
+    (``GRAIT_TORCH_THREADS``) and the runtime defaults ``WORKER_RUNTIME``."""
     retire_leftover_jobs(database_url)
-    application = create_app(job_settings(tmp_path / "data", database_url, toyworld_dir))
+    settings = job_settings(tmp_path / "data", database_url, toyworld_dir, **WORKER_RUNTIME)
+    application = create_app(settings)
     yield application
     application.state.engine.dispose()
 
@@ -52,11 +54,13 @@ def _client_and_auth(app: FastAPI) -> tuple[TestClient, dict[str, str]]:
 
 
 def test_job_life_cycle(job_app: FastAPI, toyworld_dir: Path) -> None:
-    """Upload, create (config echoed), progress events, succeeded, report, artifacts."""
+    """Upload, create (config echoed), progress events, succeeded, report, artifacts; the
+    child's threads and runtime settings (the job's, then the runner's defaults)."""
     client, auth = _client_and_auth(job_app)
     with client:
         ids = upload_world(client, auth, toyworld_dir)
-        created = client.post("/v1/jobs", json=job_body(ids), headers=auth)
+        body = job_body(ids, runtime={"memory_budget_mb": 256})
+        created = client.post("/v1/jobs", json=body, headers=auth)
         assert created.status_code == 201, created.text
         job = created.json()
         assert job["status"] == "queued" and job["object"] == "job"
@@ -64,6 +68,9 @@ def test_job_life_cycle(job_app: FastAPI, toyworld_dir: Path) -> None:
         assert config["method"]["variant"] == "greedy" and config["method"]["n_ik"] == 16
         assert config["hyperparameters"]["epochs"] == 1 and "lr" in config["hyperparameters"]
         assert config["tau"] == 0.5 and config["features"]["dim"] == 256
+        assert config["runtime"] == {
+            "batch_size": None, "memory_budget_mb": 256, "tf32": True, "quantization": None,
+        }  # fmt: skip
 
         done = wait_for(client, auth, job["id"], finished)
         assert done["status"] == "succeeded", done["error"]
@@ -81,6 +88,13 @@ def test_job_life_cycle(job_app: FastAPI, toyworld_dir: Path) -> None:
 
         report = client.get(f"/v1/jobs/{job['id']}/report", headers=auth).json()
         assert report["job"]["id"] == job["id"] and report["eval"] == done["result"]["eval"]
+        # The job's own memory budget won; its unset batch size took the runner's default.
+        assert report["job"]["config"]["runtime"] == {
+            "batch_size": 4, "memory_budget_mb": 256, "tf32": True, "quantization": None,
+        }  # fmt: skip
+        log = (job_app.state.settings.data_dir / "logs" / f"{job['id']}.log").read_text()
+        assert "device cpu, dtype float32, torch threads 1 (OMP_NUM_THREADS=1)" in log, log
+        assert '"batch_size": 4, "memory_budget_mb": 256' in log and "first batch size 4" in log
         names = [
             a["name"]
             for a in client.get(f"/v1/jobs/{job['id']}/artifacts", headers=auth).json()["data"]
@@ -164,6 +178,11 @@ def test_idempotent_create(api_app: FastAPI, toyworld_dir: Path) -> None:
         assert again.headers["Idempotent-Replayed"] == "true"
         other = client.post("/v1/jobs", json=job_body(ids, seed=1), headers=keyed)
         assert other.status_code == 409
+        # runtime is part of the request: another value conflicts, an empty one is absent.
+        faster = job_body(ids, runtime={"batch_size": 16})
+        assert client.post("/v1/jobs", json=faster, headers=keyed).status_code == 409
+        empty = client.post("/v1/jobs", json=job_body(ids, runtime={}), headers=keyed)
+        assert empty.status_code == 200 and empty.json()["id"] == first.json()["id"]
         unkeyed = [client.post("/v1/jobs", json=job_body(ids), headers=auth) for _ in range(2)]
         assert unkeyed[0].json()["id"] != unkeyed[1].json()["id"]
         listing = client.get("/v1/jobs", headers=auth).json()["data"]

@@ -8,6 +8,7 @@ import pytest
 
 from app.datasets.upload import clean_filename
 from app.db.types import UTCDateTime, new_id
+from app.jobs.spec import JobCreate
 from app.metrics import HttpMetrics
 from app.settings import Settings
 
@@ -59,6 +60,19 @@ def test_settings_from_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     assert settings.database_url == "sqlite:////srv/grait/grait.db"
     assert "secret" not in repr(settings)
     assert settings.queue == "local" and settings.should_migrate_at_startup
+
+
+def test_request_digest_of_a_job_without_runtime_is_as_before_runtime_existed() -> None:
+    """Jobs stored before ``runtime`` existed keep replaying under their Idempotency-Key."""
+    body = {
+        "model": "toyworld/tiny", "task": "choice", "training_dataset": "ds_a",
+        "eval_datasets": {"id": "ds_b"}, "method": {"type": "cor_rait", "n_ik": 16, "n_idk": 16},
+        "hyperparameters": {"epochs": 1},
+    }  # fmt: skip
+    before = "b00250675ab2cd8f0aa3014bbd338e6616b4d6f4bc34cec226c5a2e140a47d2e"  # at 8b5f893
+    assert JobCreate(**body).request_sha256() == before
+    assert JobCreate(**body, runtime={}).request_sha256() == before
+    assert JobCreate(**body, runtime={"batch_size": 4}).request_sha256() != before
 
 
 def test_metrics_text_escapes_labels() -> None:

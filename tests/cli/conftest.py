@@ -3,7 +3,8 @@ the test's temp dir, local runner), a tenant key, and a ``grait`` runner capturi
 
 The tiny toy world is built once per session (about 25 s idle); ``GRAIT_TEST_TOYWORLD_DIR``
 (optional) names a folder whose ``tiny-seed0`` is reused instead. Job children run with one
-torch thread (``OMP_NUM_THREADS=1``, inherited). Every wait is bounded.
+torch thread (``torch_threads=1`` in the service's settings; ``GRAIT_TORCH_THREADS=1`` for
+``grait demo``, which builds its own settings). Every wait is bounded.
 """
 
 from __future__ import annotations
@@ -44,9 +45,13 @@ class Service:
 
 @pytest.fixture(scope="session", autouse=True)
 def one_torch_thread() -> Iterator[None]:
+    """One torch thread here and in the job children of any service started here (the
+    demo's too: the runner sets a child's threads from its settings, not from its own
+    OMP_NUM_THREADS)."""
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("OMP_NUM_THREADS", "1")
         patch.setenv("MKL_NUM_THREADS", "1")
+        patch.setenv("GRAIT_TORCH_THREADS", "1")
         yield
 
 
@@ -68,7 +73,7 @@ def service(tmp_path_factory: pytest.TempPathFactory, tiny_toyworld: Path) -> It
     settings = Settings(
         data_dir=data, toyworld_dir=tiny_toyworld, database_url=f"sqlite:///{data}/grait.db",
         artifact_dir=data / "artifacts", stage_cache_dir=data / "cache", lease_seconds=10,
-        cancel_grace_seconds=10,
+        cancel_grace_seconds=10, torch_threads=1,
     )  # fmt: skip
     app = create_app(settings)
     with serve_in_thread(app) as url:

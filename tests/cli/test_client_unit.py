@@ -68,6 +68,18 @@ def test_event_bars_keep_one_bar_per_stage() -> None:
     bars.close()
 
 
+def test_event_bars_print_a_warning_above_the_bars() -> None:
+    stream = io.StringIO()
+    bars = EventBars("grait", stream=stream)
+    bars.handle(json.loads(sse(1).decode().split("data: ", 1)[1]))
+    message = "out of memory at batch size 16: retrying with 8"
+    bars.handle({"type": "warning", "stage": "train", "message": message, "data": None})
+    bars.handle(json.loads(sse(2).decode().split("data: ", 1)[1]))
+    assert f"grait: train: warning: {message}\n" in stream.getvalue()
+    assert list(bars.bars) == ["train"] and bars.bars["train"].n == 2
+    bars.close()
+
+
 def test_report_rows_put_base_prompts_then_each_tuned_model() -> None:
     rates = {"n": 10, "pc": 50.0, "pw": 40.0, "pr": 10.0, "unparsed": 0.0, "ths": 2.5}
     report = {"eval": {"id": {"init_basic": rates, "init_refuse": rates, "tuned": rates}}}

@@ -4,7 +4,8 @@
   machine's Redis is never touched and a test may kill and restart it.
 - ``Worker``: ``python -m grait_cli.main worker ...`` in its own session, output in a log.
 - ``worker_env``: the ``GRAIT_*`` environment of the workers (PostgreSQL test database,
-  short leases and reaper intervals, CPU, one thread).
+  short leases and reaper intervals, CPU, one torch thread per job child: the child
+  shares the 2 cores with PostgreSQL, Redis, the workers and the test process).
 - ``service``: the API in-process (``GRAIT_QUEUE=celery``) with a tenant and the tiny toy
   world's choice datasets uploaded.
 ``GRAIT_TEST_TOYWORLD_DIR`` (optional) names a folder whose ``tiny-seed0`` is reused
@@ -33,7 +34,9 @@ from fastapi.testclient import TestClient
 
 from app.main import create_app
 from app.settings import Settings
-from tests.app.conftest import postgresql_url  # noqa: F401  (the session's PostgreSQL db)
+
+# The session's databases (in-process tests run on both, as the app tests do).
+from tests.app.conftest import database_url, postgresql_url, sqlite_url  # noqa: F401
 from tests.app.helpers import NDJSON, new_key
 from tests.app.job_helpers import retire_leftover_jobs
 
@@ -186,7 +189,7 @@ def worker_env(
         "GRAIT_TOYWORLD_DIR": str(toyworld_root), "GRAIT_DEVICE": "cpu",
         "GRAIT_LEASE_SECONDS": "3", "GRAIT_CANCEL_GRACE_SECONDS": "8", "GRAIT_MAX_ATTEMPTS": "3",
         "GRAIT_REAP_INTERVAL_SECONDS": "1", "GRAIT_RESEND_QUEUED_AFTER_SECONDS": "4",
-        "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false",
+        "GRAIT_TORCH_THREADS": "1", "TOKENIZERS_PARALLELISM": "false",
         "PYTHONPATH": str(ROOT),
     }  # fmt: skip
     return env

@@ -23,11 +23,15 @@ from tests.worker.conftest import Service, Worker, job_children, wait_for
 
 pytestmark = pytest.mark.slow
 
-# A grait job with stages long enough to be killed in the middle (features, train).
+# A grait job with stages long enough to be killed in the middle (features, train). The
+# features stage reports progress once per gradient-buffer group, and the buffer's default
+# budget (half the free memory) holds the tiny world's 120 items in one group: a 1 MB budget
+# cuts groups of 8 items, and batches of 2 make the stage last a few seconds.
 LONG_JOB: dict[str, Any] = {
     "method": {"type": "grait", "n_ik": 16, "n_idk": 16},
     "features": {"dim": 1024, "lora_r": 4, "warmup_max_items": 48, "warmup_epochs": 3},
     "hyperparameters": {"lora_r": 4, "epochs": 16, "batch_size": 8, "checkpoint_every": 4},
+    "runtime": {"batch_size": 2, "memory_budget_mb": 1},
     "seed": 7,
 }
 STAGES = ("probe", "split", "features", "select", "train", "evaluate")  # report["stages"]

@@ -1,0 +1,135 @@
+"""``execute_job`` in this process, on SQLite and PostgreSQL: an out-of-memory back-off ends
+as a ``warning`` event of a job that still succeeds, and a job this worker cannot run as set
+(4-bit without CUDA, a GPU it lacks) fails as ``invalid_config`` with a clear message.
+
+Nothing here provokes a real out-of-memory error in a child process (that would need a
+test hook in production code): the engine's batch loop is wrapped so that its first batch
+of more than one row raises ``torch.OutOfMemoryError``, as CUDA's allocator does.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+from fastapi.testclient import TestClient
+
+from app.jobs import lease
+from app.main import create_app
+from app.settings import Settings
+from grait_engine import memory
+from tests.app.helpers import new_key
+from tests.app.job_helpers import events, job_body, job_settings, upload_world
+from worker import execute
+
+pytestmark = pytest.mark.slow
+OWNER = "test-runner"
+
+
+@dataclass
+class Api:
+    """The API (no runner) with a tenant whose tiny-world datasets are uploaded."""
+
+    client: TestClient
+    auth: dict[str, str]
+    ids: dict[str, str]
+    settings: Settings
+
+    def claimed_job(self, **extra: Any) -> str:
+        """A cor_rait job created through the API and claimed by ``OWNER``."""
+        response = self.client.post("/v1/jobs", json=job_body(self.ids, "cor_rait", **extra),
+                                    headers=self.auth)  # fmt: skip
+        assert response.status_code == 201, response.text
+        job_id = str(response.json()["id"])
+        factory = self.client.app.state.session_factory  # type: ignore[attr-defined]
+        assert lease.claim(factory, job_id, OWNER, 600) is not None
+        return job_id
+
+    def execute(self, job_id: str, **settings: Any) -> str:
+        factory = self.client.app.state.session_factory  # type: ignore[attr-defined]
+        chosen = self.settings.model_copy(update=settings)
+        return execute.execute_job(factory, chosen, job_id, OWNER)
+
+    def job(self, job_id: str) -> dict[str, Any]:
+        return dict(self.client.get(f"/v1/jobs/{job_id}", headers=self.auth).json())
+
+
+@pytest.fixture
+def api(tmp_path: Path, database_url: str, toyworld_dir: Path) -> Iterator[Api]:
+    settings = job_settings(
+        tmp_path / "data", database_url, toyworld_dir, local_runner=False, device="cpu"
+    )
+    app = create_app(settings)
+    before = torch.get_num_threads()  # execute_job sets this process's (to 1, the settings')
+    with TestClient(app) as client:
+        key, _ = new_key(app)
+        auth = {"Authorization": f"Bearer {key}"}
+        yield Api(client, auth, upload_world(client, auth, toyworld_dir), settings)
+    torch.set_num_threads(before)
+    app.state.engine.dispose()
+
+
+def test_out_of_memory_back_off_is_a_warning_event(
+    api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    original = memory.process_in_batches
+    failed: list[int] = []
+
+    def first_big_batch_runs_out_of_memory(
+        order: Any, batch_size: int, work: Any, **kw: Any
+    ) -> int:
+        def work_or_fail(rows: list[int]) -> None:
+            if not failed and len(rows) > 1:
+                failed.append(len(rows))
+                raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+            work(rows)
+
+        return original(order, batch_size, work_or_fail, **kw)
+
+    monkeypatch.setattr(memory, "process_in_batches", first_big_batch_runs_out_of_memory)
+    job_id = api.claimed_job(runtime={"batch_size": 8})
+    assert api.execute(job_id) == "succeeded"
+    assert failed == [8]
+    job = api.job(job_id)
+    assert job["status"] == "succeeded" and job["error"] is None, job
+    warnings = [e for e in events(api.client, api.auth, job_id) if e["type"] == "warning"]
+    assert [(e["stage"], e["message"]) for e in warnings] == [
+        ("probe", "out of memory at batch size 8: retrying with 4")
+    ]
+
+
+@pytest.mark.parametrize(
+    ("case", "settings", "runtime", "message"),
+    [
+        ("the worker's check", {}, {"quantization": "4bit"},
+         "runtime.quantization: 4bit needs a CUDA device, but this worker computes on cpu"),
+        ("the engine's model loader", {}, {"quantization": "4bit"},
+         "quantization '4bit' needs a CUDA device, not cpu"),
+        ("a GPU the worker lacks", {"device": "cuda:1"}, {},
+         "GRAIT_DEVICE: cuda:1 requested, but this worker sees"),
+    ],
+)  # fmt: skip
+def test_what_this_worker_cannot_run_fails_as_invalid_config(
+    api: Api,
+    monkeypatch: pytest.MonkeyPatch,
+    capfd: pytest.CaptureFixture[str],
+    case: str,
+    settings: dict[str, Any],
+    runtime: dict[str, Any],
+    message: str,
+) -> None:
+    if case == "the engine's model loader":
+        # As on a worker whose own check passed: the engine's loader refuses (ModelLoadError).
+        monkeypatch.setattr(execute, "check_quantization", lambda quantization, compute: None)
+    if torch.cuda.is_available() and (runtime or settings):
+        pytest.skip("this machine has a GPU")
+    job_id = api.claimed_job(runtime=runtime)
+    assert api.execute(job_id, **settings) == "failed"
+    job = api.job(job_id)
+    assert job["error"]["code"] == "invalid_config", job["error"]
+    assert message in job["error"]["message"], job["error"]
+    assert "Traceback" not in capfd.readouterr().err
