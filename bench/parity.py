@@ -4,7 +4,10 @@ Needs a CUDA device (prints a note and exits 0 without one). On the tiny world i
 same ``grait`` job (choice task) three times through ``run_job``: on the CPU in float32, on
 CUDA in float32 with TF32 off, and on CUDA in bfloat16 (the production setting, for
 information), each with its own stage cache, then compares every stage's output with the
-CPU run's:
+CPU run's. The job has no LoRA dropout: dropout masks come from each device's own random
+generator (the CPU's and CUDA's streams differ by design), so with dropout the warmup and
+the fine-tune differ between devices for that reason alone (measured: feature cosines down
+to 0.875 and another selection, with identical probes and predictions).
 
 - probe: largest difference of ``c_i`` (target for float32: within 1e-4);
 - split and selection: identical ik/idk sets and selected ids (float32 target: identical);
@@ -59,8 +62,10 @@ def job_config(world: Any, device: str, dtype: str) -> dict[str, Any]:
         },
         "method": {"type": "grait", "n_ik": 32, "n_idk": 32},
         "probe": {"choice_shots": 1},
-        "features": {"lora_r": 8, "warmup_max_items": 64},
-        "training": {"lora_r": 8, "epochs": 1, "batch_size": 8},
+        # No LoRA dropout: its masks come from each device's own random generator (CPU and
+        # CUDA streams differ by design), which would make warmups and fine-tunes differ.
+        "features": {"lora_r": 8, "warmup_max_items": 64, "lora_dropout": 0.0},
+        "training": {"lora_r": 8, "epochs": 1, "batch_size": 8, "lora_dropout": 0.0},
         "runtime": {"tf32": False},
         "seed": 0,
         "device": device,
@@ -195,9 +200,13 @@ def main() -> int:
         for name, dtype in (("float32", "float32"), ("bfloat16", "bfloat16")):
             out, _, seconds = run(world, root / "other", args.other, dtype)
             figures[f"other_{name}"] = {"seconds": seconds, **compare(cpu, out)}
+            print(name, json.dumps(figures[f"other_{name}"]), flush=True)
         figures["checkpoint_cpu_to_other"] = checkpoint_across_devices(world, root, args.other)
     if not args.skip_speed:
-        figures["projection_8b"] = projection_speed()
+        try:
+            figures["projection_8b"] = projection_speed()
+        except Exception as error:  # report the parity figures even so
+            figures["projection_8b"] = {"error": repr(error)}
     print(json.dumps(figures, indent=1))
     if args.json:
         Path(args.json).write_text(json.dumps(figures, indent=1) + "\n")

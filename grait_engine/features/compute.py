@@ -12,6 +12,7 @@ from typing import Any
 
 import torch
 
+from grait_engine.features import fused
 from grait_engine.features.pergrad import LoraLayout, module_grads, reference_grad
 from grait_engine.features.projection import Projector, precondition
 from grait_engine.features.sequences import Encoded, collate, encode_pair
@@ -67,6 +68,7 @@ def batched_features(
     buffer = torch.empty(
         len(sequences), ctx.layout.n_params, dtype=ctx.projector.row_dtype, device=ctx.device
     )
+    fused_kernels = fused.available(ctx.device)
 
     def work(rows: list[int]) -> None:
         if before_batch is not None:
@@ -75,10 +77,11 @@ def batched_features(
         index = torch.tensor(rows, device=ctx.device)
         for k, grads in module_grads(ctx.model, batch, ctx.layout):
             offset, size = ctx.layout.offsets[k], ctx.layout.sizes[k]
-            preconditioned = precondition(
-                grads, ctx.exp_avg[offset : offset + size], ctx.exp_avg_sq[offset : offset + size],
-                ctx.betas, ctx.eps,
-            )  # fmt: skip
+            moments = ctx.exp_avg[offset : offset + size], ctx.exp_avg_sq[offset : offset + size]
+            if fused_kernels:  # one pass: precondition, cast, scatter (fused.py)
+                fused.precondition_into(grads, *moments, ctx.betas, ctx.eps, buffer, index, offset)
+                continue
+            preconditioned = precondition(grads.float(), *moments, ctx.betas, ctx.eps)
             buffer[index, offset : offset + size] = preconditioned.to(buffer.dtype)
 
     Batching.of(batch_size, "features").run(order, work)

@@ -1,4 +1,7 @@
-"""The ``fused`` projection for CUDA: ``rows @ P`` with ``P`` made inside the matmul kernel.
+"""Triton kernels for the features stage on CUDA: the ``fused`` projection and the fused
+preconditioning of per-sample gradients.
+
+**Projection**: ``rows @ P`` with ``P`` made inside the matmul kernel.
 
 The ``dense`` method writes each chunk of ``P`` to GPU memory as +-1 values and reads it back
 for the matmul: a few bytes per entry of ``P``, about 2-4 TB per pass over ``P`` at 8B / r 128
@@ -14,6 +17,12 @@ Products are bfloat16 x bfloat16 (exact +-1 signs) with float32 accumulation.
 
 Needs Triton and a CUDA device; ``available()`` says whether it can run here. Rows of ``P``
 (the parameter count) must stay below 2^36, where the group index fits 31 bits.
+
+**Preconditioning** (``precondition_into``): ``G = m' / sqrt(v' + eps)`` of one LoRA matrix's
+per-sample gradients, computed in float32 and written straight into the batch's rows of the
+gradient buffer in the buffer's dtype: one pass over the gradients instead of the nine
+elementwise passes, the cast and the scatter of the torch version
+(``projection.precondition``), which stays the CPU path and the reference.
 """
 
 from __future__ import annotations
@@ -57,6 +66,8 @@ if triton is not None:
         pid_m, pid_n, pid_k = tl.program_id(0), tl.program_id(1), tl.program_id(2)
         offs_m = pid_m * BM + tl.arange(0, BM)
         offs_n = pid_n * BN + tl.arange(0, BN)
+        # Row offsets in int64: row * D passes 2^31 at Llama scale (D = 109M).
+        row_start = offs_m.to(tl.int64)[:, None] * stride_rows
         column_key = _mix(offs_n.to(tl.int32) ^ salt3)  # (BN,)
         shifts = tl.arange(0, 32)
         acc = tl.zeros((BM, BN), dtype=tl.float32)
@@ -64,7 +75,7 @@ if triton is not None:
         for k0 in range(k_start, k_start + k_per_split, BK):
             offs_k = k0 + tl.arange(0, BK)
             a = tl.load(
-                rows_ptr + offs_m[:, None] * stride_rows + offs_k[None, :],
+                rows_ptr + row_start + offs_k[None, :],
                 mask=(offs_m[:, None] < n) & (offs_k[None, :] < n_params), other=0.0,
             )  # fmt: skip
             groups = (k0 // 32 + tl.arange(0, BK // 32)).to(tl.int32)  # (BK/32,)
@@ -77,8 +88,51 @@ if triton is not None:
                 acc += tl.dot(a.to(tl.bfloat16), signs.to(tl.bfloat16))
             else:  # float32 products (only for checking the kernel's logic)
                 acc += tl.dot(a.to(tl.float32), signs, input_precision="ieee")
-        out = out_ptr + pid_k * stride_split + offs_m[:, None] * stride_out + offs_n[None, :]
+        split_start = pid_k.to(tl.int64) * stride_split
+        out = out_ptr + split_start + offs_m.to(tl.int64)[:, None] * stride_out + offs_n[None, :]
         tl.store(out, acc, mask=(offs_m[:, None] < n) & (offs_n[None, :] < d))
+
+
+if triton is not None:
+
+    @triton.jit
+    def _precondition_kernel(
+        grads_ptr, exp_avg_ptr, exp_avg_sq_ptr, out_ptr, rows_ptr, size, offset, stride_out,
+        b1, b2, eps, BLOCK: tl.constexpr,
+    ):  # fmt: skip
+        sample, block = tl.program_id(0), tl.program_id(1)
+        cols = block * BLOCK + tl.arange(0, BLOCK)
+        mask = cols < size
+        g = tl.load(grads_ptr + sample.to(tl.int64) * size + cols, mask=mask, other=0.0)
+        g = g.to(tl.float32)
+        m = tl.load(exp_avg_ptr + cols, mask=mask, other=0.0)
+        v = tl.load(exp_avg_sq_ptr + cols, mask=mask, other=1.0)
+        value = (g * (1 - b1) + m * b1) / tl.sqrt(g * g * (1 - b2) + v * b2 + eps)
+        row = tl.load(rows_ptr + sample).to(tl.int64)
+        target = out_ptr + row * stride_out + offset + cols
+        tl.store(target, value.to(out_ptr.dtype.element_ty), mask=mask)
+
+
+def precondition_into(
+    grads: torch.Tensor,
+    exp_avg: torch.Tensor,
+    exp_avg_sq: torch.Tensor,
+    betas: tuple[float, float],
+    eps: float,
+    out: torch.Tensor,
+    rows: torch.Tensor,
+    offset: int,
+) -> None:
+    """``out[rows[i], offset : offset + k] = G[i]`` for per-sample gradients ``grads`` (b, k)
+    (any float dtype) and the moments ``exp_avg``, ``exp_avg_sq`` (k,) float32 of this
+    matrix; ``out``: the (N, D) gradient buffer, ``rows`` (b,) its rows for the batch."""
+    grads, size = grads.contiguous(), grads.shape[1]
+    block = 1024
+    grid: Any = (grads.shape[0], -(-size // block))
+    _precondition_kernel[grid](
+        grads, exp_avg.contiguous(), exp_avg_sq.contiguous(), out, rows, size, offset,
+        out.stride(0), float(betas[0]), float(betas[1]), float(eps), BLOCK=block,
+    )  # fmt: skip
 
 
 def _splits(n: int, d: int, n_params: int, device: torch.device) -> int:

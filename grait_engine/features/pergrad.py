@@ -67,11 +67,15 @@ def lora_layout(model: torch.nn.Module) -> LoraLayout:
     return LoraLayout(tuple(names), tuple(owners), tuple(offsets), tuple(sizes))
 
 
+_HALF = (torch.bfloat16, torch.float16)
+
+
 def module_grads(
     model: torch.nn.Module, batch: Batch, layout: LoraLayout
 ) -> Iterator[tuple[int, torch.Tensor]]:
     """Per-sample gradients one LoRA matrix at a time: yields ``(k, grads)`` for matrix ``k``
-    of ``layout``, ``grads`` (b, sizes[k]) float32 (row ``i``: the gradient of
+    of ``layout``, ``grads`` (b, sizes[k]), float32 (in the model's dtype for a half-precision
+    model on CUDA) (row ``i``: the gradient of
     ``l(x_i, y_i)``). One forward and one backward pass for the whole batch, so the (b, D)
     gradients of all matrices never exist at once. The model should be in eval mode (no
     dropout) with its LoRA weights requiring grad; no ``.grad`` is written."""
@@ -97,8 +101,12 @@ def module_grads(
         for k, size in enumerate(layout.sizes):
             x, dy = inputs[k], grad_outputs[k]
             inputs[k] = grad_outputs[k] = None  # type: ignore[call-overload]
-            # (b, t, out)^T @ (b, t, in) -> (b, out, in): the weight's shape, like .grad
-            yield k, torch.bmm(dy.float().transpose(1, 2), x.float()).reshape(b, size)
+            # (b, t, out)^T @ (b, t, in) -> (b, out, in): the weight's shape, like .grad.
+            # CUDA multiplies half-precision activations as they are (tensor cores, float32
+            # sums, rounded once at the end); elsewhere the products are float32.
+            if not (x.is_cuda and x.dtype == dy.dtype and x.dtype in _HALF):
+                x, dy = x.float(), dy.float()
+            yield k, torch.bmm(dy.transpose(1, 2), x).reshape(b, size)
 
 
 def per_sample_grads(model: torch.nn.Module, batch: Batch, layout: LoraLayout) -> torch.Tensor:
@@ -108,7 +116,7 @@ def per_sample_grads(model: torch.nn.Module, batch: Batch, layout: LoraLayout) -
     flat = torch.empty(b, layout.n_params, dtype=torch.float32, device=batch.input_ids.device)
     for k, grads in module_grads(model, batch, layout):
         offset = layout.offsets[k]
-        flat[:, offset : offset + layout.sizes[k]] = grads
+        flat[:, offset : offset + layout.sizes[k]] = grads.float()
     return flat
 
 

@@ -25,7 +25,7 @@ float32 summation order and, for bfloat16 products, rounding):
   ``n/8`` additions per entry of ``P`` instead of ``n`` multiply-adds, and ``P`` is never
   expanded to floats: on CPUs, making ``P`` costs more than multiplying by it.
 - ``fused`` (CUDA, bfloat16 products, Triton present): a Triton kernel computes each tile of
-  ``P`` in registers right before its tensor-core product (``projection_fused``), so ``P``
+  ``P`` in registers right before its tensor-core product (``fused``), so ``P``
   never goes through GPU memory.
 - ``dense`` (CUDA otherwise): chunks of ``P`` are expanded to +-1 in the product dtype in GPU
   memory and multiplied on the tensor cores.
@@ -44,7 +44,7 @@ import warnings
 
 import torch
 
-from grait_engine.features import projection_fused
+from grait_engine.features import fused
 from grait_engine.memory import is_out_of_memory
 
 WORD_BITS = 32  # rows of P per hash word
@@ -220,7 +220,7 @@ class Projector:
 
     def _project_fused(self, rows: torch.Tensor) -> torch.Tensor:
         try:
-            return projection_fused.project_raw(rows.to(torch.bfloat16), self.d, _salts(self.seed))
+            return fused.project_raw(rows.to(torch.bfloat16), self.d, _salts(self.seed))
         except Exception as error:
             if is_out_of_memory(error):
                 raise
@@ -274,7 +274,7 @@ class Projector:
 def _default_method(device: torch.device, dtype: torch.dtype) -> str:
     if device.type == "cpu":
         return "lut"
-    if dtype == torch.bfloat16 and projection_fused.available(device):
+    if dtype == torch.bfloat16 and fused.available(device):
         return "fused"
     return "dense"
 

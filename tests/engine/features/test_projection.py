@@ -132,7 +132,13 @@ import os, sys
 os.environ["TRITON_INTERPRET"] = "1"
 import torch
 from grait_engine.features import projection
-from grait_engine.features.projection_fused import project_raw
+from grait_engine.features.fused import precondition_into, project_raw
+grads, m, v = torch.randn(3, 2500), torch.randn(2500) * 0.1, torch.rand(2500) * 0.01
+out, rows = torch.zeros(7, 3000), torch.tensor([5, 0, 2])
+precondition_into(grads, m, v, (0.9, 0.999), 1e-8, out, rows, 300)
+want = projection.precondition(grads.clone(), m, v, (0.9, 0.999), 1e-8)
+assert (out[rows, 300:2800] - want).abs().max() < 1e-5
+assert out[[1, 3, 4, 6]].abs().sum() == 0 and out[:, :300].abs().sum() == 0
 for n, n_params, d, seed, splits in [(3, 1037, 130, 2**40 + 5, 3), (130, 97, 64, 1, 1)]:
     rows = torch.randn(n, n_params)
     want = rows @ projection.Projector(n_params, d, seed).rows(0, n_params)
@@ -142,10 +148,11 @@ print("ok")
 """
 
 
-def test_the_fused_kernel_makes_the_same_p() -> None:
-    """The Triton kernel (CUDA's ``fused`` method), run by Triton's CPU interpreter with
-    float32 products: the same ``P`` as the torch methods, tile by tile, with ragged edges
-    and several slices of the parameter axis. (Its bfloat16 products need a GPU.)"""
+def test_the_fused_kernels_compute_what_the_torch_code_does() -> None:
+    """The Triton kernels of CUDA (``fused.py``), run by Triton's CPU interpreter in float32:
+    the preconditioning writes G into the batch's buffer rows only, and the projection uses
+    the same ``P`` as the torch methods, tile by tile, with ragged edges and several slices
+    of the parameter axis. (Their bfloat16 paths need a GPU: bench/parity.py.)"""
     pytest.importorskip("triton", reason="Triton ships with CUDA builds of torch only")
     import subprocess
     import sys
