@@ -39,7 +39,7 @@ except ImportError:  # pragma: no cover - exercised on machines without Triton
     triton = None
     tl = None
 
-BLOCK_M, BLOCK_N, BLOCK_K = 128, 128, 64  # BLOCK_K: a multiple of 32 (whole hash words)
+BLOCK_M, BLOCK_N, BLOCK_K = 128, 256, 64  # BLOCK_K: a multiple of 32 (whole hash words)
 
 
 def available(device: torch.device) -> bool:

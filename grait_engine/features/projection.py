@@ -19,11 +19,14 @@ or which rows are projected together.
 Three ways to compute ``rows @ P``, chosen by the device (all give the same numbers up to
 float32 summation order and, for bfloat16 products, rounding):
 
-- ``lut`` (CPUs): the bits of 8 consecutive rows at one column form a byte; per chunk of 8
-  rows a table of the 256 signed sums of those rows' values is built (a small matmul), and
-  each output column adds one table entry per chunk (``embedding_bag`` in sum mode). That is
-  ``n/8`` additions per entry of ``P`` instead of ``n`` multiply-adds, and ``P`` is never
-  expanded to floats: on CPUs, making ``P`` costs more than multiplying by it.
+- ``lut`` (CPUs, up to ``LUT_MAX_ROWS`` rows or bfloat16): the bits of 8 consecutive rows at
+  one column form a byte; per chunk of 8 rows a table of the 256 signed sums of those rows'
+  values is built (a small matmul), and each output column adds one table entry per chunk
+  (``embedding_bag`` in sum mode). That is ``n/8`` additions per entry of ``P`` instead of
+  ``n`` multiply-adds, and ``P`` is never expanded to floats: for few rows, making ``P``
+  costs more than multiplying by it. For many rows in float32 a CPU uses ``dense``, whose
+  float32 matrix products then outweigh expanding ``P`` (bfloat16 products on a CPU without
+  bfloat16 hardware are far slower, so bfloat16 stays ``lut``).
 - ``fused`` (CUDA, bfloat16 products, Triton present): a Triton kernel computes each tile of
   ``P`` in registers right before its tensor-core product (``fused``), so ``P``
   never goes through GPU memory.
@@ -51,6 +54,7 @@ WORD_BITS = 32  # rows of P per hash word
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
 _M32 = 0xFFFFFFFF
 _LUT_TABLE_BYTES = 4 * 2**20  # lut: keep each chunk's sum table about this size (cache)
+LUT_MAX_ROWS = 64  # CPUs: lut up to this many rows (measured crossover: 16-128 rows)
 _DENSE_CHUNK_BYTES = 512 * 2**20  # dense: bytes of one expanded chunk of P
 
 
@@ -174,8 +178,9 @@ class Projector:
     """Projects (n, D) rows to (n, d) with ``P``, then L2-normalises each row.
 
     ``d = min(dim, n_params)``; ``dtype``: ``float32`` or ``bfloat16`` products (sums are
-    float32 either way); ``method``: ``lut``, ``dense`` or ``fused`` (default: ``lut`` on
-    CPUs; on CUDA ``fused`` for bfloat16 when Triton is present, else ``dense``). Output rows
+    float32 either way); ``method``: ``lut``, ``dense``, ``fused`` or ``cpu`` (the default on
+    CPUs: ``lut`` for up to ``LUT_MAX_ROWS`` rows or bfloat16, else ``dense``; on CUDA the
+    default is ``fused`` for bfloat16 when Triton is present, else ``dense``). Output rows
     are float32 on the input's device.
     """
 
@@ -193,8 +198,8 @@ class Projector:
         self.n_params, self.d, self.seed = n_params, min(dim, n_params), seed
         self.device, self.dtype = torch.device(device), DTYPES[dtype]
         self.method = method or _default_method(self.device, self.dtype)
-        if self.method not in ("lut", "dense", "fused"):
-            raise ValueError(f"method must be lut, dense or fused, not {self.method!r}")
+        if self.method not in ("lut", "dense", "fused", "cpu"):
+            raise ValueError(f"method must be lut, dense, fused or cpu, not {self.method!r}")
         self.row_dtype = self.dtype  # what project() wants its rows in (no copy then)
 
     def rows(self, start: int, stop: int) -> torch.Tensor:
@@ -213,8 +218,11 @@ class Projector:
             out = self._project_lut(rows)
         elif self.method == "fused":
             out = self._project_fused(rows)
-        else:
+        elif self.method == "dense":
             out = self._project_dense(rows)
+        else:  # cpu: by the number of rows (see the module doc)
+            many = rows.shape[0] > LUT_MAX_ROWS and self.dtype == torch.float32
+            out = self._project_dense(rows) if many else self._project_lut(rows)
         out.mul_(1 / math.sqrt(self.d))
         return normalize_rows(out)
 
@@ -249,7 +257,7 @@ class Projector:
         columns = column_keys(self.seed, self.d, device)
         # Rows per chunk: a multiple of 32 whose sum table (rows/8 * 256 * n floats) stays small.
         chunk = _LUT_TABLE_BYTES // (32 * 4 * n) // WORD_BITS * WORD_BITS
-        chunk = min(max(chunk, 256), 16384)
+        chunk = min(max(chunk, 256), 4096)
         for start in range(0, self.n_params, chunk):
             stop = min(start + chunk, self.n_params)
             part = values[:, start:stop]
@@ -273,7 +281,7 @@ class Projector:
 
 def _default_method(device: torch.device, dtype: torch.dtype) -> str:
     if device.type == "cpu":
-        return "lut"
+        return "cpu"  # lut or dense per call, by the number of rows
     if dtype == torch.bfloat16 and fused.available(device):
         return "fused"
     return "dense"

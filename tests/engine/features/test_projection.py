@@ -162,3 +162,24 @@ def test_the_fused_kernels_compute_what_the_torch_code_does() -> None:
     done = subprocess.run([sys.executable, "-c", _INTERPRETED], cwd=root, capture_output=True,
                           text=True, timeout=600)  # fmt: skip
     assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr[-3000:]
+
+
+def test_the_cpu_default_picks_lut_for_few_rows_and_dense_for_many(monkeypatch) -> None:
+    used: list[str] = []
+    monkeypatch.setattr(
+        Projector,
+        "_project_lut",
+        lambda self, rows: used.append("lut") or 0 * rows[:, : self.d].float(),
+    )
+    monkeypatch.setattr(
+        Projector,
+        "_project_dense",
+        lambda self, rows: used.append("dense") or 0 * rows[:, : self.d].float(),
+    )
+    limit = projection_module.LUT_MAX_ROWS
+    f32, bf16 = Projector(300, 16, seed=0), Projector(300, 16, seed=0, dtype="bfloat16")
+    assert f32.method == "cpu"
+    f32.project(torch.randn(limit, 300))
+    f32.project(torch.randn(limit + 1, 300))
+    bf16.project(torch.randn(limit + 1, 300))
+    assert used == ["lut", "dense", "lut"]
