@@ -211,6 +211,9 @@ def _select(
         ),
         lambda r: r.skipped,
     )  # fmt: skip
+    # What "auto" became on this machine (model dtype, device kind, projection dtype).
+    manifest = read_manifest(features.directory) or {}
+    job.stages["features"]["compute"] = manifest.get("compute")
     parts = [job.keys["features"], job.keys["split"], c.selection.knobs(), c.seed]
     select_out = job.stage_dir("select", parts)
     result = job.timed(

@@ -64,6 +64,11 @@ def test_run_then_reuse_probe_and_features(tiny_world: Any, tmp_path: Path) -> N
     _check_report(first, tmp_path / "a")
     assert not first["stages"]["probe"]["cached"]
     assert not first["stages"]["features"]["cached"]
+    # projection_dtype "auto" is echoed as asked and reported as resolved on this CPU.
+    assert first["job"]["config"]["features"]["projection_dtype"] == "auto"
+    assert first["stages"]["features"]["compute"] == {
+        "model_dtype": "float32", "device": "cpu", "projection_dtype": "float32",
+    }  # fmt: skip
 
     second = run_job(load_job_config(_job(tiny_world, "none")), tmp_path / "b", cache)
     _check_report(second, tmp_path / "b")
