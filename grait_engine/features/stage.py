@@ -3,7 +3,8 @@
 Layout of ``out_dir``:
 
 - ``inputs.json``: the inputs hash of the run that owns the directory (a different hash
-  wipes ``warmup/`` and ``features/`` first);
+  wipes ``warmup/``, ``features/`` and ``plan.json`` first);
+- ``plan.json``: the group size the first run chose, which a resumed run keeps;
 - ``warmup/``: adapter, moments, manifest (see ``warmup``); reused on a restart;
 - ``features/``: a ``FeatureWriter`` directory (``features_store``) with both ``ans`` and
   ``idk`` rows, ids in pool order;
@@ -13,17 +14,18 @@ Items are processed in shards of ``shard_rows`` (the writer's shard size), each 
 groups of ``group_items`` whose gradients are projected together. ``group_items`` comes from
 a memory budget (``SpeedSettings``): the (2 * group_items, D) gradient buffer fills a share
 of the memory free after the warmup, so one group per shard on small models and as many
-rows per pass over ``P`` as fit on large ones. A restart keeps the complete shards
-(``FeatureWriter(resume=True)``) and recomputes from the first missing one; groups never
-straddle shards, so a resumed run on the same machine computes the same groups and writes
-byte-identical shards (another group size changes float rounding only). Memory: the
-gradient buffer, one batch's activations, one shard buffer; independent of the number of
-items. The model is the caller's: the warmup adapter is attached to it for the stage and
+rows per pass over ``P`` as fit on large ones; the size is recorded in ``plan.json``. A
+restart keeps the complete shards (``FeatureWriter(resume=True)``), recomputes from the first
+missing one with the recorded group size, and groups never straddle shards, so a resumed run
+computes the same groups and writes byte-identical shards on the same kind of device.
+Memory: the gradient buffer, one batch's activations, one shard buffer; independent of the
+number of items. The model is the caller's: the warmup adapter is attached to it for the stage and
 removed before returning, so a job holds one copy of the model.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 from collections.abc import Callable, Mapping, Sequence
@@ -46,6 +48,7 @@ from grait_engine.records.item import Item
 
 STAGE = "features"
 INPUTS = "inputs.json"
+PLAN = "plan.json"  # the group size the run started with (kept for a resume)
 # Bumped whenever the definition of P changes, so older features are never reused.
 PROJECTION_VERSION = "hash32-v1"
 ProgressFn = Callable[[str, int, int, str], None]
@@ -182,16 +185,33 @@ def run_features(
         # No optimiser step follows: the gradient pass runs the LoRA in the model's dtype.
         cast_lora(warmup.model, next(model.parameters()).dtype)
         ctx = _context(warmup, tokenizer, config, seed, projection_dtype)
-        computed, reused = _write_features(ctx, items, out / "features", speed, tracker, notice)
+        group = _planned_group(out / PLAN, speed, ctx)
+        computed, reused = _write_features(ctx, items, out / "features", speed, group, tracker,
+                                           notice)  # fmt: skip
     finally:
         remove_lora(warmup.model)
     info = {"stage": STAGE, "inputs_hash": inputs_hash, "d": ctx.projector.d, "n": len(items)}
     info |= {"n_params": ctx.layout.n_params, "config": config.to_dict(), "seed": seed}
     info |= {"model_revision": revision, "warmup": warmup.info, "compute": compute}
+    info |= {"group_items": group}
     write_manifest(out, ["features/manifest.json", "warmup/manifest.json"], info)
     return FeaturesResult(
         out, out / "features", ctx.projector.d, len(items), computed, reused, False, inputs_hash
     )
+
+
+def _planned_group(path: Path, speed: SpeedSettings, ctx: FeatureContext) -> int:
+    """Items per group: the size this directory's run started with (``plan.json``), else the
+    one ``speed`` gives now, recorded. A resumed run (another attempt, another worker with
+    other free memory) so cuts the same groups as the run it continues."""
+    try:
+        return int(json.loads(path.read_text())["group_items"])
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    row_bytes = ctx.projector.row_dtype.itemsize
+    group = speed.group_size(ctx.layout.n_params, row_bytes, ctx.device)
+    atomic_write_json(path, {"group_items": group})
+    return group
 
 
 def _claim(out: Path, inputs_hash: str) -> None:
@@ -201,7 +221,7 @@ def _claim(out: Path, inputs_hash: str) -> None:
     except OSError:
         owner = None
     if owner != inputs_hash:
-        for name in ("warmup", "features", "manifest.json"):
+        for name in ("warmup", "features", PLAN, "manifest.json"):
             path = out / name
             if path.is_dir():
                 shutil.rmtree(path, ignore_errors=True)
@@ -227,6 +247,7 @@ def _write_features(
     items: Sequence[Item],
     directory: Path,
     speed: SpeedSettings,
+    group: int,
     tracker: _Tracker,
     notice: NoticeFn | None,
 ) -> tuple[int, int]:
@@ -237,8 +258,7 @@ def _write_features(
     if read_manifest(directory) is not None:  # killed after the writer closed
         tracker.advance(len(items), "features already complete")
         return 0, len(items)
-    d, row_bytes = ctx.projector.d, ctx.projector.row_dtype.itemsize
-    group = speed.group_size(ctx.layout.n_params, row_bytes, ctx.device)
+    d = ctx.projector.d
     batching = Batching(speed.batch_size, STAGE, notice)
     with FeatureWriter(directory, d, shard_rows=speed.shard_rows, resume=True) as writer:
         reused = writer.rows_written

@@ -173,3 +173,26 @@ def test_other_inputs_take_the_directory_over(complete, tiny_model_dir, tmp_path
     second = run_features(CONFIG, *loaded(tiny_model_dir), ITEMS[:6], CORRECT, out, speed=SPEED)
     assert first.inputs_hash != second.inputs_hash and not second.skipped
     assert second.reused == 0 and len(FeatureStore.open(second.features_dir).ids) == 6
+
+
+def test_a_resumed_run_keeps_the_group_size_it_started_with(
+    complete, tiny_model_dir, tmp_path
+) -> None:
+    """The group size comes from free memory, which another attempt (or worker) sees
+    differently: the resumed run reads the first run's ``plan.json`` and cuts the same
+    groups, so its shards are the uninterrupted run's, byte for byte."""
+    result, _ = complete
+    out, done = tmp_path / "stage", [0]
+    with pytest.raises(FeaturesCancelled):
+        run_features(CONFIG, *loaded(tiny_model_dir), ITEMS, CORRECT, out, speed=SPEED,
+                     progress=lambda _s, n, _t, _m: done.__setitem__(0, n),
+                     cancel=lambda: done[0] >= 5)  # fmt: skip
+    assert json.loads((out / "plan.json").read_text()) == {"group_items": 2}
+    calls: list[tuple[str, int, int, str]] = []
+    other = SpeedSettings(batch_size=3, group_items=None, shard_rows=4)  # would be 4 per group
+    resumed = run_features(CONFIG, *loaded(tiny_model_dir), ITEMS, CORRECT, out, speed=other,
+                           progress=lambda *a: calls.append(a))  # fmt: skip
+    assert resumed.reused == 4
+    assert [c[1] for c in calls if c[3].endswith("items")] == [6, 8, 10]  # groups of 2
+    assert shard_hashes(out / "features") == shard_hashes(result.features_dir)
+    assert json.loads((out / "manifest.json").read_text())["group_items"] == 2
