@@ -26,13 +26,23 @@ def run(args: argparse.Namespace) -> int:
     except JobConfigError as error:
         print(f"error: {error.field}: {error.message}", file=sys.stderr)
         return 2
+    from tqdm import tqdm
+
+    from grait_engine.memory import OutOfMemory
     from grait_engine.pipeline.run import run_job
     from grait_engine.toyworld.progress import ProgressBars
 
+    def notice(stage: str, message: str) -> None:  # e.g. a batch halved: above the bars
+        tqdm.write(f"{stage}: warning: {message}", file=sys.stderr)
+
     out = Path(args.out)
     cache = Path(args.cache_dir) if args.cache_dir else out / "cache"
-    with ProgressBars() as bars:
-        report = run_job(config, out, cache, progress=bars.update)
+    try:
+        with ProgressBars() as bars:
+            report = run_job(config, out, cache, progress=bars.update, notice=notice)
+    except OutOfMemory as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
     print(f"report: {out / 'report.json'} and {out / 'report.md'}")
     for stage, info in report["stages"].items():
         state = "cached" if info["cached"] else f"{info['seconds']:.1f} s"
