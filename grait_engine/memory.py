@@ -86,17 +86,14 @@ def process_in_batches(
     """
     size, start = max(1, int(batch_size)), 0
     while start < len(order):
-        rows = list(order[start : start + size])
-        try:
+
+        def attempt(size: int, start: int = start) -> int:
+            rows = list(order[start : start + size])
             work(rows)
-        except Exception as error:
-            if not is_out_of_memory(error):
-                raise
-            del error  # its traceback holds the failed batch's tensors
-            release_cached_memory()
-            size = halve_or_fail(size, stage, "batch size", notice)
-            continue
-        start += len(rows)
+            return len(rows)
+
+        done, size = retry_halving(attempt, size, stage=stage, what="batch size", notice=notice)
+        start += done
     return size
 
 
@@ -145,6 +142,6 @@ def retry_halving(
         except Exception as error:
             if not is_out_of_memory(error):
                 raise
-            del error
+            del error  # its traceback holds the failed attempt's tensors
             release_cached_memory()
             size = halve_or_fail(size, stage, what, notice)

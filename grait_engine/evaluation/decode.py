@@ -20,7 +20,7 @@ from grait_engine.probe.batching import (
     context_limit,
     encode_prompts,
     left_pad,
-    length_batches,
+    length_order,
     pad_token_id,
 )
 
@@ -85,7 +85,6 @@ def greedy_outputs(
         if after_batch is not None:
             after_batch(done)
 
-    lengths = [len(x) for x in ids]
-    order = [r for rows in length_batches(lengths, max(1, len(lengths))) for r in rows]
+    order = length_order([len(x) for x in ids])
     Batching.of(batch_size, "evaluate").run(order, work)
     return outputs

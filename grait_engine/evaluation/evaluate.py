@@ -127,7 +127,8 @@ def evaluate_set(
     out of memory is retried at half the size (for the rest of the set), told to ``notice``.
     """
     batching = Batching.of(batch_size, STAGE)
-    batching.notice = notice
+    if notice is not None:  # a Batching passed in may carry its caller's notice
+        batching.notice = notice
     runs: list[tuple[str, Any, Style]] = [
         ("init_basic", base_model, "basic"),
         ("init_refuse", base_model, "refuse"),

@@ -154,7 +154,12 @@ def sign_words(seed: int, first_group: int, n_groups: int, d: int,
     device = torch.device(device)
     key1, key2 = group_keys(seed, first_group, n_groups, device)
     columns = column_keys(seed, d, device)
-    return _mix((key2[:, None] ^ columns[None, :]) + key1[:, None])
+    return _word(key1[:, None], key2[:, None], columns[None, :])
+
+
+def _word(key1: torch.Tensor, key2: torch.Tensor, column: torch.Tensor) -> torch.Tensor:
+    """``word(seed, g, c)`` from the group's keys and the column's key (broadcast)."""
+    return _mix((column ^ key2) + key1)
 
 
 _SHIFTS: dict[torch.device, torch.Tensor] = {}
@@ -200,7 +205,11 @@ class Projector:
         self.method = method or _default_method(self.device, self.dtype)
         if self.method not in ("lut", "dense", "fused", "cpu"):
             raise ValueError(f"method must be lut, dense, fused or cpu, not {self.method!r}")
-        self.row_dtype = self.dtype  # what project() wants its rows in (no copy then)
+
+    @property
+    def row_dtype(self) -> torch.dtype:
+        """What :meth:`project` wants its rows in (no copy then): the product dtype."""
+        return self.dtype
 
     def rows(self, start: int, stop: int) -> torch.Tensor:
         """(stop - start, d) +-1 rows ``start .. stop - 1`` of ``P`` (before 1/sqrt(d)),
@@ -267,7 +276,7 @@ class Projector:
             n_groups = part.shape[1] // WORD_BITS
             n_bytes = 4 * n_groups
             key1, key2 = group_keys(self.seed, start // WORD_BITS, n_groups, device)
-            words = _mix((columns[:, None] ^ key2[None, :]) + key1[None, :])  # (d, groups)
+            words = _word(key1[None, :], key2[None, :], columns[:, None])  # (d, groups)
             # Byte q of word [c, g]: the signs of rows 32g + 8q .. 32g + 8q + 7 at column c;
             # the index of its table entry is 256 * (4g + q) + byte.
             offsets = torch.arange(0, 256 * n_bytes, 256, device=device, dtype=torch.int32)

@@ -136,10 +136,11 @@ def check_lengths(
         raise PromptTooLongError(offenders, limit)
 
 
-def length_batches(lengths: Sequence[int], batch_size: int) -> list[list[int]]:
-    """Row indices grouped in batches of ``batch_size``: longest first, ties by index."""
-    order = sorted(range(len(lengths)), key=lambda i: (-lengths[i], i))
-    return [order[s : s + batch_size] for s in range(0, len(order), batch_size)]
+def length_order(lengths: Sequence[int]) -> list[int]:
+    """Row indices longest first, ties by index: the order batches are cut from
+    (``memory.Batching``), so rows in one batch have similar lengths and a batch size that
+    does not fit fails on the first batch."""
+    return sorted(range(len(lengths)), key=lambda i: (-lengths[i], i))
 
 
 def left_pad(

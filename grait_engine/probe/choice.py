@@ -2,7 +2,8 @@
 
 For each item: the next-token logits at the position after ``Answer:`` of the first token of
 each option's continuation (`` A``, `` B``, ...), in float32, renormalised over the item's
-options (the full-vocabulary normaliser cancels, so it is never computed). ``c_i = p(gold) / sum_o p(o)``; certainty ``s_i = -entropy`` (natural log) of that
+options (the full-vocabulary normaliser cancels, so it is never computed).
+``c_i = p(gold) / sum_o p(o)``; certainty ``s_i = -entropy`` (natural log) of that
 normalised distribution.
 """
 

@@ -20,7 +20,7 @@ from grait_engine.probe.batching import (
     context_limit,
     encode_prompts,
     left_pad,
-    length_batches,
+    length_order,
     pad_token_id,
     probe_prompts,
 )
@@ -150,8 +150,7 @@ def probe_items(
         if on_batch is not None:
             on_batch(len(rows))
 
-    lengths = [len(e) for e in encoded]
-    order = [r for rows in length_batches(lengths, max(1, len(lengths))) for r in rows]
+    order = length_order([len(e) for e in encoded])
     Batching.of(batch_size, "probe").run(order, work)
     return [r for r in records if r is not None]
 

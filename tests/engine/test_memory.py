@@ -177,3 +177,18 @@ def test_evaluation_backs_off(tiny, tmp_path: Path, monkeypatch) -> None:
     assert batching.size == 2 and len(notices) == 2
     assert backed == plain
     assert (tmp_path / "plain.jsonl").read_text() == (tmp_path / "backed.jsonl").read_text()
+
+
+def test_a_jobs_batching_keeps_its_notice_through_evaluate_set(tiny, tmp_path, monkeypatch):
+    """run_job hands evaluate_set one Batching (with the job's notice) for all test sets."""
+    from grait_engine.evaluation import decode, evaluate_set
+    from tests.engine.probe.pools import choice_items
+
+    monkeypatch.setattr(
+        decode, "greedy_batch", oom_above(2, lambda a, k: len(a[3]), decode.greedy_batch)
+    )
+    notices: list[tuple[str, str]] = []
+    batching = Batching(4, "evaluate", lambda *n: notices.append(n))
+    evaluate_set(*tiny, choice_items(5), tmp_path, batch_size=batching)
+    assert notices == [("evaluate", "out of memory at batch size 4: retrying with 2")]
+    assert batching.size == 2
