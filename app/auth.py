@@ -11,10 +11,11 @@ import hmac
 import re
 import secrets
 
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
 from app.db.models import ApiKey, Tenant
 from app.db.repositories import ApiKeyRepository, TenantRepository
+from app.db.session import unit_of_work
 from app.db.types import new_id
 from app.errors import Unauthorized
 
@@ -60,3 +61,10 @@ def authenticate(session: Session, authorization: str | None) -> Tenant:
     if tenant is None:
         raise Unauthorized("invalid API key")
     return tenant
+
+
+def authenticate_header(factory: sessionmaker[Session], authorization: str | None) -> Tenant:
+    """``authenticate`` in its own short unit of work: the tenant comes back detached (its
+    columns stay readable), and no database connection is held afterwards."""
+    with unit_of_work(factory) as session:
+        return authenticate(session, authorization)

@@ -1,56 +1,85 @@
-"""A cap on requests inside the application at once (pure ASGI middleware).
+"""Request slots: at most ``limit`` requests inside the application at once, and at most
+``per_owner`` of them from one tenant.
 
-Why: sync endpoints run in a thread pool (40 threads) and hold a pooled database connection
-from their first query until the request's commit. With more requests in flight than
-connections, every thread can end up waiting for a connection while the requests that hold
-one wait for a thread: nothing moves until the pool timeout. Admitting at most ``limit``
-requests (no more than the connection pool holds) makes that impossible; the others wait
-here, asynchronously, without holding a thread or a connection.
+Why a cap: sync endpoints run in a thread pool (40 threads) and hold a pooled database
+connection from their first query until the request's commit. With more requests in flight
+than connections, every thread can end up waiting for a connection while the requests that
+hold one wait for a thread: nothing moves until the pool timeout. Admitting at most
+``limit`` requests (no more than the connection pool holds) makes that impossible; the
+others wait asynchronously, without holding a thread or a connection.
 
-A request leaves the cap when its response starts: by then its dependencies have run their
-teardown (the session is committed and closed), so a long event stream does not keep a
-slot while it streams (its polls use their own short sessions).
+Why a share: without it one tenant's slow requests could hold every slot and every other
+tenant would wait behind them. A request first takes its owner's share, then a global slot.
+
+``app.edge.EdgeMiddleware`` takes a slot only once the request body is in, and gives it back
+when the response starts (so a long event stream holds no slot while it streams).
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, MutableMapping
-from typing import Any
+from collections.abc import Callable
+from dataclasses import dataclass, field
 
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
-ASGIApp = Callable[[MutableMapping[str, Any], Receive, Send], Awaitable[None]]
+Release = Callable[[], None]
+ANONYMOUS = "<anonymous>"  # the owner of requests without a tenant (UI pages, docs)
 
 
-class ConcurrencyLimitMiddleware:
-    """At most ``limit`` HTTP requests between arrival and response start."""
+@dataclass
+class _Owner:
+    semaphore: asyncio.Semaphore
+    users: int = 0  # holders and waiters; the entry is dropped at 0
 
-    def __init__(self, app: ASGIApp, limit: int) -> None:
-        self.app = app
-        self.limit = limit
-        self.semaphore: asyncio.Semaphore | None = None
 
-    async def __call__(self, scope: MutableMapping[str, Any], receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        if self.semaphore is None:  # created in the server's event loop
-            self.semaphore = asyncio.Semaphore(self.limit)
-        semaphore = self.semaphore
-        await semaphore.acquire()
-        held = True
+@dataclass
+class RequestSlots:
+    """Global and per-owner slots. Use from one event loop (the server's)."""
 
-        async def send_and_release(message: Message) -> None:
-            nonlocal held
-            if held and message["type"] == "http.response.start":
-                held = False
-                semaphore.release()
-            await send(message)
+    limit: int
+    per_owner: int
+    _global: asyncio.Semaphore | None = None
+    _owners: dict[str, _Owner] = field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        self.per_owner = max(1, min(self.per_owner, self.limit))
+
+    async def acquire(self, owner: str) -> Release:
+        """Wait for a slot of ``owner``'s share and a global one; return the release function
+        (idempotent: calling it twice gives back one slot)."""
+        if self._global is None:  # created in the server's event loop
+            self._global = asyncio.Semaphore(self.limit)
+        shared = self._global
+        entry = self._owners.get(owner)
+        if entry is None:
+            entry = self._owners[owner] = _Owner(asyncio.Semaphore(self.per_owner))
+        entry.users += 1
         try:
-            await self.app(scope, receive, send_and_release)
-        finally:
-            if held:
-                semaphore.release()
+            await entry.semaphore.acquire()
+            try:
+                await shared.acquire()
+            except BaseException:
+                entry.semaphore.release()
+                raise
+        except BaseException:
+            self._leave(owner, entry)
+            raise
+        released = False
+
+        def release() -> None:
+            nonlocal released
+            if not released:
+                released = True
+                shared.release()
+                entry.semaphore.release()
+                self._leave(owner, entry)
+
+        return release
+
+    def in_use(self) -> int:
+        """Global slots held now (for tests and metrics)."""
+        return 0 if self._global is None else self.limit - self._global._value
+
+    def _leave(self, owner: str, entry: _Owner) -> None:
+        entry.users -= 1
+        if entry.users == 0 and self._owners.get(owner) is entry:
+            del self._owners[owner]

@@ -63,3 +63,22 @@ class InvalidDataset(ProblemError):
 
 class UnprocessableRequest(ProblemError):
     status, slug, title = 422, "validation-error", "Validation error"
+
+
+class RequestTimeout(ProblemError):
+    """The client did not send its request body in time (the connection is closed)."""
+
+    status, slug, title = 408, "request-timeout", "Request timeout"
+
+
+class TooManyRequests(ProblemError):
+    status, slug, title = 429, "too-many-requests", "Too many requests"
+
+
+class ServiceUnavailable(ProblemError):
+    """A dependency (the database) is down; clients retry after ``RETRY_AFTER_SECONDS``."""
+
+    status, slug, title = 503, "service-unavailable", "Service unavailable"
+
+
+RETRY_AFTER_SECONDS = 5

@@ -20,9 +20,10 @@ from app import ui
 from app.api import datasets, health, job_events, job_outputs, jobs, models
 from app.api.deps import current_tenant
 from app.api.problems import install_problem_handlers
-from app.concurrency import ConcurrencyLimitMiddleware
+from app.concurrency import RequestSlots
 from app.db.migrate import current_is_head, upgrade_to_head
 from app.db.session import make_engine, make_session_factory
+from app.edge import EdgeMiddleware
 from app.jobs.local_runner import LocalRunner
 from app.jobs.queue import make_queue
 from app.metrics import HttpMetrics, MetricsMiddleware
@@ -91,6 +92,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(health.router)
     # /ui pages do their own cookie-or-bearer auth (browsers cannot send bearer headers).
     app.include_router(ui.router)
-    app.add_middleware(ConcurrencyLimitMiddleware, limit=settings.max_concurrent_requests)
+    slots = RequestSlots(
+        limit=settings.max_concurrent_requests,
+        per_owner=settings.max_concurrent_requests_per_tenant,
+    )
+    app.state.request_slots = slots
+    app.add_middleware(
+        EdgeMiddleware, session_factory=app.state.session_factory, slots=slots,
+        max_body_bytes=settings.max_body_bytes, body_timeout=settings.body_timeout_seconds,
+        upload_timeout=settings.upload_timeout_seconds,
+    )  # fmt: skip
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
     return app

@@ -36,10 +36,19 @@ StoreDep = Annotated[ArtifactStore, Depends(get_store)]
 
 
 def current_tenant(
+    request: Request,
     session: SessionDep,
     authorization: Annotated[str | None, Header(include_in_schema=False)] = None,
 ) -> Tenant:
-    """The tenant of the bearer API key; 401 problem otherwise."""
+    """The tenant of the bearer API key; 401 problem otherwise.
+
+    ``app.edge.EdgeMiddleware`` authenticates every ``/v1`` request before its body is read
+    and leaves the (detached) tenant in the request state: then no query is made here, so
+    a streaming upload holds no database connection while its body arrives.
+    """
+    tenant = getattr(request.state, "tenant", None)
+    if isinstance(tenant, Tenant):
+        return tenant
     return authenticate(session, authorization)
 
 

@@ -9,9 +9,21 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy import exc as sa_exc
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 
-from app.errors import PROBLEM_BASE, PayloadTooLarge, ProblemError, Unauthorized
+from app.db.session import is_database_outage
+from app.errors import (
+    PROBLEM_BASE,
+    RETRY_AFTER_SECONDS,
+    PayloadTooLarge,
+    ProblemError,
+    RequestTimeout,
+    ServiceUnavailable,
+    TooManyRequests,
+    Unauthorized,
+)
 
 PROBLEM_JSON = "application/problem+json"
 log = logging.getLogger(__name__)
@@ -39,12 +51,19 @@ def problem_response(
 
 async def _domain(_request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, ProblemError)
+    return problem_of(exc)
+
+
+def problem_of(exc: ProblemError) -> JSONResponse:
+    """The problem response of a domain error, with the headers its status calls for."""
     headers: dict[str, str] = {}
     if isinstance(exc, Unauthorized):
         headers["WWW-Authenticate"] = "Bearer"
-    if isinstance(exc, PayloadTooLarge):
+    if isinstance(exc, PayloadTooLarge | RequestTimeout):
         # The rest of the body is not wanted: close rather than drain it.
         headers["Connection"] = "close"
+    if isinstance(exc, ServiceUnavailable | TooManyRequests):
+        headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
     return problem_response(
         exc.status, exc.detail, type_=exc.type, title=exc.title, headers=headers, **exc.extra
     )
@@ -77,9 +96,37 @@ async def _unexpected(_request: Request, exc: Exception) -> JSONResponse:
     return problem_response(500, "internal error", type_=PROBLEM_BASE + "internal-error")
 
 
+def database_unavailable() -> ServiceUnavailable:
+    return ServiceUnavailable("the database is unavailable; retry later")
+
+
+async def _database(request: Request, exc: Exception) -> JSONResponse:
+    """503 with ``Retry-After`` when the database is down; any other database error is a bug."""
+    if not is_database_outage(exc):
+        return await _unexpected(request, exc)
+    # The type only: driver messages can hold SQL, parameters or the database URL.
+    log.warning("database unavailable (%s)", type(exc).__name__)
+    return problem_of(database_unavailable())
+
+
+async def _client_disconnect(request: Request, _exc: Exception) -> JSONResponse:
+    """The client went away mid-body (a dropped upload): not a server error, no traceback.
+
+    The response is never delivered; 499 (the nginx convention) labels it in the metrics.
+    """
+    log.info("client disconnected before the request body was complete: %s", request.url.path)
+    return problem_response(
+        499, "client closed the request", type_=PROBLEM_BASE + "client-disconnected",
+        title="Client closed request",
+    )  # fmt: skip
+
+
 def install_problem_handlers(app: FastAPI) -> None:
     """Render domain errors, HTTP errors, validation errors and crashes as problems."""
     app.add_exception_handler(ProblemError, _domain)
+    app.add_exception_handler(sa_exc.DBAPIError, _database)
+    app.add_exception_handler(sa_exc.TimeoutError, _database)
+    app.add_exception_handler(ClientDisconnect, _client_disconnect)
     app.add_exception_handler(StarletteHTTPException, _http)
     app.add_exception_handler(RequestValidationError, _validation)
     app.add_exception_handler(Exception, _unexpected)

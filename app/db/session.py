@@ -14,6 +14,7 @@ from contextlib import contextmanager
 from typing import Any, cast
 
 from sqlalchemy import CursorResult, Engine, create_engine, event, make_url
+from sqlalchemy import exc as sa_exc
 from sqlalchemy.orm import Session, sessionmaker
 
 Hook = Callable[[], None]
@@ -87,3 +88,13 @@ def rows_changed(session: Session, statement: Any) -> int:
     use this to know whether their WHERE clause still matched)."""
     result = cast("CursorResult[Any]", session.execute(statement))
     return int(result.rowcount)
+
+
+def is_database_outage(error: BaseException) -> bool:
+    """True for errors that say the database cannot be reached or used right now (refused or
+    lost connections, an exhausted pool, a locked SQLite file), as opposed to a bug or a
+    constraint violation: the service answers 503 with ``Retry-After`` for these."""
+    if isinstance(error, sa_exc.DBAPIError) and error.connection_invalidated:
+        return True
+    outage_types = (sa_exc.OperationalError, sa_exc.InterfaceError, sa_exc.TimeoutError)
+    return isinstance(error, outage_types)

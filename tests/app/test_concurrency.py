@@ -1,12 +1,27 @@
-"""The request cap: never more than ``limit`` requests inside, released at response start."""
+"""The request cap: never more than ``limit`` requests inside, released at response start.
+
+The fake apps sit behind ``EdgeMiddleware`` on a path without a key (``/ui``), so no
+database is involved.
+"""
 
 from __future__ import annotations
 
 import asyncio
 from typing import Any
 
-from app.concurrency import ConcurrencyLimitMiddleware
+from app.concurrency import RequestSlots
 from app.db.session import make_engine
+from app.edge import EdgeMiddleware
+
+UI_SCOPE = {"type": "http", "method": "GET", "path": "/ui/x", "headers": []}
+
+
+def limited(app: Any, limit: int) -> EdgeMiddleware:
+    slots = RequestSlots(limit=limit, per_owner=limit)
+    return EdgeMiddleware(
+        app, session_factory=None, slots=slots, max_body_bytes=1024,  # type: ignore[arg-type]
+        body_timeout=5, upload_timeout=5,
+    )  # fmt: skip
 
 
 def _run(limit: int, n_requests: int, stream_chunks: int = 0) -> dict[str, int]:
@@ -29,7 +44,7 @@ def _run(limit: int, n_requests: int, stream_chunks: int = 0) -> dict[str, int]:
         state["done"] += 1
 
     async def main() -> None:
-        limited = ConcurrencyLimitMiddleware(app, limit)
+        edge = limited(app, limit)
 
         async def noop_send(message: Any) -> None:
             pass
@@ -37,9 +52,7 @@ def _run(limit: int, n_requests: int, stream_chunks: int = 0) -> dict[str, int]:
         async def receive() -> Any:
             return {"type": "http.request"}
 
-        await asyncio.gather(
-            *(limited({"type": "http"}, receive, noop_send) for _ in range(n_requests))
-        )
+        await asyncio.gather(*(edge(dict(UI_SCOPE), receive, noop_send) for _ in range(n_requests)))
 
     asyncio.run(main())
     return state
@@ -62,16 +75,19 @@ def test_a_failing_app_releases_its_slot() -> None:
         raise RuntimeError("boom")
 
     async def main() -> int:
-        limited = ConcurrencyLimitMiddleware(broken, 1)
+        edge = limited(broken, 1)
+
+        async def receive() -> Any:
+            return {"type": "http.request"}
+
         for _ in range(3):  # would hang on the second call if the slot leaked
             try:
-                await asyncio.wait_for(limited({"type": "http"}, None, None), 1)  # type: ignore[arg-type]
+                await asyncio.wait_for(edge(dict(UI_SCOPE), receive, None), 1)  # type: ignore[arg-type]
             except RuntimeError:
                 pass
-        assert limited.semaphore is not None
-        return limited.semaphore._value
+        return edge.slots.in_use()
 
-    assert asyncio.run(main()) == 1
+    assert asyncio.run(main()) == 0
 
 
 def test_pool_sizing_is_ignored_for_in_memory_sqlite() -> None:
