@@ -74,6 +74,21 @@ class Settings(BaseSettings):
     # engine's automatic choice; see grait_engine.pipeline.runtime).
     batch_size: int | None = None
     memory_budget_mb: int | None = None
+    # --- HTTP edge (issue 16, part A; see app/edge.py) ---
+    # Largest non-upload request body (JSON, forms): more is refused with 413 while streaming.
+    max_body_bytes: int = Field(default=1 * MB, gt=0)
+    # Seconds a client has to send a whole non-upload body, and a whole upload: then 408.
+    body_timeout_seconds: float = Field(default=30.0, gt=0)
+    upload_timeout_seconds: float = Field(default=900.0, gt=0)
+    # Request slots (of max_concurrent_requests) one tenant may hold at once, so one tenant
+    # cannot take every slot; capped at max_concurrent_requests.
+    max_concurrent_requests_per_tenant: int = Field(default=6, ge=1)
+    # Open event streams (SSE) per tenant: 429 past it.
+    max_event_streams_per_tenant: int = Field(default=20, ge=1)
+    # Signs /ui login cookies; empty: a random secret per process (logins end at restart).
+    session_secret: SecretStr = SecretStr("")
+    # How long a /ui login lasts.
+    ui_session_seconds: float = Field(default=8 * 3600.0, gt=0)
 
     @field_validator("device")
     @classmethod
