@@ -10,18 +10,24 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from app.ui.html import note, number, section, table, text
-from grait_engine.reporting.data import MODELS, JobData, config_differences, flatten
+from grait_engine.reporting.data import (
+    MODELS,
+    RESULT_COLUMNS,
+    JobData,
+    config_differences,
+    flatten,
+    result_values,
+)
 from grait_engine.reporting.plots import FIGURES, NOT_AVAILABLE, job_figures
 from grait_engine.reporting.render import png_data_uri, svg_text
 
-RATES = ("pc", "pw", "pr", "unparsed")
-
 
 def results_table(jobs: Sequence[JobData]) -> str:
-    """Pc, Pw, Pr, unparsed and THS per (job,) test set and model; THS(init_basic) = 0."""
+    """Per (job,) test set and model: ``RESULT_COLUMNS`` (Pc, Pw, Pr, THS, THS/Pc0, F1 and,
+    with ground truth, refusal on unknown and known items) and the unparsed share."""
     many = len(jobs) > 1
-    headers = (["job"] if many else []) + ["test set", "model", "n", "Pc", "Pw", "Pr",
-                                           "unparsed", "THS"]  # fmt: skip
+    headers = (["job"] if many else []) + ["test set", "model", "n"]
+    headers += [heading for _, heading in RESULT_COLUMNS] + ["unparsed"]
     rows = []
     for job in jobs:
         for test_set, block in (job.report.get("eval") or {}).items():
@@ -29,12 +35,14 @@ def results_table(jobs: Sequence[JobData]) -> str:
                 row = block.get(model)
                 if not row:
                     continue
-                ths = 0.0 if model == "init_basic" else row.get("ths")
+                values = result_values(model, row)
                 cells = [text(test_set), text(model), text(row.get("n"))]
-                cells += [number(row.get(rate)) for rate in RATES] + [number(ths)]
+                cells += [number(values[key], 2 if key == "oracle_share" else 1)
+                          for key, _ in RESULT_COLUMNS]  # fmt: skip
+                cells += [number(row.get("unparsed"))]
                 rows.append(([text(job.label)] if many else []) + cells)
     offset = 1 if many else 0
-    return table(headers, rows, numeric={offset + i for i in range(2, 8)})
+    return table(headers, rows, numeric={offset + i for i in range(2, len(headers) - offset)})
 
 
 def _figure(fig: Any, title: str, fmt: str) -> str:

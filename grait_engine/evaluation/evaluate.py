@@ -18,7 +18,15 @@ from typing import Any
 
 from grait_engine.artifacts import atomic_write_text, write_manifest
 from grait_engine.evaluation.decode import greedy_outputs
-from grait_engine.evaluation.grade import classify, rates, ths, ths_note
+from grait_engine.evaluation.grade import (
+    classify,
+    f1_score,
+    oracle_share,
+    rates,
+    rates_by_known,
+    ths,
+    ths_note,
+)
 from grait_engine.memory import Batching, NoticeFn
 from grait_engine.prompts import Style, build_prompt
 from grait_engine.records.item import Item
@@ -61,10 +69,11 @@ def evaluate_model(
     cancel: CancelFn | None = None,
     offset: int = 0,
     total: int | None = None,
-) -> dict[str, float | int]:
+) -> dict[str, Any]:
     """Greedy 0-shot evaluation of ``model`` with prompt ``style`` over ``items`` (one task).
 
-    Output: :func:`grade.rates` of the labels. Side effect: ``out_path`` (a JSONL file, one
+    Output: :func:`grade.rates` of the labels plus ``f1`` (:func:`grade.f1_score`) and,
+    when items carry ``meta.known``, ``by_known`` (:func:`grade.rates_by_known`). Side effect: ``out_path`` (a JSONL file, one
     ``{"id", "output", "label"}`` per item in item order) is written atomically once all items
     are decoded. ``max_new_tokens`` defaults to 16 for open and 4 for choice items.
     ``progress(stage, offset + done, total, message)`` runs and ``cancel()`` is checked after
@@ -84,7 +93,13 @@ def evaluate_model(
         for item, out, label in zip(items, outputs, labels, strict=True)
     ]
     atomic_write_text(out_path, "".join(line + "\n" for line in lines))
-    return rates(labels)
+    result: dict[str, Any] = rates(labels)
+    result["f1"] = f1_score(result["pc"], result["pw"])
+    truths = [(item.meta or {}).get("known") for item in items]
+    by_known = rates_by_known(labels, [t if isinstance(t, bool) else None for t in truths])
+    if by_known is not None:
+        result["by_known"] = by_known
+    return result
 
 
 def _as_base(model: Any, is_base: bool) -> AbstractContextManager[Any]:
@@ -95,9 +110,11 @@ def _as_base(model: Any, is_base: bool) -> AbstractContextManager[Any]:
 
 
 def with_ths(result: dict[str, Any], baseline: dict[str, Any]) -> dict[str, Any]:
-    """``result`` plus ``"ths"`` against ``baseline`` (init_basic), and ``"ths_note"`` if None."""
+    """``result`` plus ``"ths"`` and ``"oracle_share"`` against ``baseline`` (init_basic), and
+    ``"ths_note"`` when THS is undefined."""
     out = dict(result)
     out["ths"] = ths(result["pc"], result["pw"], baseline["pc"], baseline["pw"])
+    out["oracle_share"] = oracle_share(out["ths"], baseline["pc"])
     note = ths_note(baseline["pw"])
     if note is not None:
         out["ths_note"] = note

@@ -23,7 +23,7 @@ Torch-free: the service may import this module to display or re-grade prediction
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Literal
 
 from grait_engine.probe.answers import contains_alias, normalize_answer
@@ -103,3 +103,38 @@ def ths_note(pw0: float) -> str | None:
     if pw0 == 0:
         return "THS undefined: init_basic gave no wrong answers on this test set (Pw0 = 0)"
     return None
+
+
+def f1_score(pc: float, pw: float) -> float:
+    """SimpleQA's F1: the harmonic mean of ``Pc`` and ``Pc / (Pc + Pw)`` (accuracy given
+    attempted), in percent; 0 when nothing is correct (METHOD.md stage 7)."""
+    if pc <= 0:
+        return 0.0
+    attempted_accuracy = 100.0 * pc / (pc + pw)
+    return 2 * pc * attempted_accuracy / (pc + attempted_accuracy)
+
+
+def oracle_share(ths_value: float | None, pc0: float) -> float | None:
+    """``THS / Pc0``: the share of the abstention oracle's THS (``Pc0``) reached; None when
+    THS is undefined or ``Pc0 == 0``."""
+    if ths_value is None or pc0 == 0:
+        return None
+    return ths_value / pc0
+
+
+def rates_by_known(
+    labels: Sequence[str], known: Sequence[bool | None]
+) -> dict[str, dict[str, float | int]] | None:
+    """``{"known": {n, pc, pw, pr}, "unknown": {...}}`` over the items whose ground truth
+    (``meta.known``) is given; None when no item has it. Pr on unknown items is refusal
+    where refusing is right; Pr on known items is over-refusal."""
+    groups: dict[str, list[str]] = {"known": [], "unknown": []}
+    for label, truth in zip(labels, known, strict=True):
+        if truth is not None:
+            groups["known" if truth else "unknown"].append(label)
+    if not groups["known"] and not groups["unknown"]:
+        return None
+    return {
+        name: {key: value for key, value in rates(group).items() if key != "unparsed"}
+        for name, group in groups.items()
+    }

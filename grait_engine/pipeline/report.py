@@ -10,8 +10,8 @@ from pathlib import Path
 from typing import Any
 
 from grait_engine.artifacts import atomic_write_json, atomic_write_text
+from grait_engine.reporting.data import MODELS, RESULT_COLUMNS, result_values
 
-MODELS = ("init_basic", "init_refuse", "tuned")
 log = logging.getLogger(__name__)
 
 
@@ -22,8 +22,11 @@ def weight_summary(weights: list[float]) -> dict[str, float] | None:
     return {"min": min(weights), "mean": math.fsum(weights) / len(weights), "max": max(weights)}
 
 
-def _cell(value: Any) -> str:
-    return "n/a" if value is None else f"{float(value):.1f}"
+def _cell(value: Any, key: str = "") -> str:
+    """A table cell: percent rates with one decimal, the oracle share (a ratio) with two."""
+    if value is None:
+        return "n/a"
+    return f"{float(value):.2f}" if key == "oracle_share" else f"{float(value):.1f}"
 
 
 def report_markdown(report: dict[str, Any], plots: dict[str, str] | None = None) -> str:
@@ -38,17 +41,16 @@ def report_markdown(report: dict[str, Any], plots: dict[str, str] | None = None)
         f"{report['split']['tau']}); trained on {report['selection']['n_ik']} answers + "
         f"{report['selection']['n_idk']} refusals.",
         "",
-        "| test set | model | n | Pc | Pw | Pr | THS |",
-        "|---|---|---:|---:|---:|---:|---:|",
+        "| test set | model | n | " + " | ".join(h for _, h in RESULT_COLUMNS) + " |",
+        "|---|---|---:|" + "---:|" * len(RESULT_COLUMNS),
     ]
     for name, block in report["eval"].items():
         for model in MODELS:
             if model not in block:
                 continue
-            row = block[model]
-            ths = 0.0 if model == "init_basic" else row.get("ths")
-            cells = [_cell(row.get(k)) for k in ("pc", "pw", "pr")] + [_cell(ths)]
-            lines.append(f"| {name} | {model} | {row['n']} | " + " | ".join(cells) + " |")
+            values = result_values(model, block[model])
+            cells = [_cell(values[key], key) for key, _ in RESULT_COLUMNS]
+            lines.append(f"| {name} | {model} | {block[model]['n']} | " + " | ".join(cells) + " |")
     lines += ["", "| stage | seconds | cached |", "|---|---:|---|"]
     for stage, info in report["stages"].items():
         lines.append(f"| {stage} | {info['seconds']:.1f} | {info['cached']} |")

@@ -99,6 +99,29 @@ def ths_by_test_set(report: Mapping[str, Any], model: str = "tuned") -> dict[str
     return out
 
 
+# The result columns of report tables (report.md, the report page): (key, heading).
+RESULT_COLUMNS = (
+    ("pc", "Pc"), ("pw", "Pw"), ("pr", "Pr"), ("ths", "THS"), ("oracle_share", "THS/Pc0"),
+    ("f1", "F1"), ("pr_unknown", "Pr unknown"), ("pr_known", "Pr known"),
+)  # fmt: skip
+
+
+def result_values(model: str, row: Mapping[str, Any]) -> dict[str, float | None]:
+    """The ``RESULT_COLUMNS`` values of one report.json ``eval`` row of ``model``.
+
+    THS and its oracle share are 0 for ``init_basic`` by definition; ``pr_unknown`` (refusal
+    where it is right) and ``pr_known`` (over-refusal) come from ``by_known`` when the test
+    items carry ``meta.known``, else None.
+    """
+    by_known = row.get("by_known") or {}
+    values = {key: row.get(key) for key, _ in RESULT_COLUMNS}
+    if model == "init_basic":
+        values["ths"], values["oracle_share"] = 0.0, 0.0
+    values["pr_unknown"] = (by_known.get("unknown") or {}).get("pr")
+    values["pr_known"] = (by_known.get("known") or {}).get("pr")
+    return values
+
+
 def flatten(value: Any, prefix: str = "") -> dict[str, Any]:
     """Nested dicts as ``{"a.b.c": leaf}`` (lists and scalars are leaves)."""
     if not isinstance(value, Mapping) or (prefix and not value):

@@ -3,9 +3,15 @@
 Layout of ``out_dir`` (API.md)::
 
     model/                      Hugging Face model directory (safetensors) with tokenizer
-    data/{open,choice}/{train,test_id,test_ood}.jsonl
-    truth.json                  per item id: seen (count), class, relation
-    stats.json                  build figures: sizes, timings, greedy check per class
+    data/{open,choice}/{train,test_id,test_ood}.jsonl   (+ val, val_ood when configured)
+    truth.json                  per item id: seen, seen_wrong, known, class, relation,
+                                popularity
+    stats.json                  build figures: sizes, timings, greedy check per class,
+                                knowledge per exposure bin and popularity quintile, CPU
+
+Every item carries ``meta: {"relation", "seen", "known"}``: ``seen`` counts the sightings
+of the fact's value in the corpus, ``known`` is measured after pretraining
+(``check.measure_known``: the greedy 0-shot open answer is right).
     config.json                 the resolved ToyWorldConfig
     manifest.json               sha256 of every file above, written last
 
@@ -17,7 +23,7 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -26,11 +32,11 @@ import torch
 from grait_engine.artifacts import atomic_write_json, config_hash, read_manifest, write_manifest
 from grait_engine.records.item import Item, Task
 from grait_engine.records.jsonl import write_items
-from grait_engine.toyworld.check import check_knowledge
+from grait_engine.toyworld.check import check_knowledge, knowledge_curves, measure_known
 from grait_engine.toyworld.config import ToyWorldConfig
 from grait_engine.toyworld.corpus import make_corpus
 from grait_engine.toyworld.pretrain import pretrain
-from grait_engine.toyworld.qa import SPLITS, make_datasets, split_facts
+from grait_engine.toyworld.qa import make_datasets, split_facts
 from grait_engine.toyworld.tokenizer import train_tokenizer
 from grait_engine.toyworld.world import Fact, make_facts, make_relations
 
@@ -99,12 +105,10 @@ def _build(config: ToyWorldConfig, out: Path, progress: Progress | None) -> ToyW
     timings: dict[str, float] = {}
     started = time.perf_counter()
 
-    relations = make_relations(random.Random(f"relations:{config.seed}"))
+    relations = make_relations(random.Random(f"relations:{config.seed}"), config.design)
     facts = make_facts(config, relations)
     corpus = make_corpus(config, facts, relations)
-    datasets = make_datasets(
-        split_facts(facts, config.id_test_share, config.seed), relations, config.seed
-    )
+    datasets = make_datasets(split_facts(facts, config), relations, config.seed)
     timings["world_seconds"] = time.perf_counter() - started
 
     report("tokenizer", 0, 1, f"{len(corpus.documents)} documents")
@@ -120,23 +124,65 @@ def _build(config: ToyWorldConfig, out: Path, progress: Progress | None) -> ToyW
     )
     timings["pretrain_seconds"] = train_stats.pop("train_seconds")
 
-    files = _write_outputs(out, config, model, tokenizer, datasets, facts, corpus.seen)
-    report("check", 0, 1, "greedy answers per frequency class")
+    report("check", 0, 1, "which facts the model knows; greedy answers per class")
     check_started = time.perf_counter()
+    open_items = [item for items in datasets["open"].values() for item in items]
+    known = measure_known(model, tokenizer, open_items)
+    datasets = _with_truth(datasets, corpus.seen, known)
+    truth = _truth(facts, corpus, known)
+    files = _write_outputs(out, config, model, tokenizer, datasets, truth)
     checks = _check(model, tokenizer, datasets, facts)
     timings["check_seconds"] = time.perf_counter() - check_started
     timings["total_seconds"] = time.perf_counter() - started
     stats = {
         "n_facts": len(facts),
         "n_documents": len(corpus.documents),
-        "sizes": {task: {s: len(datasets[task][s]) for s in SPLITS} for task in TASK_TYPES},
+        "sizes": {task: {s: len(items) for s, items in datasets[task].items()}
+                  for task in TASK_TYPES},
         **train_stats,
         **{k: round(v, 1) for k, v in timings.items()},
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+        "known_share": round(sum(known.values()) / max(1, len(known)), 4),
+        "knowledge": knowledge_curves(
+            known, dict(corpus.seen), {f.id: f.popularity for f in facts}
+        ),
         "check": checks,
-    }
+    }  # fmt: skip
     atomic_write_json(out / "stats.json", stats)
     write_manifest(out, [*files, "stats.json"], {"config_hash": world_hash(config), "stats": stats})
     return ToyWorld(out, world_hash(config), False, stats)
+
+
+def _with_truth(
+    datasets: dict[Task, dict[str, list[Item]]], seen: dict[str, int], known: dict[str, bool]
+) -> dict[Task, dict[str, list[Item]]]:
+    """Every item with ``meta.seen`` and ``meta.known`` added (module doc)."""
+    return {
+        task: {
+            split: [
+                replace(item, meta={**(item.meta or {}), "seen": seen.get(item.id, 0),
+                                    "known": known[item.id]})
+                for item in items
+            ]
+            for split, items in splits.items()
+        }
+        for task, splits in datasets.items()
+    }  # fmt: skip
+
+
+def _truth(facts: list[Fact], corpus: Any, known: dict[str, bool]) -> dict[str, Any]:
+    """truth.json: per fact id, how often it was seen (right and wrong) and if it is known."""
+    return {
+        fact.id: {
+            "seen": corpus.seen.get(fact.id, 0),
+            "seen_wrong": corpus.seen_wrong.get(fact.id, 0),
+            "known": known[fact.id],
+            "class": fact.seen_class,
+            "relation": fact.relation,
+            "popularity": fact.popularity,
+        }
+        for fact in facts
+    }
 
 
 def _write_outputs(
@@ -145,20 +191,15 @@ def _write_outputs(
     model: torch.nn.Module,
     tokenizer: Any,
     datasets: dict[Task, dict[str, list[Item]]],
-    facts: list[Fact],
-    seen: dict[str, int],
+    truth: dict[str, Any],
 ) -> list[str]:
     """Write model, tokenizer, data, truth and config; returns the relative file names."""
     model_dir = out / "model"
     model.save_pretrained(model_dir)
     tokenizer.save_pretrained(model_dir)
     for task in TASK_TYPES:
-        for split in SPLITS:
-            write_items(out / "data" / task / f"{split}.jsonl", datasets[task][split], task)
-    truth = {
-        fact.id: {"seen": seen.get(fact.id, 0), "class": fact.seen_class, "relation": fact.relation}
-        for fact in facts
-    }
+        for split, items in datasets[task].items():
+            write_items(out / "data" / task / f"{split}.jsonl", items, task)
     atomic_write_json(out / "truth.json", truth)
     atomic_write_json(out / "config.json", config.to_dict())
     return sorted(str(path.relative_to(out)) for path in out.rglob("*") if path.is_file())

@@ -79,3 +79,55 @@ def check_knowledge(
         }
         for group, c in counts.items()
     }
+
+
+def measure_known(model, tokenizer, items: Sequence[Item]) -> dict[str, bool]:
+    """Which facts the pretrained model holds: ``{item id: known}``.
+
+    ``items`` are the open items of the facts. A fact is *known* when the model, asked its
+    open question 0-shot with the basic prompt, greedily answers with the fact's value. A
+    fact's choice item shares its id and its truth, so a lucky guess among four letters does
+    not count as knowledge.
+    """
+    prompts = [build_prompt(item, "basic", tokenizer=tokenizer) for item in items]
+    outputs = greedy_answers(model, tokenizer, prompts, 12)
+    return {
+        item.id: grade(item, out) == "correct" for item, out in zip(items, outputs, strict=True)
+    }
+
+
+# Exposure bins of the knowledge curve in stats.json: (label, lowest, highest) sightings.
+EXPOSURE_BINS = (
+    ("0", 0, 0), ("1-2", 1, 2), ("3-7", 3, 7), ("8-15", 8, 15), ("16-29", 16, 29),
+    ("30-63", 30, 63), ("64+", 64, 10**9),
+)  # fmt: skip
+
+
+def knowledge_curves(
+    known: dict[str, bool], seen: dict[str, int], popularity: dict[str, float]
+) -> dict[str, dict[str, dict[str, float]]]:
+    """Share of facts known per exposure bin and per popularity quintile of the people.
+
+    Output: ``{"by_exposure": {bin: {n, known}}, "by_popularity": {"q1".."q5": {n, known,
+    popularity_min}}}`` with ``known`` a fraction (q1 = least popular fifth).
+    """
+    by_exposure: dict[str, dict[str, float]] = {}
+    for label, low, high in EXPOSURE_BINS:
+        ids = [i for i in known if low <= seen.get(i, 0) <= high]
+        if ids:
+            by_exposure[label] = {"n": len(ids), "known": round(_share(known, ids), 4)}
+    ranked = sorted(known, key=lambda i: (popularity.get(i, 0.0), i))
+    by_popularity: dict[str, dict[str, float]] = {}
+    for q in range(5):
+        ids = ranked[q * len(ranked) // 5 : (q + 1) * len(ranked) // 5]
+        if ids:
+            by_popularity[f"q{q + 1}"] = {
+                "n": len(ids),
+                "known": round(_share(known, ids), 4),
+                "popularity_min": popularity.get(ids[0], 0.0),
+            }
+    return {"by_exposure": by_exposure, "by_popularity": by_popularity}
+
+
+def _share(known: dict[str, bool], ids: Sequence[str]) -> float:
+    return sum(known[i] for i in ids) / len(ids)

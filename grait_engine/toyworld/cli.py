@@ -1,4 +1,4 @@
-"""``grait toyworld --out DIR [--seed N] [--size tiny|small]``: build or reuse a toy world."""
+"""``grait toyworld --out DIR [--seed N] [--size tiny|small|medium]``: build or reuse a toy world."""
 
 from __future__ import annotations
 
@@ -38,7 +38,14 @@ def summary(stats: dict) -> dict:
         }
         everything = per_class.get("all", {})
         lines[key]["parsed"] = round(100 * (1 - everything.get("unparsed", 0.0)), 1)
-    return {"seconds": stats.get("total_seconds"), "accuracy_percent": lines}
+    out = {"seconds": stats.get("total_seconds"), "accuracy_percent": lines}
+    if "known_share" in stats:
+        out["known_percent"] = round(100 * stats["known_share"], 1)
+        out["known_percent_by_exposure"] = {
+            label: round(100 * entry["known"], 1)
+            for label, entry in stats.get("knowledge", {}).get("by_exposure", {}).items()
+        }
+    return out
 
 
 if __name__ == "__main__":

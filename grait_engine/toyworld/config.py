@@ -10,22 +10,27 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
-VERSION = 3
-SIZES = ("tiny", "small")
+VERSION = 4
+SIZES = ("tiny", "small", "medium")
 
 
 @dataclass(frozen=True)
 class ToyWorldConfig:
     """Everything that determines a toy world (with ``seed``).
 
-    World: ``n_people`` people, each with one value per relation; a fact's frequency class
-    is ``many`` (seen ``many_min..many_max`` times), ``rare`` (1-2 times) or ``never``.
+    World: ``n_people`` people, each with one value per relation of the ``design``
+    (``world.py``). ``classes``: a fact's frequency class is ``many`` (seen
+    ``many_min..many_max`` times), ``rare`` (1-2 times) or ``never``. ``popularity``: the
+    ``pop_*``, ``fact_log2_sd``, ``max_exposure`` and ``*conflict*`` knobs shape exposure.
+    Splits: ``id_test_share`` (and ``id_val_share``) of the in-domain facts go to
+    ``test_id`` (``val``); ``ood_val_share`` of the out-of-domain facts to ``val_ood``.
     Corpus: each occurrence of a fact is a statement, an open QA prompt or a choice QA prompt.
     Model: a Llama-style causal LM with the given shape, trained for one pass over the corpus.
     """
 
     size: str = "small"
     seed: int = 0
+    design: str = "classes"  # classes | popularity
     # world
     n_people: int = 200
     p_many: float = 0.5
@@ -33,6 +38,17 @@ class ToyWorldConfig:
     many_min: int = 120
     many_max: int = 180
     id_test_share: float = 0.25
+    id_val_share: float = 0.0
+    ood_val_share: float = 0.0
+    # popularity design: log2 of a person's mean sightings per fact ~ N(mean, sd); per-fact
+    # log2 noise; a cap; the share of facts also seen with a fixed wrong value, and the
+    # range of the share of their sightings that carry it.
+    pop_log2_mean: float = 2.5
+    pop_log2_sd: float = 2.5
+    fact_log2_sd: float = 0.75
+    max_exposure: int = 128
+    p_conflict: float = 0.1
+    conflict_share_range: tuple[float, float] = (0.2, 0.5)
     # corpus: share of occurrences rendered as statements, open QA, choice QA (rest)
     p_statement: float = 0.4
     p_open: float = 0.3
@@ -62,7 +78,25 @@ class ToyWorldConfig:
 
 
 def preset(size: str, seed: int = 0) -> ToyWorldConfig:
-    """The config of a named size: ``tiny`` (tests, <90 s) or ``small`` (demo, <10 min)."""
+    """The config of a named size: ``tiny`` (tests, <90 s), ``small`` (demo, <10 min) or
+    ``medium`` (the method benchmark: the ``popularity`` design, a 3,000-item pool, test sets
+    of 1,500 and validation splits of 500 per task type; built in under 30 min on one thread).
+    """
+    if size == "medium":
+        # Written down before any method was compared on it (README "Toy knowledge world"):
+        # 1,000 people x 7 relations; the corpus mixes more statements and fewer few-shot
+        # prompts than the small world, so that ~18 sightings per fact fit the time budget.
+        return replace(
+            ToyWorldConfig(size="medium", seed=seed),
+            design="popularity",
+            n_people=1000,
+            id_test_share=0.3,
+            id_val_share=0.1,
+            ood_val_share=0.25,
+            p_statement=0.5,
+            p_open=0.25,
+            p_shots=0.1,
+        )
     if size == "small":
         return ToyWorldConfig(size="small", seed=seed)
     if size == "tiny":

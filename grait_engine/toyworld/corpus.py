@@ -14,20 +14,25 @@ A small share of refuse-style prompts is answered with the refusal whatever the 
 knows: the base model has seen "I don't know." but refusing is not tied to ignorance.
 
 ``seen`` counts every time a fact's value actually appears (as a statement, an answer or
-the answer of a few-shot example); it is the ground truth written to ``truth.json``.
+the answer of a few-shot example); it is the ground truth written to ``truth.json``. A
+conflicting fact (popularity design) shows its ``wrong_value`` instead in a share
+``wrong_share`` of its own sightings; those are counted in ``seen_wrong``.
 """
 
 from __future__ import annotations
 
 import random
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 
 from grait_engine.prompts import build_prompt_text, target_text
 from grait_engine.records.item import Item, Task
 from grait_engine.toyworld.config import ToyWorldConfig
 from grait_engine.toyworld.qa import fixed_choice_item, open_item
-from grait_engine.toyworld.world import Fact, Relation
+from grait_engine.toyworld.world import Fact, Relation, letter_of
+
+# Popularity design: facts planned at least this often may serve as few-shot examples.
+SHOT_MIN_PLANNED = 32
 
 
 @dataclass
@@ -36,6 +41,7 @@ class Corpus:
 
     documents: list[str]
     seen: Counter[str]
+    seen_wrong: Counter[str] = field(default_factory=Counter)
 
 
 class _Renderer:
@@ -45,8 +51,23 @@ class _Renderer:
         self.config = config
         self.relations = relations
         self.rng = random.Random(f"corpus:{config.seed}")
-        self.shot_pool = [fact for fact in facts if fact.seen_class == "many"]
+        self.shot_pool = [
+            fact for fact in facts
+            if fact.seen_class == "many"
+            or (fact.seen_class == "popularity" and fact.planned >= SHOT_MIN_PLANNED
+                and fact.wrong_value is None)
+        ]  # fmt: skip
         self.seen: Counter[str] = Counter()
+        self.seen_wrong: Counter[str] = Counter()
+
+    def sighted_value(self, fact: Fact) -> str:
+        """The value this sighting of ``fact`` shows (the wrong one, for a share of a
+        conflicting fact's sightings), counted in ``seen`` or ``seen_wrong``."""
+        if fact.wrong_value is not None and self.rng.random() < fact.wrong_share:
+            self.seen_wrong[fact.id] += 1
+            return fact.wrong_value
+        self.seen[fact.id] += 1
+        return fact.value
 
     def item(self, fact: Fact, task: Task) -> Item:
         if task == "open":
@@ -55,8 +76,7 @@ class _Renderer:
 
     def statement(self, fact: Fact) -> str:
         template = self.rng.choice(self.relations[fact.relation].statements)
-        self.seen[fact.id] += 1
-        return template.format(name=fact.person, value=fact.value)
+        return template.format(name=fact.person, value=self.sighted_value(fact))
 
     def qa(self, fact: Fact, task: Task) -> str:
         config, rng = self.config, self.rng
@@ -70,9 +90,18 @@ class _Renderer:
                     self.seen[shot_fact.id] += 1
         query = self.item(fact, task)
         refuse = style == "refuse" and rng.random() < config.p_refusal_target
+        shown = query
         if not refuse:
-            self.seen[fact.id] += 1
-        return build_prompt_text(query, style, shots) + target_text(query, refuse=refuse)
+            value = self.sighted_value(fact)
+            if value != fact.value:
+                shown = self.with_value(query, fact, value)
+        return build_prompt_text(query, style, shots) + target_text(shown, refuse=refuse)
+
+    def with_value(self, query: Item, fact: Fact, value: str) -> Item:
+        """``query`` answered with ``value`` (its option letter, for choice items)."""
+        if query.task == "open":
+            return replace(query, answers=(value,))
+        return replace(query, answer=letter_of(self.relations[fact.relation], value))
 
     def occurrence(self, fact: Fact) -> str:
         draw = self.rng.random()
@@ -90,4 +119,4 @@ def make_corpus(
     renderer = _Renderer(config, facts, relations)
     documents = [renderer.occurrence(fact) for fact in facts for _ in range(fact.planned)]
     renderer.rng.shuffle(documents)
-    return Corpus(documents=documents, seen=renderer.seen)
+    return Corpus(documents=documents, seen=renderer.seen, seen_wrong=renderer.seen_wrong)

@@ -2,11 +2,14 @@
 
 - ``open`` items: the relation's question about the person, answers = [value].
 - ``choice`` items: the same question with four options, each value at its own letter
-  (``world.letter_of``), three seeded distractors; answer = the gold value's letter.
+  (``world.letter_of``), three seeded distractors (a conflicting fact's wrong value is one
+  of them); answer = the gold value's letter.
 
-Facts of the in-domain relations are split into the training pool (``train``) and the
-in-domain test set (``test_id``); facts of the out-of-domain relation form ``test_ood``
-(a relation the training pool never asks about).
+Facts of the in-domain relations are split into the training pool (``train``), the
+in-domain test set (``test_id``) and, when the config asks for one, a validation split
+(``val``); facts of the out-of-domain relations form ``test_ood`` (relations the training
+pool never asks about, about the same people) and ``val_ood``. Validation splits are for
+choosing recipe knobs; test sets only for the figures reported.
 """
 
 from __future__ import annotations
@@ -14,9 +17,18 @@ from __future__ import annotations
 import random
 
 from grait_engine.records.item import Item, Task
-from grait_engine.toyworld.world import IN_DOMAIN, LETTERS, OUT_OF_DOMAIN, Fact, Relation, letter_of
+from grait_engine.toyworld.config import ToyWorldConfig
+from grait_engine.toyworld.world import DOMAINS, LETTERS, Fact, Relation, letter_of
 
 SPLITS = ("train", "test_id", "test_ood")
+VAL_SPLITS = ("val", "val_ood")
+
+
+def splits_of(config: ToyWorldConfig) -> tuple[str, ...]:
+    """The split names a world of ``config`` writes (validation splits when it has them)."""
+    if config.id_val_share > 0 or config.ood_val_share > 0:
+        return (*SPLITS, *VAL_SPLITS)
+    return SPLITS
 
 
 def open_item(fact: Fact, relations: dict[str, Relation]) -> Item:
@@ -40,6 +52,8 @@ def choice_item(fact: Fact, relations: dict[str, Relation], rng: random.Random) 
         choices[letter] = (
             fact.value if letter == letter_of(relation, fact.value) else rng.choice(pool)
         )
+        if fact.wrong_value is not None and letter == letter_of(relation, fact.wrong_value):
+            choices[letter] = fact.wrong_value
     question = relation.question.format(name=fact.person)
     return Item(
         id=fact.id,
@@ -61,19 +75,32 @@ def make_item(fact: Fact, task: Task, relations: dict[str, Relation], seed: int)
     return fixed_choice_item(fact, relations, seed)
 
 
-def split_facts(facts: list[Fact], id_test_share: float, seed: int) -> dict[str, list[Fact]]:
-    """Facts per split: in-domain facts shuffled into train/test_id, OOD facts to test_ood."""
-    rng = random.Random(f"split:{seed}")
-    in_domain = [fact for fact in facts if fact.relation in IN_DOMAIN]
+def split_facts(facts: list[Fact], config: ToyWorldConfig) -> dict[str, list[Fact]]:
+    """Facts per split (module doc): in-domain facts shuffled into test_id / val / train,
+    out-of-domain facts into val_ood / test_ood (validation splits only when configured)."""
+    rng = random.Random(f"split:{config.seed}")
+    in_domain_names, out_of_domain_names = DOMAINS[config.design]
+    in_domain = [fact for fact in facts if fact.relation in in_domain_names]
     rng.shuffle(in_domain)
-    n_test = round(len(in_domain) * id_test_share)
-    ood = [fact for fact in facts if fact.relation in OUT_OF_DOMAIN]
-    by_id = sorted  # keep files in a readable, stable order
-    return {
-        "train": by_id(in_domain[n_test:], key=lambda f: f.id),
-        "test_id": by_id(in_domain[:n_test], key=lambda f: f.id),
-        "test_ood": by_id(ood, key=lambda f: f.id),
+    n_test = round(len(in_domain) * config.id_test_share)
+    n_val = round(len(in_domain) * config.id_val_share)
+    ood = [fact for fact in facts if fact.relation in out_of_domain_names]
+    n_val_ood = round(len(ood) * config.ood_val_share)
+    if n_val_ood:
+        rng.shuffle(ood)
+
+    def by_id(chosen: list[Fact]) -> list[Fact]:  # keep files in a readable, stable order
+        return sorted(chosen, key=lambda f: f.id)
+
+    splits = {
+        "train": by_id(in_domain[n_test + n_val :]),
+        "test_id": by_id(in_domain[:n_test]),
+        "test_ood": by_id(ood[n_val_ood:]),
     }
+    if config.id_val_share > 0 or config.ood_val_share > 0:
+        splits["val"] = by_id(in_domain[n_test : n_test + n_val])
+        splits["val_ood"] = by_id(ood[:n_val_ood])
+    return splits
 
 
 def make_datasets(
@@ -82,8 +109,8 @@ def make_datasets(
     """``{task: {split: items}}`` for both task types (choice options fixed per fact)."""
     return {
         task: {
-            name: [make_item(fact, task, relations, seed) for fact in splits[name]]
-            for name in SPLITS
+            name: [make_item(fact, task, relations, seed) for fact in facts]
+            for name, facts in splits.items()
         }
         for task in ("open", "choice")
     }

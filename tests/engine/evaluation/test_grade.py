@@ -81,3 +81,32 @@ def test_ths_published_example_and_undefined() -> None:
     assert ths(50, 50, 50, 50) == 0.0  # init_basic against itself
     assert ths(10, 5, 20, 0) is None
     assert ths_note(0) is not None and ths_note(1.0) is None
+
+
+def test_f1_is_simpleqa_harmonic_mean() -> None:
+    from grait_engine.evaluation.grade import f1_score
+
+    # Pc 30, Pw 20: accuracy given attempted 60, harmonic mean of 30 and 60 is 40.
+    assert f1_score(30, 20) == pytest.approx(40.0)
+    assert f1_score(50, 0) == pytest.approx(2 * 50 * 100 / 150)
+    assert f1_score(0, 0) == 0.0 and f1_score(0, 40) == 0.0
+
+
+def test_oracle_share_is_ths_over_pc0() -> None:
+    from grait_engine.evaluation.grade import oracle_share
+
+    assert oracle_share(34.0, 66.8) == pytest.approx(0.509, abs=1e-3)  # CRaFT on MMLU
+    assert oracle_share(50.0, 50.0) == 1.0  # the abstention oracle itself
+    assert oracle_share(None, 50.0) is None and oracle_share(10.0, 0.0) is None
+
+
+def test_rates_by_known_separates_right_refusals_from_over_refusal() -> None:
+    from grait_engine.evaluation.grade import rates_by_known
+
+    labels = ["refused", "correct", "refused", "wrong", "correct", "refused"]
+    known = [True, True, False, False, None, False]
+    out = rates_by_known(labels, known)
+    assert out is not None
+    assert out["known"] == {"n": 2, "pc": 50.0, "pw": 0.0, "pr": 50.0}
+    assert out["unknown"]["n"] == 3 and out["unknown"]["pr"] == pytest.approx(200 / 3)
+    assert rates_by_known(["correct"], [None]) is None

@@ -37,6 +37,15 @@ def _check_report(report: dict[str, Any], out: Path) -> None:
             assert 0 <= rates["pc"] <= 100 and rates["n"] > 0
             if name != "init_basic":
                 assert "ths" in rates
+                assert rates["oracle_share"] == pytest.approx(
+                    rates["ths"] / block["init_basic"]["pc"]
+                )
+            assert 0 <= rates["f1"] <= 100
+            # The tiny world's items carry meta.known: refusal is split by ground truth.
+            by_known = rates["by_known"]
+            assert by_known["known"]["n"] + by_known["unknown"]["n"] == rates["n"]
+            assert by_known["known"]["n"] > 0 and by_known["unknown"]["n"] > 0
+    assert "| THS/Pc0 | F1 | Pr unknown | Pr known |" in (out / "report.md").read_text()
     _check_job_outputs(report, out)
 
 

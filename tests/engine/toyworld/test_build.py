@@ -21,6 +21,9 @@ def test_layout_and_data_validate(tiny_world):
             items = read_items(tiny_world.data_path(task, split), task)
             assert items, f"{task}/{split} is empty"
             assert all(item.id in truth for item in items)
+            for item in items:  # ground truth in the data (meta.seen, meta.known)
+                assert item.meta["seen"] == truth[item.id]["seen"]
+                assert item.meta["known"] == truth[item.id]["known"]
     assert {entry["class"] for entry in truth.values()} == {"many", "rare", "never"}
     assert (tiny_world.model_dir / "model.safetensors").is_file()
     assert not list(tiny_world.model_dir.glob("*.bin"))
@@ -83,3 +86,13 @@ def test_cli_rejects_unknown_size():
         timeout=60,
     )
     assert result.returncode != 0 and "invalid choice" in result.stderr
+
+
+def test_stats_show_knowledge_rising_with_exposure(tiny_world):
+    stats = json.loads((tiny_world.root / "stats.json").read_text())
+    assert stats["cpu_capability"]
+    curve = stats["knowledge"]["by_exposure"]
+    assert curve["0"]["known"] < 0.1 < curve["64+"]["known"]
+    truth = json.loads(tiny_world.truth_path.read_text())
+    never = [t for t in truth.values() if t["seen"] == 0]
+    assert sum(t["known"] for t in never) <= 0.1 * len(never)
