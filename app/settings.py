@@ -74,6 +74,25 @@ class Settings(BaseSettings):
     # engine's automatic choice; see grait_engine.pipeline.runtime).
     batch_size: int | None = None
     memory_budget_mb: int | None = None
+    # --- Job limits (issue 16, part B; see app/jobs/limits.py) ---
+    # Caps on a job's count-like settings: a larger value is refused with 422 naming it.
+    max_epochs: int = Field(default=100, ge=1)  # hyperparameters.epochs, features.warmup_epochs
+    max_steps: int = Field(default=1_000_000, ge=1)  # hyperparameters.max_steps, checkpoint_every
+    max_lora_r: int = Field(default=512, ge=1)  # hyperparameters.lora_r, features.lora_r
+    # hyperparameters.batch_size, features.warmup_batch_size, runtime.batch_size
+    max_batch_size: int = Field(default=1024, ge=1)
+    max_grad_accum: int = Field(default=1024, ge=1)  # hyperparameters.grad_accum
+    max_keep_checkpoints: int = Field(default=100, ge=1)  # hyperparameters.keep_checkpoints
+    max_probe_samples: int = Field(default=100, ge=1)  # probe.n_samples
+    max_new_tokens: int = Field(default=1024, ge=1)  # probe.max_new_tokens
+    max_shots: int = Field(default=32, ge=0)  # probe.choice_shots, probe.open_shots
+    # method.n_ik, method.n_idk, features.warmup_max_items, features.warmup_fallback_items
+    max_items: int = Field(default=1_000_000, ge=1)
+    max_features_dim: int = Field(default=65536, ge=1)  # features.dim
+    # Queued plus running jobs of one tenant: a create or retry past it is refused with 429.
+    max_active_jobs_per_tenant: int = Field(default=20, ge=1)
+    # Wall-clock seconds one run of a job may take; then it fails with error code timeout.
+    job_timeout_seconds: float = Field(default=24 * 3600.0, gt=0)
     # --- HTTP edge (issue 16, part A; see app/edge.py) ---
     # Largest non-upload request body (JSON, forms): more is refused with 413 while streaming.
     max_body_bytes: int = Field(default=1 * MB, gt=0)

@@ -93,6 +93,7 @@ def get_dataset(dataset_id: str, session: SessionDep, tenant: TenantDep) -> Data
 def remove_dataset(
     dataset_id: str, session: SessionDep, tenant: TenantDep, store: StoreDep
 ) -> Response:
-    """Delete the dataset row; its file is removed once the deletion is committed."""
+    """Delete the dataset row; its file is removed once the deletion is committed. 409 while
+    a queued or running job uses the dataset."""
     delete_dataset(session, store, _get_or_404(session, tenant.id, dataset_id))
     return Response(status_code=204)

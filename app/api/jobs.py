@@ -52,11 +52,11 @@ def create(
     idempotency_key: IdempotencyKey = None,
 ) -> JobOut:
     """Queue a job; 201 with the resolved config, or 200 with the job of an earlier request
-    that used the same ``Idempotency-Key`` (409 if its body differed)."""
+    that used the same ``Idempotency-Key`` (409 if its body differed). 422 names a bad or
+    capped setting; 429 when the tenant has too many jobs queued or running."""
     job, created = create_job(
-        session, tenant.id, body, models=settings.models, max_attempts=settings.max_attempts,
-        idempotency_key=idempotency_key,
-    )  # fmt: skip
+        session, tenant.id, body, settings=settings, idempotency_key=idempotency_key
+    )
     if created:
         _enqueue_after_commit(request, background, job.id)
     else:
@@ -100,8 +100,10 @@ def retry(
     tenant: TenantDep,
     settings: SettingsDep,
 ) -> JobOut:
-    """A new job with the same config and ``parent_job_id``; 409 unless the job finished."""
+    """A new job with the same config and ``parent_job_id``; 409 unless the job finished,
+    422 when its inputs or settings are no longer valid (a deleted dataset), 429 when the
+    tenant has too many jobs queued or running."""
     job = get_job_or_404(session, tenant.id, job_id)
-    new = retry_job(session, job, max_attempts=settings.max_attempts)
+    new = retry_job(session, job, settings=settings)
     _enqueue_after_commit(request, background, new.id)
     return JobOut.of(new)

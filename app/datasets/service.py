@@ -12,6 +12,7 @@ from app.db.models import Dataset
 from app.db.repositories import DatasetRepository
 from app.db.session import after_commit, after_rollback
 from app.db.types import new_id
+from app.errors import Conflict
 from app.storage import ArtifactStore
 from grait_engine.records import Task
 
@@ -63,7 +64,21 @@ async def create_dataset(
 
 
 def delete_dataset(session: Session, store: ArtifactStore, dataset: Dataset) -> None:
-    """Delete the row; remove the file once the deletion is committed."""
-    DatasetRepository(session, dataset.tenant_id).delete(dataset)
+    """Delete the row; remove the file once the deletion is committed.
+
+    A dataset that a queued or running job uses is not deleted: 409 naming the job(s).
+    The row is locked first (PostgreSQL), so a job created concurrently with this delete
+    (its creation share-locks the row) is either seen here or sees no dataset."""
+    repository = DatasetRepository(session, dataset.tenant_id)
+    repository.lock(dataset.id)
+    users = repository.active_jobs_using(dataset.id)
+    if users:
+        shown = ", ".join(users[:5]) + (f" and {len(users) - 5} more" if len(users) > 5 else "")
+        raise Conflict(
+            f"dataset {dataset.id} is used by queued or running job(s) {shown}; "
+            "cancel them or wait for them to finish, then delete it",
+            jobs=users[:20],
+        )
+    repository.delete(dataset)
     relative = dataset.storage_path
     after_commit(session, lambda: store.remove(relative))

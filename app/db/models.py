@@ -35,6 +35,8 @@ NAMING = {
 
 JOB_STATUSES = ("queued", "running", "cancelling", "succeeded", "failed", "cancelled")
 TERMINAL_STATUSES = ("succeeded", "failed", "cancelled")
+# Statuses of jobs that hold (or wait for) a runner; their datasets are in use.
+ACTIVE_STATUSES = ("queued", "running", "cancelling")
 
 
 class Base(DeclarativeBase):

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.db.models import ApiKey, Dataset, Tenant
+from app.db.models import ACTIVE_STATUSES, ApiKey, Dataset, Job, Tenant
 from app.db.pagination import newest_first_page
 from app.db.types import new_id
 
@@ -75,6 +75,29 @@ class DatasetRepository:
         self.session.add(dataset)
         self.session.flush()
         return dataset
+
+    def lock(self, dataset_id: str) -> None:
+        """Lock the dataset's row until the commit (PostgreSQL; SQLite locks on write)."""
+        query = select(Dataset.id).where(
+            Dataset.tenant_id == self.tenant_id, Dataset.id == dataset_id
+        )
+        self.session.execute(query.with_for_update())
+
+    def active_jobs_using(self, dataset_id: str) -> list[str]:
+        """Ids of this tenant's queued or running jobs whose config names the dataset
+        (as training or evaluation set), oldest first. Active jobs per tenant are few
+        (``max_active_jobs_per_tenant``), so their configs are read and checked here."""
+        query = (
+            select(Job.id, Job.config)
+            .where(Job.tenant_id == self.tenant_id, Job.status.in_(ACTIVE_STATUSES))
+            .order_by(Job.id)
+        )
+        users = []
+        for job_id, config in self.session.execute(query):
+            named = [config.get("training_dataset"), *(config.get("eval_datasets") or {}).values()]
+            if dataset_id in named:
+                users.append(job_id)
+        return users
 
     def delete(self, dataset: Dataset) -> None:
         if dataset.tenant_id != self.tenant_id:

@@ -1,7 +1,9 @@
 """Job commands of the API: create (idempotent), cancel, retry.
 
 Each runs inside the request's unit of work; the caller enqueues the job after the commit
-(a queue message for a row that does not exist yet would be lost or misread).
+(a queue message for a row that does not exist yet would be lost or misread). Create and
+retry resolve the job's request against the current datasets, settings and limits
+(``spec.resolve_job``) and refuse a tenant past its active-job limit (429).
 """
 
 from __future__ import annotations
@@ -15,8 +17,10 @@ from app.db.session import rows_changed
 from app.db.types import new_id, utcnow
 from app.errors import Conflict
 from app.jobs.events import status_event
+from app.jobs.limits import check_active_jobs
 from app.jobs.repository import JobRepository
 from app.jobs.spec import JobCreate, resolve_job
+from app.settings import Settings
 
 
 def create_job(
@@ -24,13 +28,14 @@ def create_job(
     tenant_id: str,
     body: JobCreate,
     *,
-    models: list[str],
-    max_attempts: int,
+    settings: Settings,
     idempotency_key: str | None,
 ) -> tuple[Job, bool]:
     """A new queued job, or the job an earlier request with the same key created.
 
-    Returns (job, created). A key reused with a different request is a 409 problem.
+    Returns (job, created). A key reused with a different request is a 409 problem; a bad
+    request a 422 naming the field; a tenant with ``max_active_jobs_per_tenant`` active
+    jobs a 429 (a replay of an earlier request is answered all the same).
     """
     jobs = JobRepository(session, tenant_id)
     digest = body.request_sha256()
@@ -38,11 +43,12 @@ def create_job(
         earlier = jobs.get_by_idempotency_key(idempotency_key)
         if earlier is not None:
             return _replay(earlier, digest), False
-    config = resolve_job(session, tenant_id, body, models)
+    config = resolve_job(session, tenant_id, body, settings)
+    check_active_jobs(session, tenant_id, settings)
     job = Job(
         id=new_id("job"), tenant_id=tenant_id, status="queued", model=body.model,
         method=config["method"]["type"], task=body.task, config=config,
-        max_attempts=max_attempts, idempotency_key=idempotency_key, request_sha256=digest,
+        max_attempts=settings.max_attempts, idempotency_key=idempotency_key, request_sha256=digest,
     )  # fmt: skip
     try:
         with session.begin_nested():
@@ -82,15 +88,27 @@ def cancel_job(session: Session, job: Job) -> Job:
     return job
 
 
-def retry_job(session: Session, job: Job, *, max_attempts: int) -> Job:
-    """A new queued job with the same config and ``parent_job_id``; 409 unless terminal."""
+def retry_job(session: Session, job: Job, *, settings: Settings) -> Job:
+    """A new queued job with the same settings and ``parent_job_id``; 409 unless terminal.
+
+    The stored config is resolved again like a new request (``resolve_job``): a dataset
+    deleted since, a model no longer served or a setting above today's caps is a 422
+    naming the field; the active-job limit applies (429)."""
     if job.status not in TERMINAL_STATUSES:
         raise Conflict(f"job {job.id} is {job.status}; only a finished job can be retried")
+    config = resolve_job(session, job.tenant_id, _request_of(job), settings)
+    check_active_jobs(session, job.tenant_id, settings)
     retry = Job(
         id=new_id("job"), tenant_id=job.tenant_id, status="queued", model=job.model,
-        method=job.method, task=job.task, config=dict(job.config), max_attempts=max_attempts,
+        method=job.method, task=job.task, config=config, max_attempts=settings.max_attempts,
         parent_job_id=job.id,
     )  # fmt: skip
     JobRepository(session, job.tenant_id).add(retry)
     status_event(session, retry.id, "queued", f"retry of {job.id}", parent_job_id=job.id)
     return retry
+
+
+def _request_of(job: Job) -> JobCreate:
+    """The request a stored job config answers (its keys are ``JobCreate``'s fields)."""
+    fields = set(JobCreate.model_fields)
+    return JobCreate.model_validate({k: v for k, v in job.config.items() if k in fields})

@@ -2,8 +2,9 @@
 
 Resolution checks the model against the allowlist, the datasets against the tenant's own
 (same task), and every method and stage knob with the engine's torch-free validator
-(``grait_engine.pipeline.config.resolve_knobs``), filling in every default. Problems raise
-``UnprocessableRequest`` with ``errors: [{field, message}]``.
+(``grait_engine.pipeline.config.resolve_knobs``), filling in every default, then the
+operator's limits (``limits``: no NaN or Infinity anywhere, count-like knobs under their
+caps). Problems raise ``UnprocessableRequest`` with ``errors: [{field, message}]``.
 """
 
 from __future__ import annotations
@@ -13,10 +14,12 @@ import json
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.db.repositories import DatasetRepository
-from app.errors import UnprocessableRequest
+from app.db.models import Dataset
+from app.jobs.limits import check_caps, check_finite, invalid
+from app.settings import Settings
 from grait_engine.pipeline.config import JobConfigError, resolve_knobs
 
 DatasetId = Annotated[str, StringConstraints(min_length=1, max_length=64)]
@@ -60,27 +63,31 @@ class JobCreate(BaseModel):
         return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-def _invalid(field: str, message: str) -> UnprocessableRequest:
-    return UnprocessableRequest(
-        f"{field}: {message}", errors=[{"field": field, "message": message}]
-    )
-
-
 def resolve_job(
-    session: Session, tenant_id: str, body: JobCreate, models: list[str]
+    session: Session, tenant_id: str, body: JobCreate, settings: Settings
 ) -> dict[str, Any]:
-    """The resolved config stored with the job and echoed back (every default filled in)."""
-    if body.model not in models:
-        raise _invalid("model", f"{body.model!r} is not served here; see GET /v1/models")
-    datasets = DatasetRepository(session, tenant_id)
+    """The resolved config stored with the job and echoed back (every default filled in).
+
+    Checks, in order: no NaN or Infinity anywhere in the request, the model is served,
+    the datasets are the tenant's and of the job's task, every knob is valid, count-like
+    knobs are under the server's caps. Side effect: the datasets' rows are share-locked
+    until the caller commits (PostgreSQL), so a concurrent delete waits and then sees the
+    new job using them (``datasets.service.delete_dataset`` answers 409)."""
+    check_finite(body.model_dump(mode="python"))
+    if body.model not in settings.models:
+        raise invalid("model", f"{body.model!r} is not served here; see GET /v1/models")
     named = [("training_dataset", body.training_dataset)]
     named += [(f"eval_datasets.{name}", ref) for name, ref in body.eval_datasets.items()]
     for field, dataset_id in named:
-        dataset = datasets.get(dataset_id)
+        dataset = session.scalar(
+            select(Dataset)
+            .where(Dataset.tenant_id == tenant_id, Dataset.id == dataset_id)
+            .with_for_update(read=True)
+        )
         if dataset is None:
-            raise _invalid(field, f"no dataset {dataset_id!r}")
+            raise invalid(field, f"no dataset {dataset_id!r}")
         if dataset.task != body.task:
-            raise _invalid(
+            raise invalid(
                 field, f"dataset {dataset_id} is a {dataset.task} dataset, not {body.task}"
             )
     request: dict[str, Any] = {"method": body.method, "seed": body.seed}
@@ -90,8 +97,8 @@ def resolve_job(
     try:
         knobs = resolve_knobs(request)
     except JobConfigError as error:
-        raise _invalid(_request_field(error.field), error.message) from None
-    return {
+        raise invalid(_request_field(error.field), error.message) from None
+    config = {
         "model": body.model,
         "task": body.task,
         "training_dataset": body.training_dataset,
@@ -104,6 +111,8 @@ def resolve_job(
         "tau": knobs["tau"],
         "seed": knobs["seed"],
     }
+    check_caps(config, settings)
+    return config
 
 
 def _request_field(engine_field: str) -> str:
