@@ -27,3 +27,8 @@ def reject_unknown_keys(
     for key in values:
         if key not in known:
             raise error(str(key), f"unknown {noun}; known: {sorted(known)}")
+
+
+class Diverged(ArithmeticError):
+    """A stage's loss became NaN or infinite: the settings make training diverge (a
+    learning rate far too high, say). Its result would be garbage, so the stage stops."""

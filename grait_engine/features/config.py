@@ -5,6 +5,7 @@ Torch-free, so the service can validate a job's settings before queueing it.
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -68,6 +69,10 @@ class FeaturesConfig:
             raise FeaturesConfigError("projection_dtype", "must be auto, float32 or bfloat16")
         if self.weight_decay < 0:
             raise FeaturesConfigError("weight_decay", "must be >= 0")
+        for name in ("lora_alpha", "lr", "adam_eps", "precondition_eps", "weight_decay"):
+            # NaN and Infinity pass the comparisons above.
+            if not math.isfinite(getattr(self, name)):
+                raise FeaturesConfigError(name, f"must be finite, got {getattr(self, name)!r}")
         if not 0 <= self.warmup_min_correct <= 1:
             raise FeaturesConfigError("warmup_min_correct", "must be in [0, 1]")
         b1, b2 = self.adam_betas

@@ -13,7 +13,8 @@ Line rules (documented in the README; field rules are in ``grait_engine.records.
 - A line longer than ``max_line_bytes`` (default 64 KiB, not counting ``\\n``) is rejected
   without being decoded; only its length is kept in memory.
 - Each line must be valid UTF-8 and one JSON object. NaN, Infinity, numbers that overflow a
-  float and duplicate keys are rejected.
+  float and duplicate keys are rejected, and so is a lone surrogate escape (``"\\ud800"``
+  without its pair: valid JSON syntax, but no Unicode text; tokenizers fail on it).
 - Ids are unique: a repeated id is reported on the later line, naming the first.
 - A file without any item gets one problem on line 0 (line 0 means the whole file).
 
@@ -26,6 +27,7 @@ import hashlib
 import json
 import math
 import os
+import re
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from typing import Any, BinaryIO
@@ -38,6 +40,8 @@ MAX_LINE_BYTES = 64 * 1024
 MAX_PROBLEMS = 1000
 CHUNK_BYTES = 1 << 16
 _BOM = b"\xef\xbb\xbf"
+# A UTF-16 surrogate code point: only a lone ``\uD800``-``\uDFFF`` escape decodes to one.
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 __all__ = [
     "CHUNK_BYTES",
@@ -97,7 +101,21 @@ def parse_line(raw: bytes) -> tuple[Any, str | None]:
         return None, "invalid JSON: nested too deeply"
     except ValueError as exc:  # _Rejected, or an integer with too many digits
         return None, f"invalid JSON: {exc}"
+    if _has_surrogate(value):
+        return None, "invalid JSON: a lone surrogate escape (\\ud800-\\udfff) is not text"
     return value, None
+
+
+def _has_surrogate(value: Any) -> bool:
+    """Whether a string anywhere in a parsed JSON value (keys included) holds a lone
+    surrogate (a paired escape such as ``\\ud83d\\ude00`` decodes to one character)."""
+    if isinstance(value, str):
+        return _SURROGATE.search(value) is not None
+    if isinstance(value, dict):
+        return any(_has_surrogate(k) or _has_surrogate(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_has_surrogate(item) for item in value)
+    return False
 
 
 class StreamingValidator:

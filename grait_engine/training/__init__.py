@@ -22,6 +22,7 @@ _LAZY = {
     "run_training": "grait_engine.training.stage",
     "training_inputs_hash": "grait_engine.training.stage",
     "TrainingCancelled": "grait_engine.training.stage",
+    "TrainingDiverged": "grait_engine.training.stage",
     "TrainingResult": "grait_engine.training.stage",
 }
 

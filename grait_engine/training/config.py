@@ -5,6 +5,7 @@ Torch-free, so the service can validate a job's hyperparameters before queueing 
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -60,6 +61,10 @@ class TrainingConfig:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
                 raise TrainingConfigError(name, f"must be a number >= 0, got {value!r}")
+        for name in ("lora_alpha", "lr", "adam_eps", "weight_decay", "grad_clip"):
+            # NaN passes the comparisons above (grad_clip NaN would turn clipping off).
+            if not math.isfinite(getattr(self, name)):
+                raise TrainingConfigError(name, f"must be finite, got {getattr(self, name)!r}")
         if not 0 <= self.lora_dropout < 1:
             raise TrainingConfigError("lora_dropout", f"must be in [0, 1), got {self.lora_dropout}")
         if not 0 <= self.warmup_ratio < 1:

@@ -18,6 +18,7 @@ Output directory::
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -28,6 +29,7 @@ import torch
 from peft import PeftModel
 
 from grait_engine.artifacts import config_hash, read_manifest, write_manifest
+from grait_engine.errors import Diverged
 from grait_engine.features.sequences import encode
 from grait_engine.lora import (
     ADAPTER_FILES,
@@ -61,6 +63,11 @@ MetricFn = Callable[[str, int, float], None]
 
 class TrainingCancelled(RuntimeError):
     """The cancel callback asked to stop; a checkpoint of the last finished step was written."""
+
+
+class TrainingDiverged(Diverged):
+    """A step's loss, or the LoRA weights after a step, became NaN or infinite. Nothing of
+    that step is saved (no checkpoint, no adapter): the run would only produce NaNs."""
 
 
 @dataclass(frozen=True)
@@ -248,7 +255,8 @@ def run_training(
     for ``train/loss`` and ``train/lr``; ``cancel()`` is checked before every step.
     Output: :class:`TrainingResult` (when a finished result is reused, its model is the base
     with the saved adapter loaded). With ``merge``, ``merged/`` is a loadable model directory
-    (weights and tokenizer). Raises TrainingCancelled (after a checkpoint).
+    (weights and tokenizer). Raises TrainingCancelled (after a checkpoint), and
+    TrainingDiverged when the loss or the weights become NaN or infinite (nothing saved).
     Side effects: the files listed in the module doc; the global RNG is left as it was.
     """
     if not examples:
@@ -281,10 +289,26 @@ def run_training(
             lr = run.scheduler.get_last_lr()[0]
             run.loss = _train_step(run, sequences, weights, seed, config, pad_id, notice)
             _report(run, lr, progress, on_metric)
-            if run.step % config.checkpoint_every == 0 or run.step == run.total:
+            at_save = run.step % config.checkpoint_every == 0 or run.step == run.total
+            _check_finite(run, lr, weights_too=at_save)
+            if at_save:
                 _save(run, root, config, inputs_hash)
                 saved_at = run.step
     return _finish(run, root, inputs_hash, found.step if found else None, merge, tokenizer)
+
+
+def _check_finite(run: _Run, lr: float, *, weights_too: bool) -> None:
+    """Raise TrainingDiverged when the step's loss (or, before anything is saved, a LoRA
+    weight) is NaN or infinite: such a run must never end as a finished adapter."""
+    bad = run.loss is not None and not math.isfinite(run.loss)
+    if not bad and weights_too:
+        bad = not all(bool(torch.isfinite(p).all()) for _, p in run.params)
+    if bad:
+        raise TrainingDiverged(
+            f"training diverged at step {run.step} of {run.total} (loss {run.loss}, "
+            f"learning rate {lr:.3g}): the loss or the weights became NaN or infinite; "
+            "lower hyperparameters.lr or keep grad_clip > 0"
+        )
 
 
 def _report(run: _Run, lr: float, progress: ProgressFn | None, on_metric: MetricFn | None

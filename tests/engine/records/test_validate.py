@@ -57,6 +57,9 @@ BAD_LINES = [
     ("infinity", "open", raw(b', "meta": {"s": -Infinity}'), None, "-Infinity is not allowed"),
     ("overflow", "open", raw(b', "meta": {"s": 1e999}'), None, "number 1e999 is out of range"),
     ("dup-key", "open", raw(b', "answers": ["y"]'), None, "duplicate key 'answers'"),
+    ("lone-surrogate", "open", raw(b', "subject": "x\\ud800y"'), None, "lone surrogate"),
+    ("lone-low-surrogate-key", "open", raw(b', "meta": {"\\udc00": 1}'), None,
+     "lone surrogate"),
     ("too-long", "open", open_line(question="a" * 70_000), None, "longer than the limit of 65536"),
     ("id-missing", "open", open_line(id=...), "id", "missing 'id'"),
     ("id-list", "open", open_line(id=["b"]), "id", "got array"),
@@ -275,3 +278,10 @@ def test_misuse_is_refused():
     validator.finish()
     with pytest.raises(RuntimeError):
         validator.feed(b"{}")
+
+
+def test_a_paired_surrogate_escape_is_one_character():
+    """``\\ud83d\\ude00`` is valid JSON for one emoji: only lone surrogates are refused."""
+    line = raw(b', "subject": "\\ud83d\\ude00"')
+    items, summary = run(sandwich(line, "open"), "open")
+    assert summary.ok and [item.id for item in items] == ["g1", "b", "g3"]

@@ -33,6 +33,14 @@ def test_defaults_are_the_papers() -> None:
         ("max_steps", 0),
         ("adam_betas", (0.9, 1.0)),
         ("target_modules", ()),
+        # Non-finite numbers: NaN passes "< 0" (grad_clip NaN used to turn clipping off).
+        ("grad_clip", float("nan")),
+        ("grad_clip", float("inf")),
+        ("lr", float("inf")),
+        ("lr", float("nan")),
+        ("weight_decay", float("nan")),
+        ("lora_alpha", float("inf")),
+        ("adam_eps", float("inf")),
     ],
 )
 def test_bad_values_name_the_field(field: str, value: object) -> None:

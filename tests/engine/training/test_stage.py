@@ -15,7 +15,7 @@ from grait_engine.records.item import Item
 from grait_engine.training import TrainingConfig
 from grait_engine.training.checkpoint import LATEST, STATE_JSON, STATE_TENSORS
 from grait_engine.training.loss import Example
-from grait_engine.training.stage import TrainingCancelled, run_training
+from grait_engine.training.stage import TrainingCancelled, TrainingDiverged, run_training
 
 QUESTIONS = ["Capital of France?", "Who wrote Hamlet?", "Spider legs?", "River?", "Sea?"]
 EXAMPLES = [
@@ -166,3 +166,19 @@ def test_a_checkpoint_from_a_gpu_resumes_on_the_cpu(
     assert resumed.resumed_from == 3
     a, b = _adapter(full.adapter_dir), _adapter(resumed.adapter_dir)
     assert max(float((a[k] - b[k]).abs().max()) for k in a) < 1e-6
+
+
+def test_a_diverging_run_stops_and_saves_nothing(tiny_model_dir: Path, tmp_path: Path) -> None:
+    """lr 1e6 makes the weights and the loss NaN/inf: the stage raises TrainingDiverged
+    (the service's ``diverged``) and writes neither a checkpoint of it nor an adapter."""
+    model, tokenizer = load_model(ModelSpec(str(tiny_model_dir)))
+    config = TrainingConfig(
+        lora_r=4, lr=1e6, grad_clip=0.0, epochs=3, batch_size=2, grad_accum=1,
+        checkpoint_every=1, warmup_ratio=0.0,
+    )  # fmt: skip
+    with pytest.raises(TrainingDiverged, match="training diverged at step"):
+        run_training(model, tokenizer, EXAMPLES, config, tmp_path, seed=0)
+    assert not (tmp_path / "adapter").exists() and read_manifest(tmp_path) is None
+    for state in (tmp_path / "checkpoints").glob("step-*/" + STATE_TENSORS):
+        tensors = load_file(str(state))
+        assert all(bool(torch.isfinite(t).all()) for t in tensors.values()), state
