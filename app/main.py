@@ -24,6 +24,7 @@ from app.concurrency import RequestSlots
 from app.db.migrate import current_is_head, upgrade_to_head
 from app.db.session import make_engine, make_session_factory
 from app.edge import EdgeMiddleware
+from app.event_watcher import EventWatcher, StreamQuota
 from app.jobs.local_runner import LocalRunner
 from app.jobs.queue import make_queue
 from app.metrics import HttpMetrics, MetricsMiddleware
@@ -78,6 +79,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.session_factory = make_session_factory(app.state.engine)
     app.state.store = ArtifactStore(settings.artifacts)
     app.state.metrics = HttpMetrics()
+    app.state.event_streams = StreamQuota(settings.max_event_streams_per_tenant)
+    app.state.event_watcher = EventWatcher(app.state.session_factory, job_events.POLL_SECONDS)
     app.state.runner = None
     if settings.queue == "local" and settings.local_runner:
         app.state.runner = LocalRunner(settings, app.state.session_factory)

@@ -4,15 +4,17 @@ The stream polls the database (the record of truth, written by whichever process
 job), sends each event as ``id: <event id>`` / ``event: <type>`` / ``data: <json>``, resumes
 after ``Last-Event-ID`` (or ``?after=``), sends a comment every ``KEEPALIVE_SECONDS`` so
 proxies keep the connection, and ends once the job is terminal and every event was sent.
+While idle a stream holds no database connection: ``app.event_watcher.EventWatcher`` (one
+poll every ``POLL_SECONDS`` for all streams) wakes it. Streams per tenant are capped
+(``max_event_streams_per_tenant``; 429 past it).
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
-import time
-from collections.abc import AsyncIterator
-from typing import Annotated
+import re
+from collections.abc import AsyncIterator, Callable
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import StreamingResponse
@@ -25,13 +27,16 @@ from app.api.job_schemas import EventList, EventOut
 from app.api.jobs import get_job_or_404
 from app.db.models import TERMINAL_STATUSES, Job
 from app.db.session import unit_of_work
-from app.errors import BadRequest
+from app.errors import BadRequest, TooManyRequests
+from app.event_watcher import EventWatcher, StreamQuota
 from app.jobs.repository import list_events
 
 router = APIRouter(prefix="/v1/jobs", tags=["events"])
 POLL_SECONDS = 0.5
 KEEPALIVE_SECONDS = 15.0
-EventCursor = Annotated[int, Query(ge=0, le=2**62, description="id of the last event seen")]
+MAX_EVENT_ID = 2**62
+ASCII_DIGITS = re.compile(r"[0-9]{1,20}")
+EventCursor = Annotated[int, Query(ge=0, le=MAX_EVENT_ID, description="id of the last event seen")]
 EventLimit = Annotated[int, Query(ge=1, le=1000)]
 
 
@@ -58,15 +63,40 @@ def stream(
     """``text/event-stream`` of the job's events; ends at a terminal status."""
     job = get_job_or_404(session, tenant.id, job_id)
     if last_event_id is not None:
-        if not last_event_id.isdigit():
-            raise BadRequest("Last-Event-ID must be an event id (digits)")
-        after = max(after, int(last_event_id))
+        after = max(after, parse_last_event_id(last_event_id))
+    quota: StreamQuota = request.app.state.event_streams
+    close = quota.try_open(tenant.id)
+    if close is None:
+        raise TooManyRequests(f"at most {quota.limit} event streams may be open at once per tenant")
     factory = request.app.state.session_factory
+    watcher: EventWatcher = request.app.state.event_watcher
     headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
-    return StreamingResponse(
-        _event_source(factory, job.id, after, request), media_type="text/event-stream",
-        headers=headers,
+    return _CountedStream(
+        close, _event_source(factory, watcher, job.id, after, request),
+        media_type="text/event-stream", headers=headers,
     )  # fmt: skip
+
+
+class _CountedStream(StreamingResponse):
+    """A stream that gives its quota place back however it ends (done, error, hang-up)."""
+
+    def __init__(self, close: Callable[[], None], *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.close = close
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            self.close()
+
+
+def parse_last_event_id(value: str) -> int:
+    """The event id of a ``Last-Event-ID`` header; 400 unless it is ASCII digits within the
+    cursor range (``str.isdigit`` would accept superscripts such as ``²``)."""
+    if not ASCII_DIGITS.fullmatch(value) or int(value) > MAX_EVENT_ID:
+        raise BadRequest("Last-Event-ID must be an event id (digits)")
+    return int(value)
 
 
 def _poll(factory: sessionmaker[Session], job_id: str, after: int) -> tuple[list[EventOut], bool]:
@@ -78,9 +108,10 @@ def _poll(factory: sessionmaker[Session], job_id: str, after: int) -> tuple[list
 
 
 async def _event_source(
-    factory: sessionmaker[Session], job_id: str, after: int, request: Request
-) -> AsyncIterator[str]:
-    last_sent = time.monotonic()
+    factory: sessionmaker[Session], watcher: EventWatcher, job_id: str, after: int,
+    request: Request,
+) -> AsyncIterator[str]:  # fmt: skip
+    """Send what there is, then wait (no connection held) until the watcher sees more."""
     while not await request.is_disconnected():
         # Read the status before the events: a terminal status means its event is written.
         batch, terminal = await run_in_threadpool(_poll, factory, job_id, after)
@@ -88,10 +119,9 @@ async def _event_source(
             after = event.id
             payload = json.dumps(event.model_dump(mode="json"))
             yield f"id: {event.id}\nevent: {event.type}\ndata: {payload}\n\n"
-            last_sent = time.monotonic()
         if terminal and len(batch) < 500:
             return
-        if time.monotonic() - last_sent >= KEEPALIVE_SECONDS:
+        if len(batch) == 500:
+            continue  # more are waiting: no need to ask the watcher
+        if not await watcher.wait(job_id, after, timeout=KEEPALIVE_SECONDS):
             yield ": keepalive\n\n"
-            last_sent = time.monotonic()
-        await asyncio.sleep(POLL_SECONDS)

@@ -24,6 +24,7 @@ class Exchange:
     headers: dict[str, str] = field(default_factory=dict)
     body: bytes = b""
     bytes_read: int = 0
+    started: asyncio.Event = field(default_factory=asyncio.Event)  # the response started
 
 
 def scope_of(method: str, path: str, headers: dict[str, str]) -> dict[str, Any]:
@@ -53,10 +54,14 @@ async def call(
     *,
     stall: asyncio.Event | None = None,
     disconnect_after_chunks: bool = False,
+    hang_up: asyncio.Event | None = None,
+    exchange: Exchange | None = None,
 ) -> Exchange:
     """Send ``chunks`` as the body (then, with ``stall``, wait on it before the end of the
-    body: a slow client; with ``disconnect_after_chunks``, disconnect instead of ending)."""
-    exchange = Exchange()
+    body: a slow client; with ``disconnect_after_chunks``, disconnect instead of ending).
+    With ``hang_up``, the client disconnects when it is set (a long stream); ``exchange``
+    lets the caller watch the response while it runs."""
+    exchange = exchange or Exchange()
     pending = list(chunks or [b""])
     finished = asyncio.Event()
 
@@ -71,13 +76,15 @@ async def call(
         if stall is not None and not stall.is_set():
             await stall.wait()
             return {"type": "http.request", "body": b"", "more_body": False}
-        await finished.wait()  # the body is complete: the next event is the disconnect
+        # The body is complete: the next event is the disconnect.
+        await (hang_up or finished).wait()
         return {"type": "http.disconnect"}
 
     async def send(message: Message) -> None:
         if message["type"] == "http.response.start":
             exchange.status = message["status"]
             exchange.headers = {k.decode(): v.decode() for k, v in message["headers"]}
+            exchange.started.set()
         elif message["type"] == "http.response.body":
             exchange.body += message.get("body", b"")
             if not message.get("more_body", False):
