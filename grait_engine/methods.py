@@ -8,6 +8,9 @@ Every method turns the probe split (and, for ``grait``, ``selection.json``) into
 - ``corcer_rait``: the ``N_ik`` most certain ik items + the ``N_idk`` least certain idk items
   (certainty ``s_i`` from the probe records; stable order on ties).
 - ``grait``: ``selection.json``'s ik items (weight 1) and idk items with their weights.
+- ``craft`` (CRaFT): the ``N_ik`` most certain ik items + the ``N_idk`` least certain idk
+  items whose correctness fell after rehearsal (the knowledge-flow filter), topped up by
+  seeded resampling when a set is short. ``rehearsal_ids`` picks the rehearsal set.
 
 A pool smaller than its budget is taken whole and a note says so. Torch-free.
 """
@@ -21,7 +24,10 @@ from typing import Any
 
 from grait_engine.selection.inputs import PoolSplit
 
-METHODS = ("grait", "cor_rait", "corcer_rait", "van")
+METHODS = ("grait", "cor_rait", "corcer_rait", "craft", "van")
+# CRaFT rehearses on items the model is nearly sure of (METHOD.md, "CRaFT").
+REHEARSAL_MIN_CORRECTNESS = 0.99
+REHEARSAL_LIMIT = 1000
 Entry = tuple[str, bool, float]
 
 
@@ -92,6 +98,77 @@ def corcer_rait_examples(
     return MethodExamples("corcer_rait", tuple(entries), tuple(notes))
 
 
+def rehearsal_ids(
+    correctness: Mapping[str, float],
+    certainty: Mapping[str, float],
+    tau: float,
+    limit: int = REHEARSAL_LIMIT,
+) -> tuple[list[str], list[str]]:
+    """CRaFT's rehearsal set: items with ``c_i >= 0.99``, most certain first, at most
+    ``limit``; returns ``(ids, notes)``.
+
+    When no item reaches 0.99 (a small or unsure model), the ik items (``c_i >= tau``) are
+    ranked the same way instead, and a note says so. Ties keep pool order. Raises
+    ValueError when not even the ik pool has an item.
+    """
+    notes: list[str] = []
+    sure = [i for i, c in correctness.items() if c >= REHEARSAL_MIN_CORRECTNESS]
+    if not sure:
+        sure = [i for i, c in correctness.items() if c >= tau]
+        notes.append(
+            f"rehearsal: no item reached c >= {REHEARSAL_MIN_CORRECTNESS}; rehearsed on the "
+            f"most certain ik items (c >= {tau}) instead"
+        )
+    if not sure:
+        raise ValueError("craft: no item is known well enough to rehearse on (empty ik pool)")
+    ranked = sorted(sure, key=lambda i: -float(certainty[i]))
+    return ranked[:limit], notes
+
+
+def _top_up(chosen: list[str], pool: Sequence[str], budget: int, rng: random.Random,
+            name: str, notes: list[str]) -> list[str]:  # fmt: skip
+    """``chosen`` filled up to ``budget`` by seeded resampling from ``pool`` (CRaFT's rule
+    for a short set), with a note; unchanged when full or when ``pool`` is empty."""
+    missing = budget - len(chosen)
+    if missing <= 0 or not pool:
+        return chosen
+    notes.append(f"{name}: {len(chosen)} < budget {budget}; topped up by resampling {missing}")
+    return chosen + [rng.choice(list(pool)) for _ in range(missing)]
+
+
+def craft_examples(
+    split: PoolSplit,
+    n_ik: int,
+    n_idk: int,
+    seed: int,
+    certainty: Mapping[str, float],
+    flow: Mapping[str, float],
+) -> MethodExamples:
+    """CRaFT's training set (METHOD.md, "CRaFT", step 4).
+
+    ``flow``: item id -> ``c~_i - c_i`` (correctness after rehearsal minus before). idk
+    keeps the items whose correctness fell (``flow < 0``); the ``N_ik`` most certain ik
+    items answer, the ``N_idk`` least certain kept idk items refuse. A set shorter than its
+    budget is topped up by seeded resampling from itself (a note says so). Raises KeyError
+    for an id without a certainty or flow.
+    """
+    notes: list[str] = []
+    rng = random.Random(seed)
+    fading = [i for i in split.idk_ids if float(flow[i]) < 0]
+    dropped = len(split.idk_ids) - len(fading)
+    notes.append(f"knowledge flow: kept {len(fading)} idk items whose correctness fell, "
+                 f"dropped {dropped}")  # fmt: skip
+    if not fading and split.idk_ids:
+        notes.append("knowledge flow: no idk item lost correctness; used the whole idk pool")
+        fading = list(split.idk_ids)
+    ik = sorted(split.ik_ids, key=lambda i: -float(certainty[i]))[:n_ik]
+    idk = sorted(fading, key=lambda i: float(certainty[i]))[:n_idk]
+    ik = _top_up(ik, ik, n_ik, rng, "ik", notes)
+    idk = _top_up(idk, idk, n_idk, rng, "idk", notes)
+    entries = [(i, False, 1.0) for i in ik] + [(i, True, 1.0) for i in idk]
+    return MethodExamples("craft", tuple(entries), tuple(notes))
+
+
 def grait_examples(selection: Mapping[str, Any]) -> MethodExamples:
     """``selection.json``'s items: ik with weight 1, idk with their weights; its notes kept."""
     entries: list[Entry] = []
@@ -112,10 +189,12 @@ def build_examples(
     *,
     certainty: Mapping[str, float] | None = None,
     selection: Mapping[str, Any] | None = None,
+    flow: Mapping[str, float] | None = None,
 ) -> MethodExamples:
     """The training entries of ``method`` (one of ``METHODS``); see the module doc.
 
-    ``certainty`` is required for ``corcer_rait`` and ``selection`` for ``grait``.
+    ``certainty`` is required for ``corcer_rait`` and ``craft``, ``flow`` for ``craft`` and
+    ``selection`` for ``grait``.
     """
     if method == "van":
         return van_examples(split, n_ik, n_idk, seed)
@@ -125,6 +204,10 @@ def build_examples(
         if certainty is None:
             raise ValueError("corcer_rait needs the probe certainties")
         return corcer_rait_examples(split, n_ik, n_idk, certainty)
+    if method == "craft":
+        if certainty is None or flow is None:
+            raise ValueError("craft needs the probe certainties and the knowledge flow")
+        return craft_examples(split, n_ik, n_idk, seed, certainty, flow)
     if method == "grait":
         if selection is None:
             raise ValueError("grait needs selection.json")

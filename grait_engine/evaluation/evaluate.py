@@ -28,11 +28,12 @@ from grait_engine.evaluation.grade import (
     ths_note,
 )
 from grait_engine.memory import Batching, NoticeFn
-from grait_engine.prompts import Style, build_prompt
+from grait_engine.prompts import Style, build_prompt, target_text
 from grait_engine.records.item import Item
 
 STAGE = "evaluate"
 PREDICTIONS = "predictions.jsonl"
+# The least decoding budget per task; ``decode_budget`` raises it to fit the refusal.
 DEFAULT_MAX_NEW_TOKENS = {"open": 16, "choice": 4}
 ProgressFn = Callable[[str, int, int, str], None]
 CancelFn = Callable[[], bool]
@@ -75,13 +76,13 @@ def evaluate_model(
     Output: :func:`grade.rates` of the labels plus ``f1`` (:func:`grade.f1_score`) and,
     when items carry ``meta.known``, ``by_known`` (:func:`grade.rates_by_known`). Side effect: ``out_path`` (a JSONL file, one
     ``{"id", "output", "label"}`` per item in item order) is written atomically once all items
-    are decoded. ``max_new_tokens`` defaults to 16 for open and 4 for choice items.
+    are decoded. ``max_new_tokens`` defaults to :func:`decode_budget`.
     ``progress(stage, offset + done, total, message)`` runs and ``cancel()`` is checked after
     every batch (raises :class:`EvaluationCancelled`; nothing is written then).
     """
     if not items:
         raise ValueError("no items to evaluate")
-    budget = max_new_tokens or DEFAULT_MAX_NEW_TOKENS[items[0].task]
+    budget = max_new_tokens or decode_budget(tokenizer, items)
     prompts = [build_prompt(item, style, (), tokenizer) for item in items]
     hook = _hook(name, offset, total if total is not None else len(items), progress, cancel)
     outputs = greedy_outputs(
@@ -93,6 +94,12 @@ def evaluate_model(
         for item, out, label in zip(items, outputs, labels, strict=True)
     ]
     atomic_write_text(out_path, "".join(line + "\n" for line in lines))
+    return summarise(items, labels)
+
+
+def summarise(items: Sequence[Item], labels: Sequence[str]) -> dict[str, Any]:
+    """:func:`grade.rates` of ``labels`` (aligned with ``items``) plus ``f1`` and, when the
+    items carry a boolean ``meta.known``, ``by_known``."""
     result: dict[str, Any] = rates(labels)
     result["f1"] = f1_score(result["pc"], result["pw"])
     truths = [(item.meta or {}).get("known") for item in items]
@@ -100,6 +107,33 @@ def evaluate_model(
     if by_known is not None:
         result["by_known"] = by_known
     return result
+
+
+def cached_rates(items: Sequence[Item], path: Path) -> dict[str, Any] | None:
+    """The :func:`summarise` of a predictions file written for exactly ``items`` (same ids,
+    same order), or None when the file is missing or was written for other items."""
+    try:
+        rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+    except (OSError, ValueError):
+        return None
+    if [row.get("id") for row in rows] != [item.id for item in items]:
+        return None
+    return summarise(items, [row["label"] for row in rows])
+
+
+def decode_budget(tokenizer: Any, items: Sequence[Item]) -> int:
+    """New tokens to decode for ``items``: ``DEFAULT_MAX_NEW_TOKENS`` of their task, raised
+    so that the whole refusal (`` I don't know.``) or the longest option letter fits, plus one
+    token for the newline that ends an answer.
+
+    A SentencePiece tokenizer (Llama-2) cuts the refusal into 6 or more tokens: with a fixed
+    budget of 4 a refusal would be graded ``unparsed``.
+    """
+    targets = [target_text(items[0], refuse=True)]
+    if items[0].task == "choice":
+        targets += [" " + letter for item in items for letter in (item.choices or {})]
+    ids = tokenizer(sorted(set(targets)), add_special_tokens=False)["input_ids"]
+    return max(DEFAULT_MAX_NEW_TOKENS[items[0].task], max(len(x) for x in ids) + 1)
 
 
 def _as_base(model: Any, is_base: bool) -> AbstractContextManager[Any]:
@@ -133,6 +167,7 @@ def evaluate_set(
     progress: ProgressFn | None = None,
     cancel: CancelFn | None = None,
     notice: NoticeFn | None = None,
+    base_cache: Path | None = None,
 ) -> dict[str, dict[str, Any]]:
     """The report.json ``eval`` entry of one test set (API.md).
 
@@ -142,6 +177,9 @@ def evaluate_set(
     Side effects: ``out_dir/<name>/predictions.jsonl`` for each, then ``out_dir/manifest.json``
     (with the block) last. Progress counts items over all evaluations. A batch that runs
     out of memory is retried at half the size (for the rest of the set), told to ``notice``.
+    ``base_cache``: a directory keyed by everything M0's outputs depend on (the caller's
+    job); M0's predictions are read from ``base_cache/<name>/predictions.jsonl`` when there,
+    else decoded and stored there.
     """
     batching = Batching.of(batch_size, STAGE)
     if notice is not None:  # a Batching passed in may carry its caller's notice
@@ -155,13 +193,26 @@ def evaluate_set(
     root = Path(out_dir)
     block: dict[str, dict[str, Any]] = {}
     for index, (name, model, style) in enumerate(runs):
+        target = root / name / PREDICTIONS
+        cache = base_cache / name / PREDICTIONS if base_cache and name != "tuned" else None
+        reused = cached_rates(items, cache) if cache is not None else None
+        if reused is not None:
+            assert cache is not None
+            atomic_write_text(target, cache.read_text(encoding="utf-8"))
+            block[name] = reused
+            if progress is not None:
+                progress(STAGE, (index + 1) * len(items), len(runs) * len(items),
+                         f"{name}: reused")  # fmt: skip
+            continue
         with _as_base(model, name != "tuned"):
             block[name] = evaluate_model(
-                model, tokenizer, items, style, root / name / PREDICTIONS,
+                model, tokenizer, items, style, target,
                 max_new_tokens=max_new_tokens, batch_size=batching, name=name,
                 progress=progress, cancel=cancel, offset=index * len(items),
                 total=len(runs) * len(items),
             )  # fmt: skip
+        if cache is not None:
+            atomic_write_text(cache, target.read_text(encoding="utf-8"))
     baseline = block["init_basic"]
     for name in block:
         if name != "init_basic":

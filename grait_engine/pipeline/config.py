@@ -4,8 +4,9 @@ YAML (or dict) keys::
 
     model: path or HF id        task: open | choice         seed: 0
     training_dataset: train.jsonl                            tau: 0.5
+    shots_dataset: dev.jsonl    # optional: the probe's few-shot examples; absent: 0-shot
     eval_datasets: {id: test_id.jsonl, ood: test_ood.jsonl}  device: cpu   dtype: float32
-    method: {type: grait|cor_rait|corcer_rait|van, n_ik, n_idk,
+    method: {type: grait|cor_rait|corcer_rait|craft|van, n_ik, n_idk,
              variant, weighting, temperature, sign, mean_weight}   # the last five: grait only
     probe: {...ProbeConfig}   features: {...FeaturesConfig}   training: {...TrainingConfig}
     runtime: {batch_size, memory_budget_mb, tf32, quantization}   # how, not what (RuntimeConfig)
@@ -36,7 +37,7 @@ from grait_engine.training.config import TrainingConfig
 TASKS = ("open", "choice")
 TOP_KEYS = (
     "model", "task", "training_dataset", "eval_datasets", "method", "probe", "features",
-    "training", "runtime", "tau", "seed", "device", "dtype",
+    "training", "runtime", "tau", "seed", "device", "dtype", "shots_dataset",
 )  # fmt: skip
 SELECTION_KNOBS = ("variant", "weighting", "temperature", "sign", "mean_weight")
 
@@ -68,6 +69,7 @@ class JobConfig:
     device: str = "cpu"
     dtype: str = "float32"
     runtime: RuntimeConfig = RuntimeConfig()
+    shots_dataset: Path | None = None
 
     def resolved(self) -> dict[str, Any]:
         """Every resolved value, JSON-ready (echoed in report.json)."""
@@ -81,6 +83,7 @@ class JobConfig:
             "model_revision": self.model_revision,
             "task": self.task,
             "training_dataset": str(self.training_dataset),
+            "shots_dataset": None if self.shots_dataset is None else str(self.shots_dataset),
             "eval_datasets": {k: str(v) for k, v in self.eval_datasets.items()},
             **knobs.to_dict(),
             "device": self.device,
@@ -117,6 +120,8 @@ def load_job_config(source: str | os.PathLike[str] | dict[str, Any]) -> JobConfi
         raise JobConfigError("task", f"{task!r} is not one of {TASKS}")
     knobs = _knobs(data)
     train = _dataset("training_dataset", data["training_dataset"], task, base)
+    shots = data.get("shots_dataset")
+    shots_path = None if shots is None else _dataset("shots_dataset", shots, task, base)
     evals = _eval_datasets(data["eval_datasets"], task, base)
     device, dtype = str(data.get("device", "cpu")), str(data.get("dtype", "float32"))
     path, revision = _model(str(data["model"]), device, dtype, base)
@@ -124,6 +129,7 @@ def load_job_config(source: str | os.PathLike[str] | dict[str, Any]) -> JobConfi
         str(data["model"]), path, revision, task, train, evals, knobs.method, knobs.n_ik,
         knobs.n_idk, knobs.selection, knobs.probe, knobs.features, knobs.training,
         tau=knobs.tau, seed=knobs.seed, device=device, dtype=dtype, runtime=knobs.runtime,
+        shots_dataset=shots_path,
     )  # fmt: skip
 
 

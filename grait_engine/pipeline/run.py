@@ -1,4 +1,5 @@
-"""Run a whole job locally: probe -> split -> (grait: features -> select) -> train -> evaluate.
+"""Run a whole job locally: probe -> split -> (grait: features -> select; craft: rehearse ->
+reprobe) -> train -> evaluate.
 
 Each stage writes under ``cache_dir/stages/<stage>-<hash>``; the hash covers the model
 revision, the training dataset's sha256, the model's dtype, device kind and quantization
@@ -44,6 +45,8 @@ class _Job:
     on_metric: MetricFn | None = None
     notice: NoticeFn | None = None
     batch_size: int = 8
+    shots: list[Any] = field(default_factory=list)  # the probe's few-shot pool (dev split)
+    root: list[Any] = field(default_factory=list)  # model revision and compute of the keys
     stages: dict[str, dict[str, Any]] = field(default_factory=dict)
     keys: dict[str, str] = field(default_factory=dict)
 
@@ -106,6 +109,8 @@ def run_job(
 
     job = _Job(config, Path(cache_dir), Path(out_dir), progress, cancel, on_metric, notice)
     items = read_items(config.training_dataset, config.task)  # type: ignore[arg-type]
+    if config.shots_dataset is not None:  # METHOD.md: shots from a dev split, else 0-shot
+        job.shots = read_items(config.shots_dataset, config.task)  # type: ignore[arg-type]
     spec = ModelSpec(
         str(config.model_path), device=config.device, dtype=config.dtype,
         quantization=config.runtime.quantization,
@@ -114,6 +119,7 @@ def run_job(
     compute = _compute(model, config)
     job.batch_size = config.runtime.batch_for(compute["device"])
     root = [config.model_revision, sha256_file(config.training_dataset), config.task, compute]
+    job.root = [config.model_revision, config.task, compute]
     probe_dir = _probe(job, model, tokenizer, items, root)
     split_doc = _split(job, probe_dir)
     examples = _examples(job, model, tokenizer, items, probe_dir, split_doc, root)
@@ -148,11 +154,12 @@ def _probe(job: _Job, model: Any, tokenizer: Any, items: list, root: list[Any]) 
     from grait_engine.probe import run_probe
 
     c = job.config
-    out = job.stage_dir("probe", [*root, c.probe.to_dict(), c.seed])
+    shots_sha = None if c.shots_dataset is None else sha256_file(c.shots_dataset)
+    out = job.stage_dir("probe", [*root, c.probe.to_dict(), c.seed, shots_sha])
     job.timed(
         "probe",
         lambda: run_probe(
-            model, tokenizer, items, out, config=c.probe, seed=c.seed,
+            model, tokenizer, items, out, config=c.probe, shots=job.shots, seed=c.seed,
             model_revision=c.model_revision, batch_size=job.batch_size,
             progress=job.progress, cancel=job.cancel, notice=job.notice,
         ),
@@ -184,9 +191,77 @@ def _examples(
         selection = _select(job, model, tokenizer, items, split, split_doc, root)
         return build_examples("grait", split, c.n_ik, c.n_idk, c.seed, selection=selection)
     certainty = None
-    if c.method == "corcer_rait":
+    if c.method in ("corcer_rait", "craft"):
         certainty = {r["id"]: float(r["certainty"]) for r in read_probe(probe_dir)[1]}
+    if c.method == "craft":
+        assert certainty is not None
+        flow, notes = _knowledge_flow(job, model, tokenizer, items, split_doc, certainty)
+        examples = build_examples(
+            "craft", split, c.n_ik, c.n_idk, c.seed, certainty=certainty, flow=flow
+        )
+        return MethodExamples("craft", examples.entries, (*notes, *examples.notes))
     return build_examples(c.method, split, c.n_ik, c.n_idk, c.seed, certainty=certainty)
+
+
+def _knowledge_flow(
+    job: _Job, model: Any, tokenizer: Any, items: list, split_doc: dict[str, Any],
+    certainty: dict[str, float],
+) -> tuple[dict[str, float], list[str]]:  # fmt: skip
+    """CRaFT's rehearsal and second probe: ``({id: c~_i - c_i}, notes)`` over the pool.
+
+    Stage ``rehearse`` fine-tunes a LoRA on M0 over the rehearsal set (gold answers, the
+    job's training recipe); stage ``reprobe`` probes that rehearsed model like stage 1.
+    Both are cached stages. Afterwards the LoRA is taken out again: ``model`` is M0.
+    """
+    from grait_engine.lora import remove_lora
+    from grait_engine.methods import rehearsal_ids
+    from grait_engine.probe import read_probe, run_probe
+    from grait_engine.training import Example, run_training, training_inputs_hash
+
+    c = job.config
+    correctness = {k: float(v) for k, v in split_doc["correctness"].items()}
+    ids, notes = rehearsal_ids(correctness, certainty, c.tau)
+    by_id = {item.id: item for item in items}
+    rehearsal = [Example(by_id[i], False, 1.0) for i in ids]
+    rehearse_out = job.stage_dir(
+        "rehearse", [job.keys["probe"], ids, c.resolved()["training"], c.seed]
+    )
+    previous = read_manifest(rehearse_out)
+    expected = training_inputs_hash(c.training, rehearsal, c.seed, c.model_revision)
+    cached = previous is not None and previous.get("inputs_hash") == expected
+    trained = job.timed(
+        "rehearse",
+        lambda: run_training(
+            model, tokenizer, rehearsal, c.training, rehearse_out, c.seed,
+            model_revision=c.model_revision, progress=_renamed(job.progress, "rehearse"),
+            cancel=job.cancel, notice=job.notice,
+        ),
+        lambda _: cached,
+    )  # fmt: skip
+    reprobe_out = job.stage_dir("reprobe", [job.keys["rehearse"], c.probe.to_dict(), c.seed])
+    try:
+        job.timed(
+            "reprobe",
+            lambda: run_probe(
+                trained.model, tokenizer, items, reprobe_out, config=c.probe, shots=job.shots,
+                seed=c.seed, model_revision=f"{c.model_revision}+rehearse-{job.keys['rehearse']}",
+                batch_size=job.batch_size, progress=_renamed(job.progress, "reprobe"),
+                cancel=job.cancel, notice=job.notice,
+            ),
+            lambda r: r.skipped,
+        )  # fmt: skip
+    finally:
+        remove_lora(trained.model)  # back to M0 for the final fine-tune
+    after = {r["id"]: float(r["correctness"]) for r in read_probe(reprobe_out)[1]}
+    notes.append(f"rehearsal on {len(ids)} items")
+    return {i: after[i] - correctness[i] for i in correctness}, notes
+
+
+def _renamed(progress: ProgressFn | None, stage: str) -> ProgressFn | None:
+    """``progress`` reporting under ``stage`` (a reused stage function names its own)."""
+    if progress is None:
+        return None
+    return lambda _stage, done, total, message: progress(stage, done, total, message)
 
 
 def _select(
@@ -254,6 +329,7 @@ def _train(job: _Job, model: Any, tokenizer: Any, items: list, examples: MethodE
 def _evaluate(job: _Job, tuned: Any, tokenizer: Any, out_dir: Path) -> dict[str, Any]:
     """Evaluate M0 (basic, refuse) and the tuned model on every test set."""
     from grait_engine.evaluation import evaluate_set
+    from grait_engine.evaluation.evaluate import PREDICTIONS, cached_rates
     from grait_engine.lora import cast_lora
     from grait_engine.memory import Batching
     from grait_engine.records.jsonl import read_items
@@ -265,13 +341,25 @@ def _evaluate(job: _Job, tuned: Any, tokenizer: Any, out_dir: Path) -> dict[str,
     batching = Batching(job.batch_size, "evaluate", job.notice)
     blocks: dict[str, Any] = {}
     start = time.perf_counter()
+    base_cached = True
     for name, path in c.eval_datasets.items():
         test = read_items(path, c.task)  # type: ignore[arg-type]
+        # M0's predictions depend on the model, its compute, the test set and the decoding
+        # (greedy, budget from the tokenizer): every job on them shares one cached copy.
+        key = config_hash([job.root, sha256_file(path), "greedy-0shot"], 16)
+        base_cache = job.cache_dir / "stages" / f"base_eval-{key}"
+        base_cached &= all(
+            cached_rates(test, base_cache / run / PREDICTIONS) is not None
+            for run in ("init_basic", "init_refuse")
+        )
         blocks[name] = evaluate_set(
             tuned, tokenizer, test, out_dir / "eval" / name, tuned_model=tuned,
             batch_size=batching, progress=job.progress, cancel=job.cancel,
+            base_cache=base_cache,
         )  # fmt: skip
-    job.stages["evaluate"] = {"seconds": round(time.perf_counter() - start, 3), "cached": False}
+    seconds = round(time.perf_counter() - start, 3)
+    # The tuned model is always decoded; "base_cached": M0's predictions were reused.
+    job.stages["evaluate"] = {"seconds": seconds, "cached": False, "base_cached": base_cached}
     return blocks
 
 

@@ -104,3 +104,51 @@ def test_peft_base_runs_with_the_adapter_disabled(tiny_model_dir: Path, tmp_path
     tuned_lines = (tmp_path / "peft" / "tuned" / "predictions.jsonl").read_text()
     assert base_lines == (tmp_path / "peft" / "init_refuse" / "predictions.jsonl").read_text()
     assert tuned_lines != base_lines
+
+
+def _sentencepiece_tokenizer():
+    """A SentencePiece-style BPE tokenizer (``▁`` word prefix, as Llama-2's), trained here on
+    a few lines, with a vocabulary small enough to cut the refusal into many pieces."""
+    from tokenizers import SentencePieceBPETokenizer
+    from transformers import PreTrainedTokenizerFast
+
+    lines = ["Question: Where was Ada born?", "A. Paris B. Rome C. Oslo D. Bern", "Answer: C",
+             "I do not know. Don't ask. I know that."] * 20  # fmt: skip
+    raw = SentencePieceBPETokenizer()
+    raw.train_from_iterator(lines, vocab_size=80, min_frequency=1,
+                            special_tokens=["<unk>", "<pad>", "<s>", "</s>"])  # fmt: skip
+    return PreTrainedTokenizerFast(
+        tokenizer_object=raw,
+        unk_token="<unk>",
+        pad_token="<pad>",
+        bos_token="<s>",
+        eos_token="</s>",
+    )
+
+
+class _RefusingModel(torch.nn.Module):
+    """Decodes `` I don't know.`` then a newline after any prompt, as a tuned model would."""
+
+    def __init__(self, tokenizer) -> None:
+        super().__init__()
+        self.anchor = torch.nn.Parameter(torch.zeros(1))
+        self.config = type("Config", (), {"max_position_embeddings": 512})()
+        self.reply = tokenizer(" I don't know.\n", add_special_tokens=False)["input_ids"]
+
+    def generate(self, input_ids, attention_mask, max_new_tokens, **_):
+        reply = torch.tensor(self.reply[:max_new_tokens]).expand(input_ids.shape[0], -1)
+        return torch.cat([input_ids, reply], dim=1)
+
+
+def test_choice_budget_fits_a_sentencepiece_refusal(tmp_path: Path) -> None:
+    from grait_engine.evaluation.evaluate import DEFAULT_MAX_NEW_TOKENS, decode_budget
+
+    tokenizer = _sentencepiece_tokenizer()
+    refusal = tokenizer(" I don't know.", add_special_tokens=False)["input_ids"]
+    assert len(refusal) > DEFAULT_MAX_NEW_TOKENS["choice"]  # the old fixed budget cut it
+    item = Item(id="q", question="Where was Ada born?", answer="C",
+                choices={"A": "Paris", "B": "Rome", "C": "Oslo", "D": "Bern"})  # fmt: skip
+    assert decode_budget(tokenizer, [item]) == len(refusal) + 1
+    rates = evaluate_model(_RefusingModel(tokenizer), tokenizer, [item], "refuse",
+                           tmp_path / "p.jsonl")  # fmt: skip
+    assert rates["pr"] == 100.0 and rates["unparsed"] == 0.0

@@ -72,6 +72,8 @@ def test_valid_config_resolves(job: dict[str, Any]) -> None:
         ({"tau": 1.5}, "tau"),
         ({"device": "tpu"}, "device"),
         ({"task": "essay"}, "task"),
+        ({"shots_dataset": "nowhere.jsonl"}, "shots_dataset"),
+        ({"method": {"type": "craft", "variant": "greedy"}}, "method.variant"),
     ],
 )
 def test_bad_field_is_named(job: dict[str, Any], change: dict[str, Any], field: str) -> None:
@@ -124,3 +126,14 @@ def test_resolve_knobs_fills_defaults_and_round_trips() -> None:
         with pytest.raises(JobConfigError) as info:
             resolve_knobs(bad)
         assert info.value.field == field
+
+
+def test_shots_dataset_is_optional_validated_and_echoed(
+    job: dict[str, Any], tmp_path: Path
+) -> None:
+    assert load_job_config(job).resolved()["shots_dataset"] is None  # 0-shot probe
+    config = load_job_config({**job, "shots_dataset": str(tmp_path / "test.jsonl")})
+    assert config.resolved()["shots_dataset"] == str((tmp_path / "test.jsonl").resolve())
+    with pytest.raises(JobConfigError) as caught:  # a dev split of the other task type
+        load_job_config({**job, "shots_dataset": str(tmp_path / "open.jsonl")})
+    assert caught.value.field == "shots_dataset"

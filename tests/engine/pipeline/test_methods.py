@@ -73,3 +73,32 @@ def test_unknown_method_and_missing_inputs() -> None:
         build_examples("sft", SPLIT, 1, 1, seed=0)
     with pytest.raises(ValueError):
         build_examples("grait", SPLIT, 1, 1, seed=0)
+
+
+def test_craft_keeps_fading_idk_items_least_certain_first_and_tops_up() -> None:
+    from grait_engine.methods import craft_examples
+    from grait_engine.selection.inputs import PoolSplit
+
+    split = PoolSplit(ik_ids=("a", "b", "c"), ik_correctness=(0.9, 0.8, 0.7),
+                      idk_ids=("x", "y", "z", "w"))  # fmt: skip
+    certainty = {"a": -0.1, "b": -0.5, "c": -0.05, "x": -1.0, "y": -0.2, "z": -1.3, "w": -0.4}
+    flow = {"a": 0.0, "b": 0.1, "c": -0.1, "x": -0.2, "y": -0.1, "z": 0.3, "w": 0.0}
+    out = craft_examples(split, 2, 2, 0, certainty, flow)
+    assert [i for i, r, _ in out.entries if not r] == ["c", "a"]  # most certain ik
+    assert [i for i, r, _ in out.entries if r] == ["x", "y"]  # z rose, w did not fall
+    short = craft_examples(split, 2, 3, 0, certainty, flow)
+    refusals = [i for i, r, _ in short.entries if r]
+    assert len(refusals) == 3 and set(refusals) == {"x", "y"}
+    assert any("topped up" in note for note in short.notes)
+
+
+def test_rehearsal_takes_sure_items_most_certain_first_or_falls_back_with_a_note() -> None:
+    from grait_engine.methods import rehearsal_ids
+
+    correctness = {"a": 1.0, "b": 0.995, "c": 0.6, "d": 0.2}
+    certainty = {"a": -0.3, "b": -0.1, "c": -0.05, "d": -0.01}
+    assert rehearsal_ids(correctness, certainty, 0.5) == (["b", "a"], [])
+    ids, notes = rehearsal_ids({"c": 0.6, "d": 0.2}, certainty, 0.5)
+    assert ids == ["c"] and notes and "instead" in notes[0]
+    with pytest.raises(ValueError):
+        rehearsal_ids({"d": 0.2}, certainty, 0.5)

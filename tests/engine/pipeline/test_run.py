@@ -163,3 +163,68 @@ def test_stage_keys_differ_by_dtype(tiny_world: Any, tmp_path: Path) -> None:
     assert first["job"]["config"]["runtime"] == {
         "batch_size": None, "memory_budget_mb": None, "tf32": True, "quantization": None,
     }  # fmt: skip
+
+
+def test_craft_rehearses_reprobes_filters_and_leaves_m0_unchanged(
+    tiny_world: Any, tmp_path: Path
+) -> None:
+    cache = tmp_path / "cache"
+    craft = load_job_config(tiny_job(tiny_world, {"type": "craft", "n_ik": 8, "n_idk": 8}))
+    report = run_job(craft, tmp_path / "craft", cache)
+    assert report["job"]["method"] == "craft"
+    assert set(report["stages"]) == {"probe", "split", "rehearse", "reprobe", "train", "evaluate"}
+    notes = " ".join(report["selection"]["notes"])
+    assert "knowledge flow" in notes and "rehearsal on" in notes
+    assert report["selection"]["n_ik"] == 8 and report["selection"]["n_idk"] == 8
+    # The second probe saw the rehearsed model: its correctness differs from stage 1's.
+    stages = json.loads((tmp_path / "craft" / "stages.json").read_text())
+    from grait_engine.probe import read_probe
+
+    before = {r["id"]: r["correctness"] for r in read_probe(stages["probe"])[1]}
+    after = {r["id"]: r["correctness"] for r in read_probe(stages["reprobe"])[1]}
+    assert before.keys() == after.keys() and before != after
+    # The refusal set is the least certain of the idk items whose correctness fell.
+    from grait_engine.methods import craft_examples
+    from grait_engine.probe import load_split
+
+    certainty = {r["id"]: r["certainty"] for r in read_probe(stages["probe"])[1]}
+    flow = {i: after[i] - before[i] for i in before}
+    expected = craft_examples(load_split(stages["split"]), 8, 8, 0, certainty, flow)
+    fading = [i for i in load_split(stages["split"]).idk_ids if flow[i] < 0]
+    assert fading and all(flow[i] < 0 for i, refuse, _ in expected.entries if refuse)
+    assert report["selection"]["n_idk"] == expected.n_idk
+    # The rehearsal LoRA was taken out again: M0's predictions, decoded afresh (another
+    # cache), equal the craft job's.
+    cor = load_job_config(tiny_job(tiny_world, {"type": "cor_rait", "n_ik": 8, "n_idk": 8}))
+    assert (
+        run_job(cor, tmp_path / "cor", tmp_path / "cache2")["stages"]["evaluate"]["base_cached"]
+        is False
+    )
+    for name in ("init_basic", "init_refuse"):
+        path = Path("eval") / "id" / name / "predictions.jsonl"
+        assert (tmp_path / "craft" / path).read_text() == (tmp_path / "cor" / path).read_text()
+    # A second craft run reuses every stage it can.
+    again = run_job(craft, tmp_path / "craft2", cache)
+    assert all(again["stages"][s]["cached"] for s in ("probe", "rehearse", "reprobe", "train"))
+    # ... and M0's test-set predictions (the tuned model is decoded again).
+    assert again["stages"]["evaluate"]["base_cached"] is True
+    assert again["eval"] == report["eval"]
+
+
+def test_probe_shots_come_from_the_shots_dataset(tiny_world: Any, tmp_path: Path) -> None:
+    from grait_engine.probe import read_probe
+
+    cache = tmp_path / "cache"
+    base = tiny_job(tiny_world, {"type": "cor_rait", "n_ik": 8, "n_idk": 8})
+    zero = run_job(load_job_config(base), tmp_path / "zero", cache)
+    dev = {**base, "shots_dataset": str(tiny_world.data_path("choice", "test_ood"))}
+    shots = run_job(load_job_config(dev), tmp_path / "dev", cache)
+    assert not shots["stages"]["probe"]["cached"]  # another probe stage, not a reuse
+    paths = [json.loads((tmp_path / d / "stages.json").read_text())["probe"]
+             for d in ("zero", "dev")]  # fmt: skip
+    assert paths[0] != paths[1]
+    zero_c = [r["correctness"] for r in read_probe(paths[0])[1]]
+    dev_c = [r["correctness"] for r in read_probe(paths[1])[1]]
+    assert zero_c != dev_c
+    assert shots["job"]["config"]["shots_dataset"].endswith("test_ood.jsonl")
+    assert zero["job"]["config"]["shots_dataset"] is None
