@@ -3,7 +3,9 @@
 Started by the local runner and by the Celery task with the settings in its environment
 (``GRAIT_*``). On Linux it asks to be killed when its parent dies (``PR_SET_PDEATHSIG``):
 a killed worker must not leave a child running the job while the lease expires and another
-worker starts it again. Exit status 0 means an outcome was recorded.
+worker starts it again. Exit status 0 means an outcome was recorded;
+``EXIT_DATABASE_UNAVAILABLE`` (75) that the database stayed unreachable (the runner gives
+the job back without using up an attempt); any other, that nothing was recorded.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import signal
 import sys
 
 from app.db.session import make_engine, make_session_factory
+from app.jobs.lease import EXIT_DATABASE_UNAVAILABLE
 from app.settings import Settings
 
 PR_SET_PDEATHSIG = 1
@@ -38,7 +41,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     die_with_parent()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    from worker.execute import execute_job
+    from worker.execute import DATABASE_UNAVAILABLE, execute_job
 
     settings = Settings()
     engine = make_engine(settings.database_url)
@@ -47,6 +50,8 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         engine.dispose()
     logging.info("job %s ended: %s", args[0], status)
+    if status == DATABASE_UNAVAILABLE:
+        return EXIT_DATABASE_UNAVAILABLE
     return 0 if status != "lost" else 1
 
 

@@ -14,10 +14,20 @@ job's log file. Notices of the engine (a batch halved after running out of memor
 Outcomes: ``succeeded`` with the report summary as ``result``; ``cancelled`` when a cancel
 was seen at a batch boundary; ``failed`` with an error code for bad settings or inputs
 (``invalid_config``: a bad or deleted input, a setting this worker cannot run such as
-4-bit quantization without CUDA, a model that cannot be loaded) and for any other exception
-of a stage (``stage_error``: type and message; the traceback goes to the job's log file,
-never to the database). Retrying such a failure would fail again, so it is final; only a
-crash (no outcome recorded) is retried.
+4-bit quantization without CUDA, a model that cannot be loaded), for a training loss that
+became NaN or infinite (``diverged``: lower the learning rate), for a database error that
+is not transient (``database_error``: a plain message; the statement and its parameters go
+to the job's log file only) and for any other exception of a stage (``stage_error``: type
+and message; the traceback goes to the job's log file, never to the database). Retrying
+such a failure would fail again, so it is final; only a crash (no outcome recorded) is
+retried. A transient database error (a lost connection, a serialization failure) that
+outlasts the recorder's retries records nothing: the child exits with
+``lease.EXIT_DATABASE_UNAVAILABLE`` and its runner gives the job back to the queue without
+using up an attempt.
+
+Stage outputs are cached per tenant (``<stage cache>/tenants/<tenant id>``): a report's
+``cached: true`` only ever means that the same tenant computed that stage before, so it
+tells nothing about other tenants' jobs (neither does the job's duration).
 """
 
 from __future__ import annotations
@@ -31,18 +41,23 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.db.models import Dataset, Job
 from app.db.session import unit_of_work
 from app.jobs.recorder import JobRecorder
 from app.jobs.spec import engine_config
+from app.jobs.transient import is_transient
 from app.settings import Settings
 from app.storage import ArtifactStore
 from worker.compute import Compute, ComputeError, check_quantization, set_up_compute
 
 log = logging.getLogger(__name__)
 TOYWORLD_PREFIX = "toyworld/"
+# What execute_job returns when the database stayed unreachable (nothing was recorded).
+DATABASE_UNAVAILABLE = "database_unavailable"
+DATABASE_ERROR_MESSAGE = "a database error stopped the job; the details are in the worker's log"
 
 
 class JobInputError(Exception):
@@ -59,18 +74,19 @@ def job_dir(settings: Settings, job_id: str) -> Path:
 
 def execute_job(factory: sessionmaker[Session], settings: Settings, job_id: str, owner: str) -> str:
     """Run every stage of job ``job_id`` under lease ``owner``; returns the final status
-    recorded (or ``lost`` when the lease was taken away and nothing could be recorded).
+    recorded, ``lost`` when the lease was taken away and nothing could be recorded, or
+    ``DATABASE_UNAVAILABLE`` when a transient database error outlasted the retries.
     Side effects: sets this process's torch threads and current GPU (``set_up_compute``)."""
     from grait_engine.pipeline.run import run_job
 
     recorder = JobRecorder(factory, job_id, owner)
     try:
         compute = set_up_compute(settings)
-        config = _job_config(factory, settings, job_id, recorder, compute)
+        config, tenant_id = _job_config(factory, settings, job_id, recorder, compute)
         check_quantization(config.runtime.quantization, compute)
         _log_compute(job_id, compute, config)
         report = run_job(
-            config, job_dir(settings, job_id), settings.stage_cache_dir or settings.data_dir / "cache",
+            config, job_dir(settings, job_id), stage_cache(settings, tenant_id),
             progress=recorder.progress, cancel=recorder.cancel_requested, job_id=job_id,
             on_metric=recorder.metric, notice=recorder.notice,
         )  # fmt: skip
@@ -78,15 +94,45 @@ def execute_job(factory: sessionmaker[Session], settings: Settings, job_id: str,
         return _outcome(recorder, "cancelled")
     except _invalid_config_errors() as error:
         return _outcome(recorder, "failed", error=("invalid_config", str(error)[:2000]))
+    except _diverged_errors() as error:
+        return _outcome(recorder, "failed", error=("diverged", str(error)[:2000]))
     except Exception as error:
         traceback.print_exc()
-        message = f"{type(error).__name__}: {error}"[:2000]
-        return _outcome(recorder, "failed", error=("stage_error", message))
+        if is_transient(error):
+            log.warning("job %s: the database stayed unreachable; giving it back", job_id)
+            return DATABASE_UNAVAILABLE
+        return _outcome(recorder, "failed", error=stage_error(error))
     return _outcome(recorder, "succeeded", result=summarize(report))
 
 
+def stage_error(error: BaseException) -> tuple[str, str]:
+    """The (code, message) a client sees for a stage's unexpected exception: a database
+    error (or one caused by it) is ``database_error`` with a plain message, never its SQL
+    statement or parameters (those are in the traceback in the job's log file); any other
+    is ``stage_error`` with its type and message."""
+    link: BaseException | None = error
+    while link is not None:
+        if isinstance(link, SQLAlchemyError):
+            return "database_error", DATABASE_ERROR_MESSAGE
+        link = link.__cause__ or link.__context__
+    return "stage_error", f"{type(error).__name__}: {error}"[:2000]
+
+
+def stage_cache(settings: Settings, tenant_id: str) -> Path:
+    """The tenant's own stage cache (see the module doc: no cross-tenant cache hits)."""
+    root = settings.stage_cache_dir or settings.data_dir / "cache"
+    return root / "tenants" / tenant_id
+
+
 def _outcome(recorder: JobRecorder, status: str, **details: Any) -> str:
-    return status if recorder.finish(status, **details) else "lost"
+    try:
+        recorded = recorder.finish(status, **details)
+    except Exception as error:
+        if not is_transient(error):
+            raise
+        log.warning("job %s: database unreachable, outcome not recorded", recorder.job_id)
+        return DATABASE_UNAVAILABLE
+    return status if recorded else "lost"
 
 
 def summarize(report: dict[str, Any]) -> dict[str, Any]:
@@ -118,6 +164,13 @@ def _invalid_config_errors() -> tuple[type[BaseException], ...]:
     return (JobConfigError, JobInputError, ComputeError, ModelLoadError)
 
 
+def _diverged_errors() -> tuple[type[BaseException], ...]:
+    """A stage whose loss became NaN or infinite (the settings make training diverge)."""
+    from grait_engine.errors import Diverged
+
+    return (Diverged,)
+
+
 def _log_compute(job_id: str, compute: Compute, config: Any) -> None:
     """One line in the job's log file (the child's output): where and how the job runs."""
     runtime = config.runtime
@@ -136,10 +189,10 @@ def _job_config(
     job_id: str,
     recorder: JobRecorder,
     compute: Compute,
-) -> Any:
-    """The engine's ``JobConfig``: the stored config with dataset files, model path,
-    ``compute``'s device and dtype, and the worker's runtime defaults where the job has
-    none (``RuntimeConfig.with_defaults``)."""
+) -> tuple[Any, str]:
+    """The engine's ``JobConfig`` and the job's tenant id. The config is the stored one with
+    dataset files, model path, ``compute``'s device and dtype, and the worker's runtime
+    defaults where the job has none (``RuntimeConfig.with_defaults``)."""
     from grait_engine.pipeline.config import load_job_config
 
     store = ArtifactStore(settings.artifacts)
@@ -147,7 +200,7 @@ def _job_config(
         job = session.scalar(select(Job).where(Job.id == job_id))
         if job is None:
             raise JobInputError("job", f"no job {job_id}")
-        config = dict(job.config)
+        config, tenant_id = dict(job.config), job.tenant_id
         refs = {"training_dataset": config["training_dataset"]}
         refs |= {f"eval_datasets.{k}": v for k, v in config["eval_datasets"].items()}
         paths = {}
@@ -165,7 +218,7 @@ def _job_config(
     data["device"], data["dtype"] = compute.device, compute.dtype
     loaded = load_job_config(data)
     runtime = loaded.runtime.with_defaults(settings.batch_size, settings.memory_budget_mb)
-    return dataclasses.replace(loaded, runtime=runtime)
+    return dataclasses.replace(loaded, runtime=runtime), tenant_id
 
 
 def _model_path(name: str, settings: Settings, recorder: JobRecorder) -> str:

@@ -9,6 +9,10 @@ from pydantic import BaseModel
 
 from app.db.models import Job, JobEvent
 
+# What SQLAlchemy appends to a database error's text: the statement and its parameters.
+SQL_MARKERS = ("[SQL:", "[parameters:")
+SQL_HIDDEN = "a database error stopped the job; the details are in the worker's log"
+
 
 class Progress(BaseModel):
     stage: str | None
@@ -21,6 +25,13 @@ class Progress(BaseModel):
 class JobError(BaseModel):
     code: str
     message: str
+
+
+def public_message(message: str | None) -> str:
+    """A job's recorded error message as a client may see it: never an SQL statement or
+    its bound parameters (jobs recorded before ``database_error`` existed may hold them)."""
+    text = message or ""
+    return SQL_HIDDEN if any(marker in text for marker in SQL_MARKERS) else text
 
 
 class JobOut(BaseModel):
@@ -48,7 +59,7 @@ class JobOut(BaseModel):
         fraction = round(job.progress_done / total, 4) if total else None
         error = None
         if job.error_code is not None:
-            error = JobError(code=job.error_code, message=job.error_message or "")
+            error = JobError(code=job.error_code, message=public_message(job.error_message))
         return cls(
             id=job.id, status=job.status, model=job.model, method=job.method, task=job.task,
             stage=job.stage,

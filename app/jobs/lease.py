@@ -22,6 +22,10 @@ from app.jobs.events import status_event
 
 Factory = sessionmaker[Session]
 ACTIVE = ("running", "cancelling")
+# Exit status of a job's child that stopped because the database stayed unreachable (a
+# transient error outlasted the retries; EX_TEMPFAIL): its runner gives the job back
+# without using up an attempt.
+EXIT_DATABASE_UNAVAILABLE = 75
 
 
 @dataclass(frozen=True)
@@ -109,18 +113,22 @@ def finish(
         return changed == 1
 
 
-def release(factory: Factory, job_id: str, owner: str, reason: str) -> str | None:
+def release(
+    factory: Factory, job_id: str, owner: str, reason: str, *, use_attempt: bool = True
+) -> str | None:
     """The owner gives the job up after its run ended without an outcome (a crash, a kill,
     a shutdown). Returns the new status: ``cancelled`` if a cancel was asked, ``failed``
     once ``max_attempts`` runs were started, else ``queued`` (to run again); None if the
-    job was not owned by ``owner``."""
+    job was not owned by ``owner``. ``use_attempt=False`` (the run stopped because the
+    database was unreachable, no fault of the job): back to ``queued`` and the attempt
+    is not counted, so a database outage never uses up a job's attempts."""
     with unit_of_work(factory) as session:
         job = session.scalar(
             select(Job).where(Job.id == job_id, Job.lease_owner == owner, Job.status.in_(ACTIVE))
         )
         if job is None:
             return None
-        return _give_up(session, job, owner, reason)
+        return _give_up(session, job, owner, reason, use_attempt=use_attempt)
 
 
 def reap(factory: Factory) -> list[str]:
@@ -139,12 +147,17 @@ def reap(factory: Factory) -> list[str]:
     return requeued
 
 
-def _give_up(session: Session, job: Job, owner: str, reason: str) -> str | None:
+def _give_up(
+    session: Session, job: Job, owner: str, reason: str, *, use_attempt: bool = True
+) -> str | None:
     """One conditional UPDATE moving an active job on (see ``release``)."""
     now = utcnow()
     values: dict[str, Any] = {"lease_owner": None, "lease_expires_at": None, "updated_at": now}
     if job.status == "cancelling":
         values |= {"status": "cancelled", "finished_at": now}
+    elif not use_attempt:
+        # The next claim counts this attempt number again.
+        values |= {"status": "queued", "attempt": max(job.attempt - 1, 0)}
     elif job.attempt >= job.max_attempts:
         message = f"{reason}; gave up after {job.attempt} attempts"
         values |= {"status": "failed", "finished_at": now}

@@ -6,10 +6,14 @@ task). Writes are throttled (progress rows twice a second, progress events every
 ``EVENT_SECONDS``, metrics in batches; notices are rare and written at once), each write is
 its own short transaction, and every UPDATE of the job row is conditional on the lease
 owner, so a runner that lost its lease cannot change a job that another runner now owns.
+A write that meets a transient database error (a killed connection, a serialization
+failure) is tried again with back-off (``transient.retry_transient``); if the trouble
+outlasts the retries the error propagates, and ``worker.execute`` gives the job back.
 """
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 from typing import Any
@@ -21,6 +25,7 @@ from app.db.models import Job, JobMetric
 from app.db.session import unit_of_work
 from app.jobs import lease
 from app.jobs.events import add_event
+from app.jobs.transient import retry_transient
 
 ROW_SECONDS = 0.5
 EVENT_SECONDS = 2.0
@@ -63,19 +68,27 @@ class JobRecorder:
             self.last_row = now
             write_event = finished or now - self.last_event >= EVENT_SECONDS
             self.last_event = now if write_event else self.last_event
-            with unit_of_work(self.factory) as session:
-                if new_stage:
-                    add_event(session, self.job_id, "stage_started", stage=stage)
-                session.execute(
-                    update(Job)
-                    .where(Job.id == self.job_id, Job.lease_owner == self.owner)
-                    .values(stage=stage, progress_done=done, progress_total=total, eta_seconds=eta)
-                )
-                if write_event:
-                    data = {"done": done, "total": total, "eta_seconds": eta}
-                    add_event(
-                        session, self.job_id, "progress", stage=stage, message=message, data=data
-                    )
+
+            def write() -> None:
+                with unit_of_work(self.factory) as session:
+                    if new_stage:
+                        add_event(session, self.job_id, "stage_started", stage=stage)
+                    session.execute(
+                        update(Job)
+                        .where(Job.id == self.job_id, Job.lease_owner == self.owner)
+                        .values(
+                            stage=stage, progress_done=done, progress_total=total,
+                            eta_seconds=eta,
+                        )
+                    )  # fmt: skip
+                    if write_event:
+                        data = {"done": done, "total": total, "eta_seconds": eta}
+                        add_event(
+                            session, self.job_id, "progress", stage=stage, message=message,
+                            data=data,
+                        )  # fmt: skip
+
+            retry_transient(write, what=f"progress of job {self.job_id}")
         if now - self.last_metric_flush >= METRIC_SECONDS:
             self.flush_metrics()
 
@@ -91,32 +104,55 @@ class JobRecorder:
         if self.stage is None:
             return
         seconds = round(self.clock() - self.stage_started, 3)
-        with unit_of_work(self.factory) as session:
-            data = {"seconds": seconds}
-            add_event(session, self.job_id, "stage_finished", stage=self.stage, data=data)
+        stage = self.stage
+        self._write(
+            lambda session: add_event(
+                session, self.job_id, "stage_finished", stage=stage, data={"seconds": seconds}
+            ),
+            "stage end",
+        )
         self.stage = None
+
+    def _write(self, work: Callable[[Session], Any], what: str) -> None:
+        """``work(session)`` in its own unit of work, retried on transient errors."""
+
+        def attempt() -> None:
+            with unit_of_work(self.factory) as session:
+                work(session)
+
+        retry_transient(attempt, what=f"{what} of job {self.job_id}")
 
     def notice(self, stage: str, message: str) -> None:
         """Record something the user should know that is not an error (e.g. a batch halved
         after running out of memory) as a ``warning`` event, at once: never throttled, and
         it neither starts nor ends a stage."""
-        with unit_of_work(self.factory) as session:
-            add_event(session, self.job_id, "warning", stage=stage, message=message[:2000])
+        self._write(
+            lambda session: add_event(
+                session, self.job_id, "warning", stage=stage, message=message[:2000]
+            ),
+            "notice",
+        )
 
     def metric(self, name: str, step: int, value: float) -> None:
-        """Buffer one metric point (written with the next flush)."""
-        self.metrics.append((name, int(step), float(value)))
+        """Buffer one metric point (written with the next flush). A NaN or infinite value
+        is dropped: SQL and JSON cannot hold it (a diverged run is reported as an error)."""
+        if math.isfinite(value):
+            self.metrics.append((name, int(step), float(value)))
 
     def flush_metrics(self) -> None:
         self.last_metric_flush = self.clock()
         if not self.metrics:
             return
         points, self.metrics = self.metrics, []
-        with unit_of_work(self.factory) as session:
-            session.add_all(
+        # A retry after a commit whose answer was lost may repeat points: harmless, the
+        # metric series keeps the newest point of each (name, step).
+        self._write(
+            lambda session: session.add_all(
                 JobMetric(job_id=self.job_id, name=name, step=step, value=value)
                 for name, step, value in points
-            )
+            ),
+            "metrics",
+        )
 
     def cancel_requested(self) -> bool:
         """True once the job is ``cancelling`` or this runner lost its lease (throttled)."""
@@ -124,10 +160,13 @@ class JobRecorder:
         if self.cancel_seen or now - self.last_cancel_check < CANCEL_CHECK_SECONDS:
             return self.cancel_seen
         self.last_cancel_check = now
-        with unit_of_work(self.factory) as session:
-            row = session.execute(
-                select(Job.status, Job.lease_owner).where(Job.id == self.job_id)
-            ).one_or_none()
+
+        def read() -> Any:
+            with unit_of_work(self.factory) as session:
+                query = select(Job.status, Job.lease_owner).where(Job.id == self.job_id)
+                return session.execute(query).one_or_none()
+
+        row = retry_transient(read, what=f"cancel check of job {self.job_id}")
         self.cancel_seen = row is None or row[0] != "running" or row[1] != self.owner
         return self.cancel_seen
 
@@ -138,8 +177,14 @@ class JobRecorder:
         error: tuple[str, str] | None = None,
         result: dict[str, Any] | None = None,
     ) -> bool:
-        """End the stage and the job (see ``lease.finish``); False if the lease was lost."""
+        """End the stage and the job (see ``lease.finish``); False if the lease was lost.
+
+        A retry after a commit whose answer was lost finds the job no longer owned and
+        answers False: the outcome is recorded all the same, nothing runs twice."""
         self.end_stage()
-        return lease.finish(
-            self.factory, self.job_id, self.owner, status, error=error, result=result
+        return retry_transient(
+            lambda: lease.finish(
+                self.factory, self.job_id, self.owner, status, error=error, result=result
+            ),
+            what=f"outcome of job {self.job_id}",
         )

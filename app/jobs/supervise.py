@@ -2,9 +2,13 @@
 
 The runner that holds a job's lease starts ``python -m worker.child <job id> <owner>`` in
 its own process group, renews the lease while the child runs, kills the group when a
-cancel outlives the grace period, when the lease is lost or when the runner stops, and
-finally gives the job back (``lease.release``) unless the child recorded an outcome. No
-FastAPI, no torch: the Celery worker's parent process imports this module.
+cancel outlives the grace period, when the lease is lost, when the run outlives
+``settings.job_timeout_seconds`` (the job then fails with error code ``timeout``) or when
+the runner stops, and finally gives the job back (``lease.release``) unless the child
+recorded an outcome. A child that stopped because the database was unreachable (exit
+status ``lease.EXIT_DATABASE_UNAVAILABLE``), or a lease lost for the same reason, gives
+the job back without using up an attempt. No FastAPI, no torch: the Celery worker's parent
+process imports this module.
 """
 
 from __future__ import annotations
@@ -22,10 +26,14 @@ from pathlib import Path
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.jobs import lease
+from app.jobs.transient import retry_transient
 from app.settings import Settings
 
 log = logging.getLogger(__name__)
 MAX_BEAT_SECONDS = 1.0
+# Why ``watch`` stopped a child: these two are the database's fault or a time limit.
+DATABASE_UNREACHABLE = "lease lost: the database was unreachable"
+TIMED_OUT = "the job ran longer than its time limit"
 
 
 def child_command(job_id: str, owner: str) -> list[str]:
@@ -75,22 +83,26 @@ def watch(
 
     Returns None when the child exited by itself, else why it must be killed: the runner
     is stopping (``stop`` set), the lease was lost (another runner owns the job, or the
-    database was unreachable for a whole lease period), or a cancel outlived
-    ``settings.cancel_grace_seconds``. Side effects: renews ``lease_expires_at``.
+    database was unreachable for a whole lease period: ``DATABASE_UNREACHABLE``), a cancel
+    outlived ``settings.cancel_grace_seconds``, or the run outlived
+    ``settings.job_timeout_seconds`` (``TIMED_OUT``). Side effects: renews
+    ``lease_expires_at``.
     """
     beat = min(settings.lease_seconds / 4, MAX_BEAT_SECONDS)
-    last_renewed = time.monotonic()
+    started = last_renewed = time.monotonic()
     cancel_since: float | None = None
     while process.poll() is None:
         if stop.wait(beat):
             return "the runner stopped"
+        if time.monotonic() - started > settings.job_timeout_seconds:
+            return TIMED_OUT
         try:
             status = lease.heartbeat(factory, job_id, owner, settings.lease_seconds)
         except Exception:
             # A database blip must not kill a long run; only a whole lost lease period does.
             log.warning("heartbeat of job %s failed", job_id, exc_info=True)
             if time.monotonic() - last_renewed > settings.lease_seconds:
-                return "lease lost: the database was unreachable"
+                return DATABASE_UNREACHABLE
             continue
         if status is None:
             return "lease lost"
@@ -113,10 +125,11 @@ def run_claimed(
     """Run a job this runner has claimed (under ``owner``) in a child process, to its end.
 
     Starts the child, supervises it (``watch``), kills its process group if it must stop,
-    then releases the job. ``on_start(process)`` is called with the child once started and
-    with None once it is gone (the local runner keeps a handle). Returns the job's status
-    after the release (``queued``: run it again; ``failed``/``cancelled``), or None when
-    the child recorded the outcome itself (or the lease was no longer ours).
+    then releases the job (or fails it with ``timeout``). ``on_start(process)`` is called
+    with the child once started and with None once it is gone (the local runner keeps a
+    handle). Returns the job's status after the release (``queued``: run it again;
+    ``failed``/``cancelled``), or None when the child recorded the outcome itself (or the
+    lease was no longer ours).
     """
     process = start_child(job_id, owner, settings, settings.data_dir / "logs")
     if on_start is not None:
@@ -128,9 +141,35 @@ def run_claimed(
             kill_group(process)
         if on_start is not None:
             on_start(None)
+    if reason == TIMED_OUT:
+        return _time_out(factory, settings, job_id, owner)
     # Nothing happens if the child recorded its outcome (the lease is gone then).
+    database = process.returncode == lease.EXIT_DATABASE_UNAVAILABLE
+    if database:
+        reason = "the database was unreachable: given back without using an attempt"
+    database = database or reason == DATABASE_UNREACHABLE
     reason = reason or f"job process exited {process.returncode}"
-    status = lease.release(factory, job_id, owner, reason)
+    status = retry_transient(
+        lambda: lease.release(factory, job_id, owner, reason, use_attempt=not database),
+        what=f"release of job {job_id}",
+    )
     if status is not None:
         log.warning("job %s given back (%s): now %s", job_id, reason, status)
     return status
+
+
+def _time_out(
+    factory: sessionmaker[Session], settings: Settings, job_id: str, owner: str
+) -> str | None:
+    """Fail a job whose run outlived ``settings.job_timeout_seconds`` (its child is killed):
+    error code ``timeout``. Returns ``failed``, or None if the job was no longer ours."""
+    message = (
+        f"the job ran longer than {settings.job_timeout_seconds:g} s, this server's limit "
+        "(GRAIT_JOB_TIMEOUT_SECONDS); lower epochs, max_steps or the dataset sizes"
+    )
+    log.warning("job %s timed out after %g s", job_id, settings.job_timeout_seconds)
+    finished = retry_transient(
+        lambda: lease.finish(factory, job_id, owner, "failed", error=("timeout", message)),
+        what=f"timeout of job {job_id}",
+    )
+    return "failed" if finished else None

@@ -288,9 +288,9 @@ def run_training(
                 raise TrainingCancelled(f"training cancelled at step {run.step} of {run.total}")
             lr = run.scheduler.get_last_lr()[0]
             run.loss = _train_step(run, sequences, weights, seed, config, pad_id, notice)
-            _report(run, lr, progress, on_metric)
             at_save = run.step % config.checkpoint_every == 0 or run.step == run.total
             _check_finite(run, lr, weights_too=at_save)
+            _report(run, lr, progress, on_metric)
             if at_save:
                 _save(run, root, config, inputs_hash)
                 saved_at = run.step

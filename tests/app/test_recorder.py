@@ -12,6 +12,7 @@ from app.db.models import Job
 from app.db.session import unit_of_work
 from app.db.types import new_id
 from app.jobs.recorder import JobRecorder
+from app.jobs.repository import metric_series
 from tests.app.helpers import new_key
 
 OWNER = "runner-1"
@@ -88,3 +89,17 @@ def test_warning_events_in_the_list_and_the_stream(app: FastAPI, client: TestCli
     assert streamed == listed
     warning = next(e for e in streamed if e["type"] == "warning")
     assert warning["stage"] == "features" and warning["message"] == OOM
+
+
+def test_non_finite_metric_points_are_dropped(app: FastAPI) -> None:
+    """A NaN loss (a diverging run) must not break the metrics flush (SQLite stores NaN as
+    NULL and refuses it), which would keep the job's outcome from being recorded."""
+    _, tenant_id = new_key(app)
+    job_id = running_job(app, tenant_id)
+    recorder = JobRecorder(app.state.session_factory, job_id, OWNER, clock=Clock())
+    recorder.metric("train/loss", 1, 0.5)
+    recorder.metric("train/loss", 2, float("nan"))
+    recorder.metric("train/loss", 3, float("inf"))
+    assert recorder.finish("failed", error=("diverged", "training diverged"))
+    with unit_of_work(app.state.session_factory) as session:
+        assert metric_series(session, job_id, None) == {"train/loss": [(1, 0.5)]}

@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 import torch
 from fastapi.testclient import TestClient
+from sqlalchemy.exc import OperationalError, ProgrammingError
 
 from app.jobs import lease
 from app.main import create_app
@@ -133,3 +134,68 @@ def test_what_this_worker_cannot_run_fails_as_invalid_config(
     assert job["error"]["code"] == "invalid_config", job["error"]
     assert message in job["error"]["message"], job["error"]
     assert "Traceback" not in capfd.readouterr().err
+
+
+def test_a_diverging_job_fails_as_diverged(api: Api) -> None:
+    """lr 1e6 is a legal setting, but the loss becomes NaN: the job fails with ``diverged``
+    (it used to succeed with an all-NaN adapter)."""
+    hyper = {"lora_r": 4, "epochs": 1, "batch_size": 8, "lr": 1e6}
+    job_id = api.claimed_job(hyperparameters=hyper)
+    assert api.execute(job_id) == "failed"
+    job = api.job(job_id)
+    assert job["error"]["code"] == "diverged", job["error"]
+    assert "lower hyperparameters.lr" in job["error"]["message"]
+    assert job["result"] is None
+
+
+def _lost_connection() -> OperationalError:
+    error = OperationalError("UPDATE jobs SET stage=%(stage)s", {"stage": "x"}, Exception("gone"))
+    error.connection_invalidated = True
+    return error
+
+
+def test_a_database_outage_records_nothing(api: Api, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A transient database error that outlasts the recorder's retries is not a failure of
+    the job: nothing is recorded, the child exits 75 and its runner gives the job back."""
+
+    def outage(settings: Settings) -> None:
+        raise _lost_connection()
+
+    monkeypatch.setattr(execute, "set_up_compute", outage)
+    job_id = api.claimed_job()
+    assert api.execute(job_id) == execute.DATABASE_UNAVAILABLE
+    job = api.job(job_id)
+    assert (job["status"], job["error"], job["attempt"]) == ("running", None, 1)
+
+
+def test_a_database_error_shows_no_sql(api: Api, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A database error that is not transient fails the job with ``database_error`` and a
+    plain message: no statement, no bound parameters (those go to the log only)."""
+
+    def broken(settings: Settings) -> None:
+        raise ProgrammingError(
+            "SELECT secret_column FROM t WHERE x = %(x)s", {"x": "bound-value"},
+            Exception("relation does not exist"),
+        )  # fmt: skip
+
+    monkeypatch.setattr(execute, "set_up_compute", broken)
+    job_id = api.claimed_job()
+    assert api.execute(job_id) == "failed"
+    error = api.job(job_id)["error"]
+    assert error == {"code": "database_error", "message": execute.DATABASE_ERROR_MESSAGE}
+
+
+def test_stage_caches_are_per_tenant(api: Api, toyworld_dir: Path) -> None:
+    """Another tenant running the same model, data and settings computes every stage
+    itself (``cached: false``): a report never reveals another tenant's jobs."""
+    first = api.claimed_job()
+    assert api.execute(first) == "succeeded"
+    key, _ = new_key(api.client.app)  # type: ignore[arg-type]
+    other = Api(api.client, {"Authorization": f"Bearer {key}"}, {}, api.settings)
+    other.ids = upload_world(other.client, other.auth, toyworld_dir)
+    second = other.claimed_job()
+    assert other.execute(second) == "succeeded"
+    stages = other.client.get(f"/v1/jobs/{second}/report", headers=other.auth).json()["stages"]
+    assert stages and not any(info["cached"] for info in stages.values()), stages
+    cache = api.settings.stage_cache_dir
+    assert cache is not None and len(list((cache / "tenants").iterdir())) == 2
