@@ -134,3 +134,17 @@ def test_bad_list_parameters_are_problems(client: TestClient, auth: dict, query:
 def test_unknown_route_and_method_are_problems(client: TestClient, auth: dict) -> None:
     assert_problem(client.get("/v1/nothing-here", headers=auth), 404)
     assert_problem(client.put("/v1/datasets", headers=auth), 405)
+
+
+def test_a_lone_surrogate_escape_is_refused_naming_the_line(
+    client: TestClient, app: FastAPI, auth: dict[str, str]
+) -> None:
+    """``"\\ud800"`` is JSON syntax but not text: every job on such a dataset used to fail
+    later with a cryptic tokenizer error. A paired escape (an emoji) stays valid."""
+    good = b'{"id": "e1", "question": "Smile \\ud83d\\ude00?", "answers": ["yes"]}\n'
+    bad = b'{"id": "e2", "question": "Broken \\ud800 text?", "answers": ["no"]}\n'
+    problem = assert_problem(raw(good + bad)(client, auth), 422, "invalid-dataset")
+    assert [(e["line"], e["field"]) for e in problem["errors"]] == [(2, None)]
+    assert "lone surrogate" in problem["errors"][0]["message"]
+    assert_nothing_stored(client, app, auth)
+    assert raw(good)(client, auth).status_code == 201
