@@ -30,6 +30,7 @@ from app.jobs.queue import make_queue
 from app.metrics import HttpMetrics, MetricsMiddleware
 from app.settings import Settings, get_settings
 from app.storage import ArtifactStore
+from app.ui.session import session_secret
 
 log = logging.getLogger(__name__)
 
@@ -79,6 +80,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.session_factory = make_session_factory(app.state.engine)
     app.state.store = ArtifactStore(settings.artifacts)
     app.state.metrics = HttpMetrics()
+    app.state.ui_secret = session_secret(settings.session_secret.get_secret_value())
     app.state.event_streams = StreamQuota(settings.max_event_streams_per_tenant)
     app.state.event_watcher = EventWatcher(app.state.session_factory, job_events.POLL_SECONDS)
     app.state.runner = None

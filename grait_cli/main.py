@@ -16,7 +16,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "run": ("grait_engine.pipeline.cli", "run a whole job locally (probe -> ... -> report)"),
     "demo": ("grait_cli.demo", "the main job end to end on the toy knowledge world"),
     "serve": ("app.serve", "the REST service (embedded defaults: SQLite, local folder)"),
-    "keys": ("app.cli_keys", "manage API keys (create --tenant NAME prints a key once)"),
+    "keys": ("app.cli_keys", "manage API keys: create --tenant NAME, list, revoke PREFIX"),
     "worker": ("worker.cli", "a Celery GPU worker (Redis broker); --beat also runs the reaper"),
     "datasets": ("grait_cli.datasets_cmd", "client: upload, list and show datasets"),
     "jobs": ("grait_cli.jobs_cmd", "client: create, follow and inspect jobs"),

@@ -1,12 +1,16 @@
-"""Browser login for the UI: an API key typed once, kept in an HttpOnly cookie.
+"""Browser login for the UI: an API key typed once, then a signed, expiring cookie.
 
 Browsers cannot send bearer headers from a link, so ``POST /ui/login`` checks the key and
-sets a ``HttpOnly; SameSite=Strict`` cookie holding it (path ``/ui``; ``Secure`` over
-HTTPS). UI pages accept that cookie or the normal ``Authorization: Bearer`` header.
+sets a ``HttpOnly; SameSite=Strict`` cookie (path ``/ui``; ``Secure`` over HTTPS) holding a
+token signed by the server (``app.ui.session``), not the key: it expires after
+``ui_session_seconds`` and ends when the key is revoked. UI pages accept that cookie or the
+normal ``Authorization: Bearer`` header.
 """
 
 from __future__ import annotations
 
+import math
+import time
 from typing import Annotated
 from urllib.parse import urlsplit
 
@@ -18,6 +22,7 @@ from app.auth import authenticate
 from app.db.models import Tenant
 from app.errors import Unauthorized
 from app.ui.html import note, page
+from app.ui.session import issue_token, tenant_of_token
 
 COOKIE = "grait_ui_key"
 LOGIN = "/ui/login"
@@ -51,12 +56,12 @@ def ui_tenant(request: Request, session: SessionDep) -> Tenant | Response:
     cookie = request.cookies.get(COOKIE)
     if not cookie:
         return to_login()
-    try:
-        return authenticate(session, f"Bearer {cookie}")
-    except Unauthorized:
+    tenant = tenant_of_token(session, request.app.state.ui_secret, cookie, time.time())
+    if tenant is None:  # expired, forged, or its key was revoked
         response = to_login()
         response.delete_cookie(COOKIE, path="/ui")
         return response
+    return tenant
 
 
 def _same_origin(request: Request) -> bool:
@@ -83,9 +88,11 @@ def login(request: Request, session: SessionDep, api_key: Annotated[str, Form()]
         authenticate(session, f"Bearer {key}")
     except Unauthorized:
         return page("Log in", note("invalid API key") + LOGIN_FORM, status_code=401, nav=False)
+    lifetime = request.app.state.settings.ui_session_seconds
+    token = issue_token(request.app.state.ui_secret, key, time.time(), lifetime)
     response = RedirectResponse("/ui/jobs", status_code=303)
     response.set_cookie(
-        COOKIE, key, path="/ui", httponly=True, samesite="strict",
+        COOKIE, token, max_age=math.ceil(lifetime), path="/ui", httponly=True, samesite="strict",
         secure=request.url.scheme == "https",
     )  # fmt: skip
     return response

@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import io
 import re
+import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,7 @@ from fastapi.testclient import TestClient
 from PIL import Image
 
 from app.ui.auth import COOKIE
+from app.ui.session import issue_token
 from tests.app.helpers import new_key
 from tests.app.ui_jobs import add_job, finished_jobs
 
@@ -150,6 +152,32 @@ def test_login_sets_cookie_and_pages_accept_it(app: FastAPI, client: TestClient)
     client.post("/ui/logout")
     client.cookies.clear()
     assert client.get("/ui/jobs", follow_redirects=False).status_code == 303
+
+
+def test_the_login_cookie_is_a_signed_expiring_token_not_the_key(
+    app: FastAPI, client: TestClient
+) -> None:
+    key, _ = new_key(app)
+    client.post("/ui/login", data={"api_key": key}, follow_redirects=False)
+    token = client.cookies[COOKIE]
+    secret = key[19:]  # after grait_<12 hex>_
+    assert secret not in token and key not in token
+    prefix, expires, signature = token.split(".")
+    assert client.get("/ui/jobs", follow_redirects=False).status_code == 200
+    # A changed expiry (or any other change) breaks the signature.
+    client.cookies.clear()
+    client.cookies.set(COOKIE, f"{prefix}.{int(expires) + 3600}.{signature}", path="/ui")
+    assert client.get("/ui/jobs", follow_redirects=False).status_code == 303
+
+
+def test_an_expired_login_goes_back_to_the_login_page(app: FastAPI, client: TestClient) -> None:
+    key, _ = new_key(app)
+    an_hour_ago = time.time() - 3600
+    client.cookies.set(COOKIE, issue_token(app.state.ui_secret, key, an_hour_ago, 60), path="/ui")
+    response = client.get("/ui/jobs", follow_redirects=False)
+    assert response.status_code == 303 and response.headers["location"] == "/ui/login"
+    client.cookies.set(COOKIE, issue_token(app.state.ui_secret, key, time.time(), 60), path="/ui")
+    assert client.get("/ui/jobs", follow_redirects=False).status_code == 200
 
 
 def test_cross_site_login_is_refused(app: FastAPI, client: TestClient) -> None:
