@@ -32,6 +32,7 @@ from app.db.types import utcnow
 from app.jobs import lease
 from app.jobs.queue import GPU_QUEUE, PUBLISH_RETRY, RUN_JOB_TASK
 from app.jobs.supervise import run_claimed
+from app.jobs.transient import retry_transient
 from worker.celery_app import REAP_TASK, app, settings
 
 log = logging.getLogger(__name__)
@@ -77,7 +78,12 @@ def run_job(job_id: str) -> str:
     giving the job back (``queued`` is re-sent). Side effects: job row, child process."""
     factory = session_factory()
     owner = new_owner()
-    claim = lease.claim(factory, job_id, owner, settings.lease_seconds)
+    # A database blip must not drop the message's job: it would wait for the stale-queue
+    # resend (resend_queued_after_seconds) instead.
+    claim = retry_transient(
+        lambda: lease.claim(factory, job_id, owner, settings.lease_seconds),
+        what=f"claim of job {job_id}",
+    )
     if claim is None:
         log.info("job %s not claimed (not queued: finished or running elsewhere)", job_id)
         return "not claimed"

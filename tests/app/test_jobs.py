@@ -33,7 +33,10 @@ def job_app(tmp_path: Path, database_url: str, toyworld_dir: Path) -> Iterator[F
     """The service with its local runner; job children run torch with one thread
     (``GRAIT_TORCH_THREADS``) and the runtime defaults ``WORKER_RUNTIME``."""
     retire_leftover_jobs(database_url)
-    settings = job_settings(tmp_path / "data", database_url, toyworld_dir, **WORKER_RUNTIME)
+    # max_epochs: the cancel test trains long enough (400 epochs) to be cancelled mid-way.
+    settings = job_settings(
+        tmp_path / "data", database_url, toyworld_dir, max_epochs=400, **WORKER_RUNTIME
+    )
     application = create_app(settings)
     yield application
     application.state.engine.dispose()
