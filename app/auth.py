@@ -10,6 +10,8 @@ import hashlib
 import hmac
 import re
 import secrets
+import threading
+import time
 
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -63,8 +65,52 @@ def authenticate(session: Session, authorization: str | None) -> Tenant:
     return tenant
 
 
-def authenticate_header(factory: sessionmaker[Session], authorization: str | None) -> Tenant:
-    """``authenticate`` in its own short unit of work: the tenant comes back detached (its
-    columns stay readable), and no database connection is held afterwards."""
+class TenantCache:
+    """Recently checked keys -> their tenant, for ``ttl`` seconds (thread-safe).
+
+    Entries are keyed by the sha256 of the whole header (no key is kept in memory) and hold
+    the detached tenant. Only successes are kept. A revoked key keeps working in this
+    process until its entry expires: at most ``ttl`` seconds (``auth_cache_seconds``).
+    """
+
+    MAX_ENTRIES = 10_000
+
+    def __init__(self, ttl: float) -> None:
+        self.ttl = ttl
+        self._lock = threading.Lock()
+        self._entries: dict[str, tuple[float, Tenant]] = {}
+
+    def get(self, digest: str, now: float) -> Tenant | None:
+        with self._lock:
+            entry = self._entries.get(digest)
+            if entry is None or entry[0] <= now:
+                return None
+            return entry[1]
+
+    def put(self, digest: str, tenant: Tenant, now: float) -> None:
+        if self.ttl <= 0:
+            return
+        with self._lock:
+            if len(self._entries) >= self.MAX_ENTRIES:
+                self._entries.clear()  # crude but bounded: many keys at once is rare
+            self._entries[digest] = (now + self.ttl, tenant)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+
+
+def authenticate_header(
+    factory: sessionmaker[Session], authorization: str | None, cache: TenantCache | None = None
+) -> Tenant:
+    """``authenticate`` in its own short unit of work, or from ``cache``: the tenant comes
+    back detached (its columns stay readable) and no database connection is held after."""
+    digest = hash_secret(authorization or "")
+    now = time.monotonic()
+    if cache is not None and (tenant := cache.get(digest, now)) is not None:
+        return tenant
     with unit_of_work(factory) as session:
-        return authenticate(session, authorization)
+        tenant = authenticate(session, authorization)
+    if cache is not None:
+        cache.put(digest, tenant, now)
+    return tenant

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from enum import Enum
 from typing import Any
@@ -31,7 +32,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from starlette.concurrency import run_in_threadpool
 
 from app.api.problems import database_unavailable, problem_of
-from app.auth import authenticate_header
+from app.auth import TenantCache, authenticate_header, hash_secret
 from app.concurrency import ANONYMOUS, Release, RequestSlots
 from app.db.models import Tenant
 from app.db.session import is_database_outage
@@ -81,6 +82,7 @@ class EdgeMiddleware:
         *,
         session_factory: sessionmaker[Session],
         slots: RequestSlots,
+        tenant_cache: TenantCache | None = None,
         max_body_bytes: int,
         body_timeout: float,
         upload_timeout: float,
@@ -88,6 +90,7 @@ class EdgeMiddleware:
         self.app = app
         self.session_factory = session_factory
         self.slots = slots
+        self.tenant_cache = tenant_cache
         self.max_body_bytes = max_body_bytes
         self.body_timeout = body_timeout
         self.upload_timeout = upload_timeout
@@ -128,8 +131,13 @@ class EdgeMiddleware:
 
     async def _authenticate(self, scope: Scope) -> Tenant:
         header = _header(scope, b"authorization")
+        cache = self.tenant_cache
+        if cache is not None:  # a hit costs no thread and no query
+            tenant = cache.get(hash_secret(header or ""), time.monotonic())
+            if tenant is not None:
+                return tenant
         try:
-            return await run_in_threadpool(authenticate_header, self.session_factory, header)
+            return await run_in_threadpool(authenticate_header, self.session_factory, header, cache)
         except SQLAlchemyError as exc:
             if not is_database_outage(exc):
                 raise

@@ -20,6 +20,7 @@ from app import ui
 from app.api import datasets, health, job_events, job_outputs, jobs, models
 from app.api.deps import current_tenant
 from app.api.problems import install_problem_handlers
+from app.auth import TenantCache
 from app.concurrency import RequestSlots
 from app.db.migrate import current_is_head, upgrade_to_head
 from app.db.session import make_engine, make_session_factory
@@ -30,7 +31,7 @@ from app.jobs.queue import make_queue
 from app.metrics import HttpMetrics, MetricsMiddleware
 from app.settings import Settings, get_settings
 from app.storage import ArtifactStore
-from app.ui.session import session_secret
+from app.ui.session import signing_key
 
 log = logging.getLogger(__name__)
 
@@ -80,7 +81,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.session_factory = make_session_factory(app.state.engine)
     app.state.store = ArtifactStore(settings.artifacts)
     app.state.metrics = HttpMetrics()
-    app.state.ui_secret = session_secret(settings.session_secret.get_secret_value())
+    app.state.ui_secret = signing_key(settings.ui_session_key.get_secret_value())
     app.state.event_streams = StreamQuota(settings.max_event_streams_per_tenant)
     app.state.event_watcher = EventWatcher(app.state.session_factory, job_events.POLL_SECONDS)
     app.state.runner = None
@@ -102,8 +103,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         per_owner=settings.max_concurrent_requests_per_tenant,
     )
     app.state.request_slots = slots
+    app.state.tenant_cache = TenantCache(settings.auth_cache_seconds)
     app.add_middleware(
         EdgeMiddleware, session_factory=app.state.session_factory, slots=slots,
+        tenant_cache=app.state.tenant_cache,
         max_body_bytes=settings.max_body_bytes, body_timeout=settings.body_timeout_seconds,
         upload_timeout=settings.upload_timeout_seconds,
     )  # fmt: skip

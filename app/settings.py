@@ -104,10 +104,14 @@ class Settings(BaseSettings):
     max_concurrent_requests_per_tenant: int = Field(default=6, ge=1)
     # Open event streams (SSE) per tenant: 429 past it.
     max_event_streams_per_tenant: int = Field(default=20, ge=1)
-    # Signs /ui login cookies; empty: a random secret per process (logins end at restart).
-    session_secret: SecretStr = SecretStr("")
+    # Signs /ui login cookies; empty: a random one per process (logins end at restart; set
+    # it when several processes serve the UI).
+    ui_session_key: SecretStr = SecretStr("")
     # How long a /ui login lasts.
     ui_session_seconds: float = Field(default=8 * 3600.0, gt=0)
+    # Seconds an API process may reuse a checked key (key -> tenant) without asking the
+    # database; a revoked key is refused everywhere within this time (0: always ask).
+    auth_cache_seconds: float = Field(default=5.0, ge=0)
 
     @field_validator("device")
     @classmethod

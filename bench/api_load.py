@@ -9,7 +9,12 @@ random job, waiting ``--interval`` seconds between its polls (0: as fast as it c
 closed loop where latency is bound to grow with the client count). Prints requests/s,
 p50/p99/max latency and the errors (non-200 answers and exceptions).
 
-    .venv/bin/python bench/api_load.py                       # 200 clients, 30 s
+With ``--baseline REV`` (default: the code before the issue 16 edge work) the same load is
+first run against that revision's service (a temporary ``git worktree``, its own fresh
+database), then against the working tree, and both are printed side by side.
+
+    .venv/bin/python bench/api_load.py                       # 200 clients, 30 s, vs baseline
+    .venv/bin/python bench/api_load.py --baseline ''         # the working tree only
     .venv/bin/python bench/api_load.py --clients 50 --seconds 10 --interval 0
 """
 
@@ -39,6 +44,9 @@ import psycopg  # noqa: E402
 from sqlalchemy.engine import make_url  # noqa: E402
 
 PG_ADMIN = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+ROOT = os.path.dirname(HERE)
+# The last commit before issue 16's HTTP edge work (auth per request in the route).
+BASELINE = "fd65a4c"
 
 
 def parse_args() -> argparse.Namespace:
@@ -50,6 +58,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--jobs", type=int, default=50)
     parser.add_argument("--events", type=int, default=100, help="events per job")
     parser.add_argument("--workers", type=int, default=1, help="uvicorn worker processes")
+    parser.add_argument(
+        "--baseline", default=BASELINE, help="git revision to compare with ('': none)"
+    )
     parser.add_argument(
         "--max-inflight", type=int, default=0,
         help="admit at most this many requests at once in the service (0: no limit)",
@@ -111,40 +122,71 @@ def seed(base: str, url: str, n_jobs: int, n_events: int) -> tuple[str, list[str
     return key, jobs
 
 
+class Connection:
+    """A minimal HTTP/1.1 keep-alive client for GETs (one connection per simulated client).
+
+    Why not one shared ``httpx.AsyncClient``: with 200 connections its pool bookkeeping is
+    linear in the pool size per request, and the load generator then took most of the CPU
+    it shares with the service (measured with py-spy); the figures measured the generator.
+    """
+
+    def __init__(self, host: str, port: int, key: str) -> None:
+        self.host, self.port = host, port
+        self.auth = f"Authorization: Bearer {key}\r\n".encode()
+        self.streams: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None = None
+
+    async def get(self, path: str) -> int:
+        """The status of ``GET path`` (the body is read and dropped)."""
+        if self.streams is None:
+            self.streams = await asyncio.open_connection(self.host, self.port)
+        reader, writer = self.streams
+        writer.write(f"GET {path} HTTP/1.1\r\nHost: {self.host}\r\n".encode() + self.auth + b"\r\n")
+        await writer.drain()
+        head = await reader.readuntil(b"\r\n\r\n")
+        lines = head.decode("latin-1").split("\r\n")
+        headers = dict(line.lower().split(": ", 1) for line in lines[1:] if ": " in line)
+        await reader.readexactly(int(headers.get("content-length", "0")))
+        if headers.get("connection") == "close":
+            self.close()
+        return int(lines[0].split(" ", 2)[1])
+
+    def close(self) -> None:
+        if self.streams is not None:
+            self.streams[1].close()
+            self.streams = None
+
+
 async def client_loop(
-    client: httpx.AsyncClient, jobs: list[str], until: float, interval: float, stats: dict
+    base: str, key: str, jobs: list[str], until: float, interval: float, stats: dict
 ) -> None:
+    host, port = base.removeprefix("http://").split(":")
+    connection = Connection(host, int(port), key)
     await asyncio.sleep(random.random() * max(interval, 0.01))  # spread the first polls
     while time.monotonic() < until:
         job_id = random.choice(jobs)
         for path in (f"/v1/jobs/{job_id}", f"/v1/jobs/{job_id}/events?limit=50"):
             start = time.perf_counter()
             try:
-                response = await client.get(path)
-                ok, kind = response.status_code == 200, str(response.status_code)
-            except httpx.HTTPError as error:
+                status = await asyncio.wait_for(connection.get(path), 30)
+                ok, kind = status == 200, str(status)
+            except (OSError, asyncio.IncompleteReadError, TimeoutError, ValueError) as error:
                 ok, kind = False, type(error).__name__
+                connection.close()
             stats["latencies"].append(time.perf_counter() - start)
             if not ok:
                 stats["errors"][kind] += 1
         if interval > 0:
             await asyncio.sleep(interval)
+    connection.close()
 
 
 async def load(base: str, key: str, jobs: list[str], args: argparse.Namespace) -> dict:
     stats: dict = {"latencies": [], "errors": Counter()}
-    limits = httpx.Limits(max_connections=args.clients, max_keepalive_connections=args.clients)
-    headers = {"Authorization": f"Bearer {key}"}
-    async with httpx.AsyncClient(
-        base_url=base, headers=headers, limits=limits, timeout=30
-    ) as client:
-        until = time.monotonic() + args.seconds
-        started = time.monotonic()
-        loops = [
-            client_loop(client, jobs, until, args.interval, stats) for _ in range(args.clients)
-        ]
-        await asyncio.gather(*loops)
-        stats["elapsed"] = time.monotonic() - started
+    until = time.monotonic() + args.seconds
+    started = time.monotonic()
+    loops = [client_loop(base, key, jobs, until, args.interval, stats) for _ in range(args.clients)]
+    await asyncio.gather(*loops)
+    stats["elapsed"] = time.monotonic() - started
     return stats
 
 
@@ -169,20 +211,23 @@ uvicorn.run(capped, port=port, log_level="warning", access_log=False)
 
 
 def start_service(
-    url: str, data_dir: str, args: argparse.Namespace
+    url: str, data_dir: str, args: argparse.Namespace, code_dir: str
 ) -> tuple[subprocess.Popen, str]:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     env = {**os.environ, "GRAIT_DATABASE_URL": url, "GRAIT_DATA_DIR": data_dir,
-           "GRAIT_QUEUE": "local", "GRAIT_LOCAL_RUNNER": "false"}  # fmt: skip
+           "GRAIT_QUEUE": "local", "GRAIT_LOCAL_RUNNER": "false",
+           # Room for every seeded (queued) job of the one bench tenant.
+           "GRAIT_MAX_ACTIVE_JOBS_PER_TENANT": str(max(20, args.jobs))}  # fmt: skip
     if args.workers == 1:
         command = [sys.executable, "-c", SERVE, str(port), "1", str(args.max_inflight)]
     else:
         command = [sys.executable, "-m", "uvicorn", "app.main:create_app", "--factory",
                    "--port", str(port), "--workers", str(args.workers), "--log-level",
                    "warning", "--no-access-log"]  # fmt: skip
-    process = subprocess.Popen(command, env=env, cwd=os.path.dirname(HERE))
+    env["PYTHONPATH"] = code_dir
+    process = subprocess.Popen(command, env=env, cwd=code_dir)
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
@@ -195,15 +240,15 @@ def start_service(
     raise SystemExit("the service did not start within 60 s")
 
 
-def main() -> int:
-    args = parse_args()
+def measure(args: argparse.Namespace, code_dir: str) -> dict:
+    """Run the load against the service of ``code_dir`` on a fresh database; the stats."""
     url, name = create_database(args.pg)
     process = None
     try:
         with tempfile.TemporaryDirectory() as data_dir:
-            process, base = start_service(url, data_dir, args)
+            process, base = start_service(url, data_dir, args, code_dir)
             key, jobs = seed(base, url, args.jobs, args.events)
-            stats = asyncio.run(load(base, key, jobs, args))
+            return asyncio.run(load(base, key, jobs, args))
     finally:
         if process is not None:
             process.terminate()
@@ -213,18 +258,55 @@ def main() -> int:
                 process.kill()
                 process.wait(10)
         drop_database(args.pg, name)
+
+
+def figures(stats: dict) -> dict[str, str]:
     latencies = sorted(stats["latencies"])
     n = len(latencies)
     errors = sum(stats["errors"].values())
+
+    def ms(value: float) -> str:
+        return f"{value * 1000:.1f}"
+
+    p50 = latencies[n // 2] if n else 0.0
+    p99 = latencies[min(n - 1, int(n * 0.99))] if n else 0.0
+    return {
+        "requests": str(n),
+        "requests/s": f"{n / stats['elapsed']:.1f}",
+        "errors": f"{errors} {dict(stats['errors']) if errors else ''}".strip(),
+        "p50 ms": ms(p50),
+        "p99 ms": ms(p99),
+        "max ms": ms(latencies[-1] if n else 0.0),
+    }
+
+
+def baseline_tree(revision: str, parent: str) -> str:
+    """A detached worktree of ``revision`` under ``parent`` (removed by the caller)."""
+    path = os.path.join(parent, "baseline")
+    subprocess.run(["git", "-C", ROOT, "worktree", "add", "--detach", "--force", path, revision],
+                   check=True, capture_output=True)  # fmt: skip
+    return path
+
+
+def main() -> int:
+    args = parse_args()
+    runs: dict[str, dict[str, str]] = {}
+    with tempfile.TemporaryDirectory() as parent:
+        if args.baseline:
+            tree = baseline_tree(args.baseline, parent)
+            try:
+                runs[f"baseline {args.baseline}"] = figures(measure(args, tree))
+            finally:
+                subprocess.run(["git", "-C", ROOT, "worktree", "remove", "--force", tree],
+                               check=False, capture_output=True)  # fmt: skip
+        runs["working tree"] = figures(measure(args, ROOT))
     print(f"clients={args.clients} seconds={args.seconds} interval={args.interval}s "
           f"workers={args.workers} max_inflight={args.max_inflight or 'none'} jobs={args.jobs} events/job={args.events}")  # fmt: skip
-    print(f"requests: {n}  requests/s: {n / stats['elapsed']:.1f}  errors: {errors} "
-          f"{dict(stats['errors'])}")  # fmt: skip
-    if n:
-        p50, p99 = latencies[n // 2], latencies[min(n - 1, int(n * 0.99))]
-        print(f"latency ms: p50 {p50 * 1000:.1f}  p99 {p99 * 1000:.1f}  "
-              f"max {latencies[-1] * 1000:.1f}")  # fmt: skip
-    return 0 if errors == 0 else 1
+    names = list(runs)
+    print(f"{'':<12}" + "".join(f"{name:>24}" for name in names))
+    for row in runs[names[-1]]:
+        print(f"{row:<12}" + "".join(f"{runs[name][row]:>24}" for name in names))
+    return 0 if runs["working tree"]["errors"] == "0" else 1
 
 
 if __name__ == "__main__":

@@ -71,16 +71,33 @@ def unit_of_work(factory: sessionmaker[Session]) -> Iterator[Session]:
     session = factory()
     try:
         yield session
-        session.commit()
     except BaseException:
+        finish(session, failed=True)
+        raise
+    finish(session, failed=False)
+
+
+def finish(session: Session, *, failed: bool) -> None:
+    """End ``session``'s unit of work: commit (or, when ``failed`` or the commit fails, roll
+    back), run the matching hooks, close. Re-raises a failed commit."""
+    try:
+        if failed:
+            raise _Failed
+        session.commit()
+    except BaseException as error:
         session.rollback()
         _run_hooks(session, "after_rollback")
-        raise
+        if not isinstance(error, _Failed):
+            raise
     else:
         _run_hooks(session, "after_commit")
     finally:
         session.info.clear()
         session.close()
+
+
+class _Failed(Exception):
+    """The block of a unit of work raised: roll back (internal to ``finish``)."""
 
 
 def rows_changed(session: Session, statement: Any) -> int:

@@ -23,8 +23,8 @@ from app.db.repositories import ApiKeyRepository
 TOKEN = re.compile(r"([0-9a-f]{12})\.([0-9]{1,12})\.([A-Za-z0-9_-]{43})")
 
 
-def session_secret(configured: str) -> bytes:
-    """The signing secret: ``GRAIT_SESSION_SECRET``, else a random one for this process
+def signing_key(configured: str) -> bytes:
+    """The signing key: ``GRAIT_UI_SESSION_KEY``, else a random one for this process
     (then logins end when the process restarts)."""
     return configured.encode() if configured else secrets.token_bytes(32)
 

@@ -58,7 +58,8 @@ def test_keys_revoke_ends_api_and_ui_access(env_settings, capsys) -> None:
     cli_keys.run(parse(["create", "--tenant", "acme"]))
     key = capsys.readouterr().out.strip()
     bearer = {"Authorization": f"Bearer {key}"}
-    with TestClient(create_app(env_settings)) as client:
+    uncached = env_settings.model_copy(update={"auth_cache_seconds": 0})
+    with TestClient(create_app(uncached)) as client:
         login = client.post("/ui/login", data={"api_key": key}, follow_redirects=False)
         assert login.status_code == 303 and client.get("/ui/jobs").status_code == 200
         prefix = key[:18]  # grait_<12 hex>

@@ -10,7 +10,9 @@ from collections.abc import Iterator
 import pytest
 from fastapi import FastAPI
 
+from app.auth import TenantCache
 from app.concurrency import RequestSlots
+from app.db.models import Tenant
 from app.main import create_app
 from app.settings import Settings
 from tests.app.asgi_driver import call, run
@@ -159,3 +161,13 @@ def test_one_tenant_cannot_take_every_slot() -> None:
         return a_waits, slots.in_use() == 0 and not slots._owners
 
     assert run(scenario) == (True, True)
+
+
+def test_checked_keys_are_reused_only_for_the_cache_time() -> None:
+    cache = TenantCache(ttl=5.0)
+    tenant = Tenant(id="ten_1", name="acme")
+    cache.put("digest", tenant, now=100.0)
+    assert cache.get("digest", now=104.9) is tenant
+    assert cache.get("digest", now=105.0) is None  # expired: the database is asked again
+    assert cache.get("other", now=101.0) is None
+    TenantCache(ttl=0).put("digest", tenant, now=100.0)  # 0: nothing is kept
