@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 import torch
 from fastapi.testclient import TestClient
+from sqlalchemy import event
 from sqlalchemy.exc import OperationalError, ProgrammingError
 
 from app.jobs import lease
@@ -25,6 +26,7 @@ from app.settings import Settings
 from grait_engine import memory
 from tests.app.helpers import new_key
 from tests.app.job_helpers import events, job_body, job_settings, upload_world
+from tests.app.test_reliability import ConnectionKiller
 from worker import execute
 
 pytestmark = pytest.mark.slow
@@ -199,3 +201,23 @@ def test_stage_caches_are_per_tenant(api: Api, toyworld_dir: Path) -> None:
     assert stages and not any(info["cached"] for info in stages.values()), stages
     cache = api.settings.stage_cache_dir
     assert cache is not None and len(list((cache / "tenants").iterdir())) == 2
+
+
+def test_a_killed_connection_mid_job_does_not_fail_it(api: Api) -> None:
+    """The job's database connection is really killed (``pg_terminate_backend`` on
+    PostgreSQL) in the middle of a progress write, an event and a metrics flush: each write
+    is retried on a new connection and the job succeeds on its first attempt (one lost
+    connection used to fail it for good as ``stage_error``)."""
+    job_id = api.claimed_job()
+    engine = api.client.app.state.engine  # type: ignore[attr-defined]
+    killer = ConnectionKiller(api.settings.database_url)
+    killer.armed = {"UPDATE jobs", "INSERT INTO job_events", "INSERT INTO job_metrics"}
+    event.listen(engine, "before_cursor_execute", killer)
+    try:
+        assert api.execute(job_id) == "succeeded"
+    finally:
+        event.remove(engine, "before_cursor_execute", killer)
+    assert sorted(killer.killed) == ["INSERT INTO job_events", "INSERT INTO job_metrics",
+                                     "UPDATE jobs"]  # fmt: skip
+    job = api.job(job_id)
+    assert (job["status"], job["attempt"], job["error"]) == ("succeeded", 1, None)
