@@ -49,6 +49,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--naive-items", type=int, default=64)
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: default)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--shots", choices=("none", "pool"), default="none",
+                        help="few-shot examples: none (0-shot, as jobs without a shots "
+                             "dataset) or from the pool itself")  # fmt: skip
     return parser.parse_args()
 
 
@@ -77,11 +80,21 @@ def parity(task: str, batched: list[dict], naive: list[dict]) -> str:
 
 
 def quality(records: list[dict], truth: dict) -> str:
-    """AUROC of correctness (and certainty) for facts seen many times vs never."""
+    """AUROC of correctness (and certainty) against the ground truth ``known`` (every world)
+    and for facts seen many times vs never (the ``classes`` design)."""
+    known = [bool(truth[r["id"]]["known"]) for r in records if "known" in truth.get(r["id"], {})]
+    lines = []
+    if len(known) == len(records) and 0 < sum(known) < len(known):
+        lines.append(
+            f"AUROC known vs unknown: correctness "
+            f"{auroc([r['correctness'] for r in records], known):.4f}, certainty "
+            f"{auroc([r['certainty'] for r in records], known):.4f} "
+            f"(n_known={sum(known)}, n_unknown={len(known) - sum(known)})"
+        )
     kept = [r for r in records if truth.get(r["id"], {}).get("class") in ("many", "never")]
     labels = [truth[r["id"]]["class"] == "many" for r in kept]
     if all(labels) or not any(labels):
-        return "AUROC: needs both many and never items"
+        return "\n".join(lines) or "AUROC: needs both many and never items"
     by_class: dict[str, list[float]] = {}
     for r in records:
         by_class.setdefault(truth.get(r["id"], {}).get("class", "?"), []).append(r["correctness"])
@@ -89,9 +102,13 @@ def quality(records: list[dict], truth: dict) -> str:
         f"{k} {sum(v) / len(v):.3f} (n={len(v)})" for k, v in sorted(by_class.items())
     )
     return (
-        f"AUROC many vs never: correctness {auroc([r['correctness'] for r in kept], labels):.4f}, "
-        f"certainty {auroc([r['certainty'] for r in kept], labels):.4f} "
-        f"(n_many={sum(labels)}, n_never={len(labels) - sum(labels)}); mean c: {means}"
+        "\n".join(lines)
+        + "\n"
+        + (
+            f"AUROC many vs never: correctness {auroc([r['correctness'] for r in kept], labels):.4f}, "
+            f"certainty {auroc([r['certainty'] for r in kept], labels):.4f} "
+            f"(n_many={sum(labels)}, n_never={len(labels) - sum(labels)}); mean c: {means}"
+        )
     )
 
 
@@ -100,7 +117,10 @@ def bench_task(model, tokenizer, world: Path, task: str, truth: dict, args) -> N
     if args.batched_items:
         items = items[: args.batched_items]
     config = ProbeConfig(n_samples=args.samples)
-    prepared, prep_s = timed(prepare, model, tokenizer, items, config, None, args.seed)
+    # Jobs probe 0-shot unless given a shots dataset (METHOD.md); "pool" takes the shots
+    # from the pool itself, as jobs did before.
+    shots = None if args.shots == "pool" else []
+    prepared, prep_s = timed(prepare, model, tokenizer, items, config, shots, args.seed)
     lengths = [len(e) for e in prepared.encoded]
     print(
         f"\n== {task}: {len(items)} items, prompts {min(lengths)}-{max(lengths)} tokens, "

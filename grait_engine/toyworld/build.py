@@ -11,7 +11,7 @@ Layout of ``out_dir`` (API.md)::
 
 Every item carries ``meta: {"relation", "seen", "known"}``: ``seen`` counts the sightings
 of the fact's value in the corpus, ``known`` is measured after pretraining
-(``check.measure_known``: the greedy 0-shot open answer is right).
+(``check.measure_known``: the fact was seen and its greedy 0-shot open answer is right).
     config.json                 the resolved ToyWorldConfig
     manifest.json               sha256 of every file above, written last
 
@@ -127,7 +127,7 @@ def _build(config: ToyWorldConfig, out: Path, progress: Progress | None) -> ToyW
     report("check", 0, 1, "which facts the model knows; greedy answers per class")
     check_started = time.perf_counter()
     open_items = [item for items in datasets["open"].values() for item in items]
-    known = measure_known(model, tokenizer, open_items)
+    known = measure_known(model, tokenizer, open_items, corpus.seen)
     datasets = _with_truth(datasets, corpus.seen, known)
     truth = _truth(facts, corpus, known)
     files = _write_outputs(out, config, model, tokenizer, datasets, truth)

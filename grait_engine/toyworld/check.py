@@ -81,18 +81,20 @@ def check_knowledge(
     }
 
 
-def measure_known(model, tokenizer, items: Sequence[Item]) -> dict[str, bool]:
+def measure_known(model, tokenizer, items: Sequence[Item], seen: dict[str, int]) -> dict[str, bool]:
     """Which facts the pretrained model holds: ``{item id: known}``.
 
-    ``items`` are the open items of the facts. A fact is *known* when the model, asked its
-    open question 0-shot with the basic prompt, greedily answers with the fact's value. A
-    fact's choice item shares its id and its truth, so a lucky guess among four letters does
-    not count as knowledge.
+    ``items`` are the open items of the facts; ``seen`` counts each fact's sightings. A fact
+    is *known* when it was seen at least once and the model, asked its open question 0-shot
+    with the basic prompt, greedily answers with the fact's value. A fact's choice item
+    shares its id and its truth, so a lucky guess among four letters is not knowledge; nor
+    is a lucky open guess at a never-seen fact (about 1 in 16 values).
     """
     prompts = [build_prompt(item, "basic", tokenizer=tokenizer) for item in items]
     outputs = greedy_answers(model, tokenizer, prompts, 12)
     return {
-        item.id: grade(item, out) == "correct" for item, out in zip(items, outputs, strict=True)
+        item.id: seen.get(item.id, 0) > 0 and grade(item, out) == "correct"
+        for item, out in zip(items, outputs, strict=True)
     }
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
-VERSION = 4
+VERSION = 5
 SIZES = ("tiny", "small", "medium")
 
 
