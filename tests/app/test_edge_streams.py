@@ -105,3 +105,19 @@ def test_idle_streams_do_not_poll_the_database_each(queued: dict[str, Any]) -> N
 
     run(scenario)
     assert len(queries) < 30, len(queries)  # about 4 polls a second of 2 queries, for all
+
+
+def test_event_list_in_one_query_keeps_its_answers(queued: dict[str, Any]) -> None:
+    """Events of the tenant's job (one query when there are some); none yet is an empty
+    page; another tenant's or an unknown job is 404."""
+    client, auth, path = queued["client"], queued["auth"], queued["path"]
+    page = client.get(f"{path}/events?limit=1", headers=auth).json()
+    assert len(page["data"]) == 1 and page["data"][0]["type"]
+    last = page["data"][0]["id"]
+    empty = client.get(f"{path}/events?after={last + 10**6}", headers=auth)
+    assert empty.status_code == 200
+    assert empty.json()["data"] == [] and empty.json()["has_more"] is False
+    other, _ = new_key(queued["app"])
+    stranger = {"Authorization": f"Bearer {other}"}
+    assert client.get(f"{path}/events", headers=stranger).status_code == 404
+    assert client.get("/v1/jobs/job_x/events", headers=auth).status_code == 404
