@@ -44,7 +44,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
-from app.db.models import Dataset, Job
+from app.db.models import Dataset, Job, dataset_refs
 from app.db.session import unit_of_work
 from app.jobs.recorder import JobRecorder
 from app.jobs.spec import engine_config
@@ -201,10 +201,8 @@ def _job_config(
         if job is None:
             raise JobInputError("job", f"no job {job_id}")
         config, tenant_id = dict(job.config), job.tenant_id
-        refs = {"training_dataset": config["training_dataset"]}
-        refs |= {f"eval_datasets.{k}": v for k, v in config["eval_datasets"].items()}
         paths = {}
-        for field, dataset_id in refs.items():
+        for field, dataset_id in dataset_refs(config).items():
             dataset = session.scalar(
                 select(Dataset).where(Dataset.tenant_id == job.tenant_id, Dataset.id == dataset_id)
             )
@@ -214,6 +212,8 @@ def _job_config(
     data = engine_config(config)
     data["model"] = _model_path(config["model"], settings, recorder)
     data["training_dataset"] = paths.pop("training_dataset")
+    if "shots_dataset" in paths:
+        data["shots_dataset"] = paths.pop("shots_dataset")
     data["eval_datasets"] = {field.split(".", 1)[1]: path for field, path in paths.items()}
     data["device"], data["dtype"] = compute.device, compute.dtype
     loaded = load_job_config(data)

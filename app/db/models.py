@@ -6,6 +6,7 @@ Times are timezone-aware UTC (``UTCDateTime``); JSON columns are portable (JSONB
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
@@ -79,6 +80,17 @@ class Dataset(Base):
     filename: Mapped[str | None] = mapped_column(String(255), default=None)
     storage_path: Mapped[str] = mapped_column(String(255))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+def dataset_refs(config: Mapping[str, Any]) -> dict[str, str]:
+    """The datasets a job config names, by request field: ``training_dataset``,
+    ``shots_dataset`` (when set) and ``eval_datasets.<name>``. The one list that the API's
+    checks, the datasets-in-use check and the worker all read."""
+    refs = {"training_dataset": config["training_dataset"]}
+    if config.get("shots_dataset"):
+        refs["shots_dataset"] = config["shots_dataset"]
+    refs |= {f"eval_datasets.{k}": v for k, v in (config.get("eval_datasets") or {}).items()}
+    return refs
 
 
 class Job(Base):

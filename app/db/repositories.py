@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.db.models import ACTIVE_STATUSES, ApiKey, Dataset, Job, Tenant
+from app.db.models import ACTIVE_STATUSES, ApiKey, Dataset, Job, Tenant, dataset_refs
 from app.db.pagination import newest_first_page
 from app.db.types import new_id
 
@@ -85,7 +85,7 @@ class DatasetRepository:
 
     def active_jobs_using(self, dataset_id: str) -> list[str]:
         """Ids of this tenant's queued or running jobs whose config names the dataset
-        (as training or evaluation set), oldest first. Active jobs per tenant are few
+        (as training, shots or evaluation set), oldest first. Active jobs per tenant are few
         (``max_active_jobs_per_tenant``), so their configs are read and checked here."""
         query = (
             select(Job.id, Job.config)
@@ -94,8 +94,7 @@ class DatasetRepository:
         )
         users = []
         for job_id, config in self.session.execute(query):
-            named = [config.get("training_dataset"), *(config.get("eval_datasets") or {}).values()]
-            if dataset_id in named:
+            if dataset_id in dataset_refs(config).values():
                 users.append(job_id)
         return users
 

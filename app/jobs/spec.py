@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.db.models import Dataset
+from app.db.models import Dataset, dataset_refs
 from app.jobs.limits import check_caps, check_finite, invalid
 from app.settings import Settings
 from grait_engine.pipeline.config import JobConfigError, resolve_knobs
@@ -30,6 +30,10 @@ SECTIONS = {
 }  # fmt: skip
 
 
+# The request fields that name datasets (``dataset_refs`` reads them).
+DATASET_FIELDS = ("training_dataset", "shots_dataset", "eval_datasets")
+
+
 class JobCreate(BaseModel):
     """``POST /v1/jobs``: what to tune, on which data, with which method and knobs."""
 
@@ -39,8 +43,11 @@ class JobCreate(BaseModel):
     task: Literal["open", "choice"]
     training_dataset: DatasetId
     eval_datasets: dict[SetName, DatasetId] = Field(min_length=1, max_length=10)
+    shots_dataset: DatasetId | None = Field(
+        default=None, description="the probe's few-shot examples (a dev split); none: 0-shot"
+    )
     method: dict[str, Any] = Field(
-        description="{type: grait|cor_rait|corcer_rait|van, n_ik, n_idk, ...grait knobs}"
+        description="{type: grait|cor_rait|corcer_rait|craft|van, n_ik, n_idk, ...grait knobs}"
     )
     hyperparameters: dict[str, Any] = Field(default_factory=dict, description="training knobs")
     probe: dict[str, Any] = Field(default_factory=dict)
@@ -59,6 +66,8 @@ class JobCreate(BaseModel):
         if not self.runtime:
             # As before ``runtime`` existed: a request stored then replays with the same key.
             del fields["runtime"]
+        if self.shots_dataset is None:  # likewise for ``shots_dataset``
+            del fields["shots_dataset"]
         canonical = json.dumps(fields, sort_keys=True)
         return hashlib.sha256(canonical.encode()).hexdigest()
 
@@ -76,8 +85,7 @@ def resolve_job(
     check_finite(body.model_dump(mode="python"))
     if body.model not in settings.models:
         raise invalid("model", f"{body.model!r} is not served here; see GET /v1/models")
-    named = [("training_dataset", body.training_dataset)]
-    named += [(f"eval_datasets.{name}", ref) for name, ref in body.eval_datasets.items()]
+    named = dataset_refs(body.model_dump(include=set(DATASET_FIELDS))).items()
     for field, dataset_id in named:
         dataset = session.scalar(
             select(Dataset)
@@ -103,6 +111,7 @@ def resolve_job(
         "task": body.task,
         "training_dataset": body.training_dataset,
         "eval_datasets": dict(body.eval_datasets),
+        "shots_dataset": body.shots_dataset,
         "method": knobs["method"],
         "hyperparameters": knobs["training"],
         "probe": knobs["probe"],

@@ -13,7 +13,7 @@ from fastapi.testclient import TestClient
 
 from app.jobs import lease
 from app.main import create_app
-from tests.app.helpers import assert_problem, choice_lines, new_key, upload_raw
+from tests.app.helpers import assert_problem, choice_lines, new_key, open_lines, upload_raw
 from tests.app.job_helpers import job_body, job_settings
 
 
@@ -81,3 +81,26 @@ def test_retry_resolves_the_same_config_again(world: dict[str, Any]) -> None:
     assert retry.status_code == 201, retry.text
     assert retry.json()["config"] == first["config"]
     assert retry.json()["parent_job_id"] == job_id
+
+
+def test_a_shots_dataset_is_checked_echoed_and_kept_while_in_use(world: dict[str, Any]) -> None:
+    client, auth = world["client"], world["auth"]
+    shots = upload_raw(client, auth, choice_lines(2), "choice").json()["id"]
+    body = {**job_body(world["ids"]), "shots_dataset": shots}
+    created = client.post("/v1/jobs", json=body, headers=auth)
+    assert created.status_code == 201, created.text
+    job_id = created.json()["id"]
+    assert created.json()["config"]["shots_dataset"] == shots
+    # In use by a queued job: 409, like its training and evaluation sets.
+    assert assert_problem(client.delete(f"/v1/datasets/{shots}", headers=auth), 409)["jobs"] == [
+        job_id
+    ]
+    # A shots dataset of the other task type, or one that is not there, is a 422 naming it.
+    wrong = upload_raw(client, auth, open_lines(2), "open").json()["id"]
+    for ref in (wrong, "ds_missing"):
+        response = client.post("/v1/jobs", json={**body, "shots_dataset": ref}, headers=auth)
+        problem = assert_problem(response, 422)
+        assert [error["field"] for error in problem["errors"]] == ["shots_dataset"]
+    # Without one the job probes 0-shot and echoes null.
+    plain = client.post("/v1/jobs", json=job_body(world["ids"]), headers=auth).json()
+    assert plain["config"]["shots_dataset"] is None

@@ -221,3 +221,19 @@ def test_a_killed_connection_mid_job_does_not_fail_it(api: Api) -> None:
                                      "UPDATE jobs"]  # fmt: skip
     job = api.job(job_id)
     assert (job["status"], job["attempt"], job["error"]) == ("succeeded", 1, None)
+
+
+def test_a_craft_job_with_a_shots_dataset_runs_through_the_service(api: Api) -> None:
+    body = job_body(api.ids, "craft", shots_dataset=api.ids["test_ood"])
+    response = api.client.post("/v1/jobs", json=body, headers=api.auth)
+    assert response.status_code == 201, response.text
+    job_id = str(response.json()["id"])
+    factory = api.client.app.state.session_factory  # type: ignore[attr-defined]
+    assert lease.claim(factory, job_id, OWNER, 600) is not None
+    assert api.execute(job_id) == "succeeded", api.job(job_id)
+    report = api.client.get(f"/v1/jobs/{job_id}/report", headers=api.auth).json()
+    assert report["job"]["method"] == "craft"
+    assert {"rehearse", "reprobe"} <= set(report["stages"])
+    # The probe read the uploaded shots dataset (its stored file), not the pool.
+    assert report["job"]["config"]["shots_dataset"] is not None
+    assert any("knowledge flow" in note for note in report["selection"]["notes"])
