@@ -17,6 +17,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.api.deps import SessionDep, StoreDep
+from app.api.job_schemas import public_message
 from app.db.models import Job, Tenant
 from app.storage import ArtifactStore
 from app.ui.auth import router as login_router
@@ -116,7 +117,8 @@ def _status_section(job: Job) -> str:
     if job.stage:
         lines.append(f"stage: {text(job.stage)}")
     if job.error_code or job.error_message:
-        lines.append(f"error: {text(job.error_code)} {text(job.error_message)}")
+        # As the API shows it: an old row's SQL statement never reaches a page.
+        lines.append(f"error: {text(job.error_code)} {text(public_message(job.error_message))}")
     body = "<p>" + "<br>".join(lines) + "</p>" + note("The report is not ready yet.")
     return section("status", "Status", body)
 

@@ -210,3 +210,18 @@ def test_without_auth_redirects_to_login(client: TestClient, path: str) -> None:
     client.cookies.clear()
     bearer = {"Authorization": "Bearer nope"}
     assert client.get(path, headers=bearer, follow_redirects=False).status_code == 401
+
+
+def test_a_failed_job_page_never_shows_sql(app: FastAPI, client: TestClient) -> None:
+    from app.db.models import Job
+    from app.db.session import unit_of_work
+
+    key, tenant = new_key(app)
+    job_id = add_job(app, tenant, None, status="failed")
+    with unit_of_work(app.state.session_factory) as session:
+        job = session.get(Job, job_id)
+        assert job is not None
+        job.error_code = "stage_error"
+        job.error_message = "(OperationalError) [SQL: SELECT secret FROM t] [parameters: (1,)]"
+    html = client.get(f"/ui/jobs/{job_id}", headers=_bearer(key)).text
+    assert "stage_error" in html and "SELECT secret" not in html and "[SQL:" not in html
