@@ -24,10 +24,11 @@ from typing import Any
 import numpy as np
 
 from grait_engine.evaluation.grade import rates, ths
+from grait_engine.reporting.data import RESULT_COLUMNS, row_metrics
 
 PREDICTIONS = "predictions.jsonl"  # as grait_engine.evaluation.evaluate writes it
 # The metrics of a summary row, in table order; the last two come from ``by_known``.
-SUMMARY_METRICS = ("pc", "pw", "pr", "ths", "oracle_share", "f1", "pr_unknown", "pr_known")
+SUMMARY_METRICS = tuple(key for key, _ in RESULT_COLUMNS)
 
 
 def read_labels(job_dir: str | Path, test: str, model: str) -> dict[str, str]:
@@ -183,19 +184,8 @@ def stat(values: Sequence[float | None]) -> Stat:
     return Stat(statistics.fmean(known), sd, len(known))
 
 
-def metric_values(result: Mapping[str, Any]) -> dict[str, float | None]:
-    """The :data:`SUMMARY_METRICS` of one model on one test set (a ``report.json``
-    ``eval[test][model]`` block): missing ones (THS of init_basic, ``by_known`` without
-    ground truth) are None; ``pr_unknown`` / ``pr_known`` are ``by_known``'s Pr."""
-    by_known = result.get("by_known") or {}
-    values = {key: result.get(key) for key in SUMMARY_METRICS[:6]}
-    values["pr_unknown"] = (by_known.get("unknown") or {}).get("pr")
-    values["pr_known"] = (by_known.get("known") or {}).get("pr")
-    return values
-
-
 def summary_row(results: Sequence[Mapping[str, Any]]) -> dict[str, Stat]:
     """The summary row of a group of runs: ``{metric: Stat}`` for every metric of
     :data:`SUMMARY_METRICS`, over ``results`` (one ``eval[test][model]`` block per run)."""
-    per_run = [metric_values(result) for result in results]
+    per_run = [row_metrics(result) for result in results]
     return {key: stat([values[key] for values in per_run]) for key in SUMMARY_METRICS}

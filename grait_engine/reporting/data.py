@@ -106,19 +106,24 @@ RESULT_COLUMNS = (
 )  # fmt: skip
 
 
-def result_values(model: str, row: Mapping[str, Any]) -> dict[str, float | None]:
-    """The ``RESULT_COLUMNS`` values of one report.json ``eval`` row of ``model``.
-
-    THS and its oracle share are 0 for ``init_basic`` by definition; ``pr_unknown`` (refusal
-    where it is right) and ``pr_known`` (over-refusal) come from ``by_known`` when the test
-    items carry ``meta.known``, else None.
-    """
+def row_metrics(row: Mapping[str, Any]) -> dict[str, float | None]:
+    """The ``RESULT_COLUMNS`` values of one report.json ``eval`` row, as recorded: a metric
+    the row lacks (THS of ``init_basic``) is None; ``pr_unknown`` (refusal where it is right)
+    and ``pr_known`` (over-refusal) come from ``by_known`` when the test items carry
+    ``meta.known``, else None."""
     by_known = row.get("by_known") or {}
     values = {key: row.get(key) for key, _ in RESULT_COLUMNS}
-    if model == "init_basic":
-        values["ths"], values["oracle_share"] = 0.0, 0.0
     values["pr_unknown"] = (by_known.get("unknown") or {}).get("pr")
     values["pr_known"] = (by_known.get("known") or {}).get("pr")
+    return values
+
+
+def result_values(model: str, row: Mapping[str, Any]) -> dict[str, float | None]:
+    """:func:`row_metrics` for a table cell: THS and its oracle share are 0 for
+    ``init_basic`` by definition."""
+    values = row_metrics(row)
+    if model == "init_basic":
+        values["ths"], values["oracle_share"] = 0.0, 0.0
     return values
 
 
