@@ -20,15 +20,7 @@ from grait_engine.records.item import Item, Task
 from grait_engine.toyworld.config import ToyWorldConfig
 from grait_engine.toyworld.world import DOMAINS, LETTERS, Fact, Relation, letter_of
 
-SPLITS = ("train", "test_id", "test_ood")
-VAL_SPLITS = ("val", "val_ood")
-
-
-def splits_of(config: ToyWorldConfig) -> tuple[str, ...]:
-    """The split names a world of ``config`` writes (validation splits when it has them)."""
-    if config.id_val_share > 0 or config.ood_val_share > 0:
-        return (*SPLITS, *VAL_SPLITS)
-    return SPLITS
+SPLITS = ("train", "test_id", "test_ood")  # every world; "val", "val_ood" when configured
 
 
 def open_item(fact: Fact, relations: dict[str, Relation]) -> Item:
