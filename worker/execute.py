@@ -73,23 +73,21 @@ def job_dir(settings: Settings, job_id: str) -> Path:
 
 
 def execute_job(factory: sessionmaker[Session], settings: Settings, job_id: str, owner: str) -> str:
-    """Run every stage of job ``job_id`` under lease ``owner``; returns the final status
-    recorded, ``lost`` when the lease was taken away and nothing could be recorded, or
+    """Run job ``job_id`` under lease ``owner``; returns the final status recorded, ``lost``
+    when the lease was taken away and nothing could be recorded, or
     ``DATABASE_UNAVAILABLE`` when a transient database error outlasted the retries.
-    Side effects: sets this process's torch threads and current GPU (``set_up_compute``)."""
-    from grait_engine.pipeline.run import run_job
-
+    A tune job runs the method's stages (``run_job``); the other kinds run the function
+    that ``KIND_RUNNERS`` names. Side effects: sets this process's torch threads and
+    current GPU (``set_up_compute``)."""
     recorder = JobRecorder(factory, job_id, owner)
     try:
         compute = set_up_compute(settings)
-        config, tenant_id = _job_config(factory, settings, job_id, recorder, compute)
-        check_quantization(config.runtime.quantization, compute)
-        _log_compute(job_id, compute, config)
-        report = run_job(
-            config, job_dir(settings, job_id), stage_cache(settings, tenant_id),
-            progress=recorder.progress, cancel=recorder.cancel_requested, job_id=job_id,
-            on_metric=recorder.metric, notice=recorder.notice,
-        )  # fmt: skip
+        row = _job_row(factory, settings, job_id)
+        if row.kind == "tune":
+            report = _run_tune(row, factory, settings, recorder, compute)
+        else:
+            context = JobContext(row, settings, recorder, compute)
+            report = _kind_runner(row.kind)(context)
     except _cancelled_errors():
         return _outcome(recorder, "cancelled")
     except _invalid_config_errors() as error:
@@ -103,6 +101,89 @@ def execute_job(factory: sessionmaker[Session], settings: Settings, job_id: str,
             return DATABASE_UNAVAILABLE
         return _outcome(recorder, "failed", error=stage_error(error))
     return _outcome(recorder, "succeeded", result=summarize(report))
+
+
+@dataclasses.dataclass(frozen=True)
+class JobRow:
+    """What the child reads of a job's row, once: its kind and stored config, the tenant,
+    the source job (evaluate/generate/export of a tuned model) and the files of the
+    datasets its config names (``{request field: path}``, see ``dataset_refs``)."""
+
+    job_id: str
+    kind: str
+    tenant_id: str
+    config: dict[str, Any]
+    source_job_id: str | None
+    dataset_paths: dict[str, str]
+
+
+@dataclasses.dataclass(frozen=True)
+class JobContext:
+    """What a non-tune job's runner gets (``KIND_RUNNERS``). It returns the job's report
+    (a dict; ``summarize`` of it becomes the job's ``result``) and writes its files under
+    ``out_dir``; progress, cancel checks and notices go through ``recorder``."""
+
+    row: JobRow
+    settings: Settings
+    recorder: JobRecorder
+    compute: Compute
+
+    @property
+    def out_dir(self) -> Path:
+        """The job's own folder (its artifacts)."""
+        return job_dir(self.settings, self.row.job_id)
+
+    @property
+    def cache_dir(self) -> Path:
+        """The tenant's stage cache (shared with its tune jobs: cached M0 predictions)."""
+        return stage_cache(self.settings, self.row.tenant_id)
+
+    def model_path(self) -> str:
+        """The local directory (or cached HF id) of the job's base model."""
+        return _model_path(self.row.config["model"], self.settings, self.recorder)
+
+    def source_adapter(self) -> Path | None:
+        """The tuned LoRA of the source job (peft format), or None for a base-model job.
+        Raises JobInputError when the source job's adapter is gone."""
+        if self.row.source_job_id is None:
+            return None
+        from grait_engine.pipeline.outputs import ADAPTER_DIR
+
+        adapter = job_dir(self.settings, self.row.source_job_id) / ADAPTER_DIR
+        if not adapter.is_dir():
+            raise JobInputError("source_job_id", f"job {self.row.source_job_id} has no adapter")
+        return adapter
+
+
+# kind -> "module:function" taking a JobContext and returning the report (imported when a
+# job of that kind runs, so torch loads only in the child).
+KIND_RUNNERS: dict[str, str] = {}
+
+
+def _kind_runner(kind: str) -> Any:
+    import importlib
+
+    if kind not in KIND_RUNNERS:
+        raise JobInputError("kind", f"this worker cannot run {kind} jobs")
+    module, _, function = KIND_RUNNERS[kind].partition(":")
+    return getattr(importlib.import_module(module), function)
+
+
+def _run_tune(
+    row: JobRow, factory: sessionmaker[Session], settings: Settings, recorder: JobRecorder,
+    compute: Compute,
+) -> dict[str, Any]:  # fmt: skip
+    """The method's stages (``run_job``) for a tune job."""
+    from grait_engine.pipeline.run import run_job
+
+    config = _job_config(row, settings, recorder, compute)
+    check_quantization(config.runtime.quantization, compute)
+    _log_compute(row.job_id, compute, config)
+    return run_job(
+        config, job_dir(settings, row.job_id), stage_cache(settings, row.tenant_id),
+        progress=recorder.progress, cancel=recorder.cancel_requested, job_id=row.job_id,
+        on_metric=recorder.metric, notice=recorder.notice,
+    )  # fmt: skip
 
 
 def stage_error(error: BaseException) -> tuple[str, str]:
@@ -183,24 +264,14 @@ def _log_compute(job_id: str, compute: Compute, config: Any) -> None:
     )  # fmt: skip
 
 
-def _job_config(
-    factory: sessionmaker[Session],
-    settings: Settings,
-    job_id: str,
-    recorder: JobRecorder,
-    compute: Compute,
-) -> tuple[Any, str]:
-    """The engine's ``JobConfig`` and the job's tenant id. The config is the stored one with
-    dataset files, model path, ``compute``'s device and dtype, and the worker's runtime
-    defaults where the job has none (``RuntimeConfig.with_defaults``)."""
-    from grait_engine.pipeline.config import load_job_config
-
+def _job_row(factory: sessionmaker[Session], settings: Settings, job_id: str) -> JobRow:
+    """The job's row as the child needs it; JobInputError for a missing job or dataset."""
     store = ArtifactStore(settings.artifacts)
     with unit_of_work(factory) as session:
         job = session.scalar(select(Job).where(Job.id == job_id))
         if job is None:
             raise JobInputError("job", f"no job {job_id}")
-        config, tenant_id = dict(job.config), job.tenant_id
+        config = dict(job.config)
         paths = {}
         for field, dataset_id in dataset_refs(config).items():
             dataset = session.scalar(
@@ -209,8 +280,18 @@ def _job_config(
             if dataset is None:
                 raise JobInputError(field, f"dataset {dataset_id} was deleted")
             paths[field] = str(store.resolve(dataset.storage_path))
-    data = engine_config(config)
-    data["model"] = _model_path(config["model"], settings, recorder)
+        return JobRow(job.id, job.kind, job.tenant_id, config, job.source_job_id, paths)
+
+
+def _job_config(row: JobRow, settings: Settings, recorder: JobRecorder, compute: Compute) -> Any:
+    """The engine's ``JobConfig`` of a tune job: the stored config with dataset files,
+    model path, ``compute``'s device and dtype, and the worker's runtime defaults where the
+    job has none (``RuntimeConfig.with_defaults``)."""
+    from grait_engine.pipeline.config import load_job_config
+
+    paths = dict(row.dataset_paths)
+    data = engine_config(row.config)
+    data["model"] = _model_path(row.config["model"], settings, recorder)
     data["training_dataset"] = paths.pop("training_dataset")
     if "shots_dataset" in paths:
         data["shots_dataset"] = paths.pop("shots_dataset")
@@ -218,7 +299,7 @@ def _job_config(
     data["device"], data["dtype"] = compute.device, compute.dtype
     loaded = load_job_config(data)
     runtime = loaded.runtime.with_defaults(settings.batch_size, settings.memory_budget_mb)
-    return dataclasses.replace(loaded, runtime=runtime), tenant_id
+    return dataclasses.replace(loaded, runtime=runtime)
 
 
 def _model_path(name: str, settings: Settings, recorder: JobRecorder) -> str:

@@ -38,6 +38,7 @@ class JobOut(BaseModel):
     id: str
     object: Literal["job"] = "job"
     status: str
+    kind: str
     model: str
     method: str
     task: str
@@ -47,6 +48,7 @@ class JobOut(BaseModel):
     max_attempts: int
     error: JobError | None
     parent_job_id: str | None
+    source_job_id: str | None
     created_at: datetime
     started_at: datetime | None
     finished_at: datetime | None
@@ -61,14 +63,15 @@ class JobOut(BaseModel):
         if job.error_code is not None:
             error = JobError(code=job.error_code, message=public_message(job.error_message))
         return cls(
-            id=job.id, status=job.status, model=job.model, method=job.method, task=job.task,
-            stage=job.stage,
+            id=job.id, status=job.status, kind=job.kind, model=job.model, method=job.method,
+            task=job.task, stage=job.stage,
             progress=Progress(
                 stage=job.stage, done=job.progress_done, total=total, fraction=fraction,
                 eta_seconds=job.eta_seconds,
             ),
             attempt=job.attempt, max_attempts=job.max_attempts, error=error,
-            parent_job_id=job.parent_job_id, created_at=job.created_at,
+            parent_job_id=job.parent_job_id, source_job_id=job.source_job_id,
+            created_at=job.created_at,
             started_at=job.started_at, finished_at=job.finished_at, config=job.config,
             result=job.result,
         )  # fmt: skip

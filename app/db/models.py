@@ -1,4 +1,5 @@
-"""SQLAlchemy 2.0 typed models: tenants, API keys, datasets, jobs, job events and metrics.
+"""SQLAlchemy 2.0 typed models: tenants, API keys, datasets, jobs, job events and metrics,
+webhooks and their deliveries.
 
 Every tenant-owned row carries ``tenant_id``; repositories filter on it in every query.
 Times are timezone-aware UTC (``UTCDateTime``); JSON columns are portable (JSONB on PostgreSQL).
@@ -38,6 +39,11 @@ JOB_STATUSES = ("queued", "running", "cancelling", "succeeded", "failed", "cance
 TERMINAL_STATUSES = ("succeeded", "failed", "cancelled")
 # Statuses of jobs that hold (or wait for) a runner; their datasets are in use.
 ACTIVE_STATUSES = ("queued", "running", "cancelling")
+# What a job does. ``tune``: the method's stages on a training dataset (the main job).
+# The others work on a base model or a succeeded tune job's model (``source_job_id``):
+# ``evaluate``: base (and tuned) model on new eval datasets; ``generate``: answer a few
+# questions (``grait ask``); ``export``: a merged model in safetensors with its tokenizer.
+JOB_KINDS = ("tune", "evaluate", "generate", "export")
 
 
 class Base(DeclarativeBase):
@@ -83,10 +89,12 @@ class Dataset(Base):
 
 
 def dataset_refs(config: Mapping[str, Any]) -> dict[str, str]:
-    """The datasets a job config names, by request field: ``training_dataset``,
+    """The datasets a job config names, by request field: ``training_dataset`` (tune jobs),
     ``shots_dataset`` (when set) and ``eval_datasets.<name>``. The one list that the API's
     checks, the datasets-in-use check and the worker all read."""
-    refs = {"training_dataset": config["training_dataset"]}
+    refs = {}
+    if config.get("training_dataset"):  # every tune job; other kinds have none
+        refs["training_dataset"] = config["training_dataset"]
     if config.get("shots_dataset"):
         refs["shots_dataset"] = config["shots_dataset"]
     refs |= {f"eval_datasets.{k}": v for k, v in (config.get("eval_datasets") or {}).items()}
@@ -94,7 +102,8 @@ def dataset_refs(config: Mapping[str, Any]) -> dict[str, str]:
 
 
 class Job(Base):
-    """One tuning job; the database row is the record of truth for its state."""
+    """One job of a ``kind`` (``JOB_KINDS``); the database row is the record of truth for
+    its state. Jobs of every kind share the queue, runners, events, cancel and retry."""
 
     __tablename__ = "jobs"
     __table_args__ = (
@@ -106,6 +115,7 @@ class Job(Base):
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
     tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
     status: Mapped[str] = mapped_column(String(16), default="queued")
+    kind: Mapped[str] = mapped_column(String(16), default="tune", server_default="tune")
     model: Mapped[str] = mapped_column(String(200))
     method: Mapped[str] = mapped_column(String(32))
     task: Mapped[str] = mapped_column(String(16))
@@ -124,6 +134,11 @@ class Job(Base):
     # sha256 of the creating request, to tell a replay from a conflicting reuse of the key.
     request_sha256: Mapped[str | None] = mapped_column(String(64), default=None)
     parent_job_id: Mapped[str | None] = mapped_column(
+        ForeignKey("jobs.id", ondelete="SET NULL"), default=None
+    )
+    # The succeeded tune job whose tuned model an evaluate/generate/export job uses (None:
+    # the base model alone, or a tune job).
+    source_job_id: Mapped[str | None] = mapped_column(
         ForeignKey("jobs.id", ondelete="SET NULL"), default=None
     )
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
@@ -160,3 +175,52 @@ class JobMetric(Base):
     step: Mapped[int] = mapped_column(Integer)
     value: Mapped[float] = mapped_column(Float)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+WEBHOOK_EVENTS = (
+    "job.queued", "job.running", "job.cancelling", "job.succeeded", "job.failed",
+    "job.cancelled",
+)  # fmt: skip
+DELIVERY_STATUSES = ("pending", "delivered", "failed")
+
+
+class Webhook(Base):
+    """A tenant's endpoint for job status changes (``events``: names of ``WEBHOOK_EVENTS``).
+
+    ``secret`` signs each delivery (HMAC-SHA256); it is shown to the client once, at
+    creation, and must be stored here to sign (unlike an API key, it cannot be hashed)."""
+
+    __tablename__ = "webhooks"
+    __table_args__ = (Index("ix_webhooks_tenant_id_id", "tenant_id", "id"),)
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    url: Mapped[str] = mapped_column(String(2000))
+    events: Mapped[list[str]] = mapped_column(PortableJSON, default=list)
+    secret: Mapped[str] = mapped_column(String(100))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class WebhookDelivery(Base):
+    """One event to deliver to one webhook (an outbox row written in the same transaction
+    as the status change), with its attempts: ``status`` in ``DELIVERY_STATUSES``."""
+
+    __tablename__ = "webhook_deliveries"
+    __table_args__ = (
+        Index("ix_webhook_deliveries_webhook_id_id", "webhook_id", "id"),
+        Index("ix_webhook_deliveries_status_next_attempt_at", "status", "next_attempt_at"),
+    )
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    webhook_id: Mapped[str] = mapped_column(ForeignKey("webhooks.id", ondelete="CASCADE"))
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    event: Mapped[str] = mapped_column(String(32))
+    job_id: Mapped[str | None] = mapped_column(String(40), default=None)
+    payload: Mapped[dict[str, Any]] = mapped_column(PortableJSON, default=dict)
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    last_status_code: Mapped[int | None] = mapped_column(Integer, default=None)
+    last_error: Mapped[str | None] = mapped_column(Text, default=None)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)

@@ -1,4 +1,4 @@
-"""Job commands of the API: create (idempotent), cancel, retry.
+"""Job commands of the API: create (idempotent, any kind: ``add_job``), cancel, retry.
 
 Each runs inside the request's unit of work; the caller enqueues the job after the commit
 (a queue message for a row that does not exist yet would be lost or misread). Create and
@@ -8,16 +8,19 @@ retry resolve the job's request against the current datasets, settings and limit
 
 from __future__ import annotations
 
-from sqlalchemy import update
+from collections.abc import Callable
+from typing import Any
+
+from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from app.db.models import TERMINAL_STATUSES, Job
+from app.db.models import JOB_KINDS, TERMINAL_STATUSES, Dataset, Job, dataset_refs
 from app.db.session import rows_changed
 from app.db.types import new_id, utcnow
-from app.errors import Conflict
+from app.errors import Conflict, NotFound
 from app.jobs.events import status_event
-from app.jobs.limits import check_active_jobs
+from app.jobs.limits import check_active_jobs, invalid
 from app.jobs.repository import JobRepository
 from app.jobs.spec import JobCreate, resolve_job
 from app.settings import Settings
@@ -31,24 +34,57 @@ def create_job(
     settings: Settings,
     idempotency_key: str | None,
 ) -> tuple[Job, bool]:
-    """A new queued job, or the job an earlier request with the same key created.
+    """A new queued tune job, or the job an earlier request with the same key created.
 
     Returns (job, created). A key reused with a different request is a 409 problem; a bad
     request a 422 naming the field; a tenant with ``max_active_jobs_per_tenant`` active
     jobs a 429 (a replay of an earlier request is answered all the same).
     """
+    return add_job(
+        session, tenant_id, kind="tune", digest=body.request_sha256(),
+        resolve=lambda: resolve_job(session, tenant_id, body, settings),
+        settings=settings, idempotency_key=idempotency_key,
+    )  # fmt: skip
+
+
+def add_job(
+    session: Session,
+    tenant_id: str,
+    *,
+    kind: str,
+    digest: str,
+    resolve: Callable[[], dict[str, Any]],
+    settings: Settings,
+    idempotency_key: str | None,
+    source_job: Job | None = None,
+) -> tuple[Job, bool]:
+    """The one way a job of any kind (``JOB_KINDS``) is queued; returns (job, created).
+
+    ``digest``: sha256 of the request (an ``Idempotency-Key`` replay must match it, else
+    409). ``resolve()`` checks the request and returns the config to store and echo (its
+    ``model`` and ``task`` fill the columns; 422 problems come from it). ``source_job``:
+    the succeeded tune job an evaluate/generate/export job uses; the job's ``method`` is
+    then that job's method, and ``base`` for a kind without one. Adds the ``queued`` event;
+    the caller enqueues after the commit.
+    """
+    if kind not in JOB_KINDS:
+        raise ValueError(f"unknown job kind {kind!r}")
     jobs = JobRepository(session, tenant_id)
-    digest = body.request_sha256()
     if idempotency_key is not None:
         earlier = jobs.get_by_idempotency_key(idempotency_key)
         if earlier is not None:
             return _replay(earlier, digest), False
-    config = resolve_job(session, tenant_id, body, settings)
+    config = resolve()
     check_active_jobs(session, tenant_id, settings)
+    if kind == "tune":
+        method = config["method"]["type"]
+    else:
+        method = source_job.method if source_job is not None else "base"
     job = Job(
-        id=new_id("job"), tenant_id=tenant_id, status="queued", model=body.model,
-        method=config["method"]["type"], task=body.task, config=config,
-        max_attempts=settings.max_attempts, idempotency_key=idempotency_key, request_sha256=digest,
+        id=new_id("job"), tenant_id=tenant_id, status="queued", kind=kind,
+        model=config["model"], method=method, task=config["task"], config=config,
+        max_attempts=settings.max_attempts, idempotency_key=idempotency_key,
+        request_sha256=digest, source_job_id=source_job.id if source_job else None,
     )  # fmt: skip
     try:
         with session.begin_nested():
@@ -59,8 +95,22 @@ def create_job(
         if earlier is None:
             raise
         return _replay(earlier, digest), False
-    status_event(session, job.id, "queued", "job created")
+    status_event(session, job.id, "queued", f"{kind} job created")
     return job, True
+
+
+def succeeded_tune_job(session: Session, tenant_id: str, job_id: str) -> Job:
+    """The tenant's tune job ``job_id`` with a tuned model: 404 for no such job (or another
+    tenant's), 409 unless it is a ``tune`` job that ``succeeded`` and left its adapter."""
+    job = JobRepository(session, tenant_id).get(job_id)
+    if job is None:
+        raise NotFound(f"no job {job_id!r}")
+    if job.kind != "tune" or job.status != "succeeded":
+        raise Conflict(
+            f"job {job.id} is a {job.status} {job.kind} job; only a succeeded tune job has a "
+            "tuned model"
+        )
+    return job
 
 
 def _replay(job: Job, digest: str) -> Job:
@@ -91,17 +141,22 @@ def cancel_job(session: Session, job: Job) -> Job:
 def retry_job(session: Session, job: Job, *, settings: Settings) -> Job:
     """A new queued job with the same settings and ``parent_job_id``; 409 unless terminal.
 
-    The stored config is resolved again like a new request (``resolve_job``): a dataset
-    deleted since, a model no longer served or a setting above today's caps is a 422
-    naming the field; the active-job limit applies (429)."""
+    The stored config is checked again like a new request: for a tune job ``resolve_job``
+    (a dataset deleted since, a model no longer served or a setting above today's caps is
+    a 422 naming the field), for the other kinds the model, the datasets and the source
+    job (``_check_again``). The active-job limit applies (429)."""
     if job.status not in TERMINAL_STATUSES:
         raise Conflict(f"job {job.id} is {job.status}; only a finished job can be retried")
-    config = resolve_job(session, job.tenant_id, _request_of(job), settings)
+    if job.kind == "tune":
+        config = resolve_job(session, job.tenant_id, _request_of(job), settings)
+    else:
+        config = _check_again(session, job, settings)
     check_active_jobs(session, job.tenant_id, settings)
     retry = Job(
-        id=new_id("job"), tenant_id=job.tenant_id, status="queued", model=job.model,
-        method=job.method, task=job.task, config=config, max_attempts=settings.max_attempts,
-        parent_job_id=job.id,
+        id=new_id("job"), tenant_id=job.tenant_id, status="queued", kind=job.kind,
+        model=job.model, method=job.method, task=job.task, config=config,
+        max_attempts=settings.max_attempts, parent_job_id=job.id,
+        source_job_id=job.source_job_id,
     )  # fmt: skip
     JobRepository(session, job.tenant_id).add(retry)
     status_event(session, retry.id, "queued", f"retry of {job.id}", parent_job_id=job.id)
@@ -112,3 +167,22 @@ def _request_of(job: Job) -> JobCreate:
     """The request a stored job config answers (its keys are ``JobCreate``'s fields)."""
     fields = set(JobCreate.model_fields)
     return JobCreate.model_validate({k: v for k, v in job.config.items() if k in fields})
+
+
+def _check_again(session: Session, job: Job, settings: Settings) -> dict[str, Any]:
+    """The stored config of an evaluate/generate/export job, after checking that its model
+    is still served, its datasets still exist and its source job still has its model."""
+    config = dict(job.config)
+    if job.model not in settings.models:
+        raise invalid("model", f"{job.model!r} is not served here; see GET /v1/models")
+    for field, dataset_id in dataset_refs(config).items():
+        found = session.scalar(
+            select(Dataset.id).where(Dataset.tenant_id == job.tenant_id, Dataset.id == dataset_id)
+        )
+        if found is None:
+            raise invalid(field, f"no dataset {dataset_id!r}")
+    if job.source_job_id is not None:
+        succeeded_tune_job(session, job.tenant_id, job.source_job_id)
+    elif config.get("source_job_id"):
+        raise invalid("source_job_id", "the tuned job this job used no longer exists")
+    return config
