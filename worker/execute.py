@@ -158,6 +158,7 @@ class JobContext:
 # kind -> "module:function" taking a JobContext and returning the report (imported when a
 # job of that kind runs, so torch loads only in the child).
 KIND_RUNNERS: dict[str, str] = {}
+KIND_RUNNERS["evaluate"] = "worker.evaluate_job:run"
 
 
 def _kind_runner(kind: str) -> Any:
