@@ -27,6 +27,7 @@ from grait_engine.methods import MethodExamples, build_examples
 from grait_engine.pipeline.config import JobConfig
 from grait_engine.pipeline.outputs import METRICS_FILE, STAGES_FILE, MetricLog, copy_job_outputs
 from grait_engine.pipeline.report import weight_summary, write_report
+from grait_engine.pipeline.runtime import RuntimeConfig
 
 
 class JobCancelled(RuntimeError):
@@ -116,7 +117,7 @@ def run_job(
         quantization=config.runtime.quantization,
     )  # fmt: skip
     model, tokenizer = load_model(spec)
-    compute = _compute(model, config)
+    compute = model_compute(model, config.runtime)
     job.batch_size = config.runtime.batch_for(compute["device"])
     root = [config.model_revision, sha256_file(config.training_dataset), config.task, compute]
     job.root = [config.model_revision, config.task, compute]
@@ -133,21 +134,31 @@ def run_job(
     return report
 
 
-def _compute(model: Any, config: JobConfig) -> dict[str, Any]:
-    """What the stage keys need about how the job computes; turns TF32 on or off (CUDA)."""
+def model_compute(model: Any, runtime: RuntimeConfig) -> dict[str, Any]:
+    """What the stage keys need about how a job computes with the loaded ``model`` under
+    ``runtime``; turns TF32 on or off (CUDA). Shared by every job kind, so their keys agree."""
     import torch
 
     param = next(model.parameters())
     if param.device.type == "cuda":
         # A job runs in its own process (the worker's child): this global is the job's.
-        torch.backends.cuda.matmul.allow_tf32 = config.runtime.tf32
-        torch.backends.cudnn.allow_tf32 = config.runtime.tf32
+        torch.backends.cuda.matmul.allow_tf32 = runtime.tf32
+        torch.backends.cudnn.allow_tf32 = runtime.tf32
     return {
         "dtype": str(param.dtype).removeprefix("torch."),
         "device": param.device.type,
-        "quantization": config.runtime.quantization,
-        "tf32": bool(config.runtime.tf32 and param.device.type == "cuda"),
+        "quantization": runtime.quantization,
+        "tf32": bool(runtime.tf32 and param.device.type == "cuda"),
     }
+
+
+def base_eval_cache(cache_dir: Path, root: list[Any], test_path: Path) -> Path:
+    """Where M0's predictions on the test set ``test_path`` are cached: ``root`` is
+    ``[model revision, task, model_compute(...)]``. M0's predictions depend on the model,
+    its compute, the test set and the decoding (greedy, budget from the tokenizer): every
+    job on them (tune or evaluate) shares one cached copy."""
+    key = config_hash([root, sha256_file(test_path), "greedy-0shot"], 16)
+    return cache_dir / "stages" / f"base_eval-{key}"
 
 
 def _probe(job: _Job, model: Any, tokenizer: Any, items: list, root: list[Any]) -> Path:
@@ -344,10 +355,7 @@ def _evaluate(job: _Job, tuned: Any, tokenizer: Any, out_dir: Path) -> dict[str,
     base_cached = True
     for name, path in c.eval_datasets.items():
         test = read_items(path, c.task)  # type: ignore[arg-type]
-        # M0's predictions depend on the model, its compute, the test set and the decoding
-        # (greedy, budget from the tokenizer): every job on them shares one cached copy.
-        key = config_hash([job.root, sha256_file(path), "greedy-0shot"], 16)
-        base_cache = job.cache_dir / "stages" / f"base_eval-{key}"
+        base_cache = base_eval_cache(job.cache_dir, job.root, path)
         base_cached &= all(
             cached_rates(test, base_cache / run / PREDICTIONS) is not None
             for run in ("init_basic", "init_refuse")
