@@ -1,0 +1,303 @@
+"""Evaluation jobs: a base model, and optionally a stored LoRA adapter, on new test sets.
+
+``run_evaluation`` loads the base model once and, for every eval set, evaluates M0 with
+the basic and the refuse prompt (``init_basic``, ``init_refuse``) and, given an adapter
+(a succeeded tune job's ``adapter/``), the tuned model (``tuned``), exactly as a tune job's
+``evaluate`` stage does (``evaluation.evaluate_set``): same prompts, decoding, grading and
+``eval`` block shape, so report tables, metrics and comparisons read both alike. M0's
+predictions come from, and go to, the cache a tune job uses (``run.base_eval_cache``).
+
+Without an adapter (the "what does my model know" report before any tuning) the job also
+probes the base model's knowledge of every eval set (``probe.run_probe``, 0-shot, default
+knobs, cached as a ``probe`` stage keyed like a tune job's probe) and reports a
+correctness histogram and the share of items at or above ``tau``.
+
+The job folder receives ``eval/<name>/...`` (predictions per model), ``knowledge/<name>.json``
+(base-only: correctness per item), ``report.json``, ``report.md`` and ``plots/plane.png``.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+from grait_engine.artifacts import (
+    atomic_write_bytes,
+    atomic_write_json,
+    atomic_write_text,
+    config_hash,
+    sha256_file,
+)
+from grait_engine.callbacks import CancelFn, NoticeFn, ProgressFn
+from grait_engine.pipeline.run import JobCancelled, base_eval_cache, model_compute
+from grait_engine.pipeline.runtime import RuntimeConfig
+from grait_engine.probe.config import ProbeConfig
+from grait_engine.probe.split import DEFAULT_TAU, check_tau
+from grait_engine.reporting.data import MODELS, RESULT_COLUMNS, result_values
+
+log = logging.getLogger(__name__)
+HISTOGRAM_BINS = 10
+KNOWLEDGE_DIR = "knowledge"
+
+
+def knowledge_probe_config() -> ProbeConfig:
+    """The probe of a base-model evaluation: default knobs, 0-shot (no dev split given)."""
+    return ProbeConfig(choice_shots=0, open_shots=0)
+
+
+def run_evaluation(
+    model_path: str | os.PathLike[str],
+    task: str,
+    eval_datasets: dict[str, Path],
+    out_dir: str | os.PathLike[str],
+    cache_dir: str | os.PathLike[str],
+    *,
+    adapter_dir: Path | None = None,
+    device: str = "cpu",
+    dtype: str = "float32",
+    runtime: RuntimeConfig | None = None,
+    probe: ProbeConfig | None = None,
+    tau: float = DEFAULT_TAU,
+    seed: int = 0,
+    job: dict[str, Any] | None = None,
+    progress: ProgressFn | None = None,
+    cancel: CancelFn | None = None,
+    notice: NoticeFn | None = None,
+) -> dict[str, Any]:
+    """Evaluate the base model at ``model_path`` (and the adapter in ``adapter_dir``, if
+    given) on ``eval_datasets`` (``{name: JSONL path}`` of ``task`` items); returns the report.
+
+    ``runtime`` picks batch size, TF32 and 4-bit loading as for a tune job. Base-only runs
+    also probe each set with ``probe`` (default ``knowledge_probe_config()``) at ``seed``
+    and split the histogram at ``tau``. ``job`` (optional: ``id``, ``model``, ``method``,
+    ``source_job_id``, ``config``) is echoed in ``report["job"]``. ``progress`` /
+    ``cancel`` / ``notice`` as for ``run_job``: a cancel raises the stage's ``...Cancelled``
+    error or ``JobCancelled`` between stages. Side effects: writes the job folder
+    ``out_dir`` (module doc) and the shared stage cache ``cache_dir``.
+    """
+    from grait_engine.modeling import ModelSpec, load_model
+
+    runtime = runtime or RuntimeConfig()
+    tau = check_tau(tau)
+    out, cache = Path(out_dir), Path(cache_dir)
+    items = {name: _read(path, task) for name, path in eval_datasets.items()}
+    spec = ModelSpec(str(model_path), device=device, dtype=dtype, quantization=runtime.quantization)
+    model, tokenizer = load_model(spec)
+    compute = model_compute(model, runtime)
+    revision = str(model.grait_revision)
+    batch_size = runtime.batch_for(compute["device"])
+    stages: dict[str, dict[str, Any]] = {}
+    knowledge: dict[str, Any] | None = None
+    if adapter_dir is None:
+        probe_config = probe or knowledge_probe_config()
+        _stop_if_cancelled(cancel, "probe")
+        start = time.perf_counter()
+        knowledge, cached = {}, True
+        for name, path in eval_datasets.items():
+            parts = [revision, sha256_file(path), task, compute, probe_config.to_dict(), seed]
+            knowledge[name], reused = _knowledge(
+                model, tokenizer, items[name], cache, parts, out, name, probe_config, seed,
+                tau, batch_size, progress, cancel, notice,
+            )  # fmt: skip
+            cached &= reused
+        stages["probe"] = {"seconds": round(time.perf_counter() - start, 3), "cached": cached}
+    else:
+        from grait_engine.lora import cast_lora, load_adapter
+
+        model = load_adapter(model, adapter_dir)
+        # No update follows: decode with the LoRA in the model's dtype (see lora.cast_lora).
+        cast_lora(model, next(model.get_base_model().parameters()).dtype)
+    _stop_if_cancelled(cancel, "evaluate")
+    evals, stages["evaluate"] = _evaluate(
+        model, tokenizer, items, eval_datasets, out, cache, [revision, task, compute],
+        tuned=adapter_dir is not None, batch_size=batch_size, progress=progress,
+        cancel=cancel, notice=notice,
+    )  # fmt: skip
+    report = {
+        "job": {"kind": "evaluate", "task": task, "seed": seed, **(job or {})},
+        "stages": stages,
+        "eval": evals,
+    }
+    if knowledge is not None:
+        report["knowledge"] = knowledge
+    write_evaluation_report(out, report)
+    return report
+
+
+def _read(path: Path, task: str) -> list[Any]:
+    from grait_engine.records.jsonl import read_items
+
+    return read_items(path, task)  # type: ignore[arg-type]
+
+
+def _stop_if_cancelled(cancel: CancelFn | None, stage: str) -> None:
+    if cancel is not None and cancel():
+        raise JobCancelled(f"cancelled before {stage}")
+
+
+def _evaluate(
+    model: Any, tokenizer: Any, items: dict[str, list[Any]], paths: dict[str, Path], out: Path,
+    cache: Path, root: list[Any], *, tuned: bool, batch_size: int,
+    progress: ProgressFn | None, cancel: CancelFn | None, notice: NoticeFn | None,
+) -> tuple[dict[str, Any], dict[str, Any]]:  # fmt: skip
+    """The ``eval`` blocks of every set and the stage's ``{seconds, cached, base_cached}``,
+    as ``run._evaluate`` records them (M0 with the adapter disabled; tuned with it)."""
+    from grait_engine.evaluation import evaluate_set
+    from grait_engine.evaluation.evaluate import PREDICTIONS, cached_rates
+    from grait_engine.memory import Batching
+
+    batching = Batching(batch_size, "evaluate", notice)
+    blocks: dict[str, Any] = {}
+    base_cached = True
+    start = time.perf_counter()
+    for name, path in paths.items():
+        base_cache = base_eval_cache(cache, root, path)
+        base_cached &= all(
+            cached_rates(items[name], base_cache / run / PREDICTIONS) is not None
+            for run in ("init_basic", "init_refuse")
+        )
+        blocks[name] = evaluate_set(
+            model, tokenizer, items[name], out / "eval" / name,
+            tuned_model=model if tuned else None, batch_size=batching, progress=progress,
+            cancel=cancel, base_cache=base_cache,
+        )  # fmt: skip
+    seconds = round(time.perf_counter() - start, 3)
+    # Without an adapter nothing is decoded afresh when M0's predictions were cached.
+    cached = base_cached and not tuned
+    return blocks, {"seconds": seconds, "cached": cached, "base_cached": base_cached}
+
+
+def _knowledge(
+    model: Any, tokenizer: Any, items: list[Any], cache: Path, parts: list[Any], out: Path,
+    name: str, config: ProbeConfig, seed: int, tau: float, batch_size: int,
+    progress: ProgressFn | None, cancel: CancelFn | None, notice: NoticeFn | None,
+) -> tuple[dict[str, Any], bool]:  # fmt: skip
+    """The knowledge block of one eval set and whether its probe came from the cache.
+
+    The probe directory is keyed like a tune job's probe stage (``run._probe``: model
+    revision, dataset sha256, task, compute, knobs, seed, no shots dataset), so a tune job
+    that trained on this very file with the same 0-shot probe shares it. Side effect:
+    ``out/knowledge/<name>.json`` with the correctness per item id."""
+    from grait_engine.probe import read_probe, run_probe
+
+    directory = cache / "stages" / f"probe-{config_hash([*parts, None], 16)}"
+    result = run_probe(
+        model, tokenizer, items, directory, config=config, seed=seed, model_revision=parts[0],
+        batch_size=batch_size, progress=progress, cancel=cancel, notice=notice,
+    )  # fmt: skip
+    correctness = {r["id"]: float(r["correctness"]) for r in read_probe(directory)[1]}
+    atomic_write_json(
+        out / KNOWLEDGE_DIR / f"{name}.json", {"tau": tau, "correctness": correctness}
+    )
+    truths = [(item.meta or {}).get("known") for item in items]
+    return knowledge_summary(
+        [correctness[item.id] for item in items],
+        tau,
+        [t if isinstance(t, bool) else None for t in truths],
+    ), bool(result.skipped)
+
+
+def knowledge_summary(
+    correctness: list[float], tau: float, known: list[bool | None] | None = None
+) -> dict[str, Any]:
+    """The report's ``knowledge`` entry of one set from the probe's correctness per item.
+
+    ``{"n", "tau", "bins" (HISTOGRAM_BINS + 1 edges over [0, 1]), "counts" (items per bin;
+    the last bin holds 1.0), "known_share" (share of items with correctness >= tau, in %),
+    "mean_correctness"}``, plus ``"auroc_known"`` (how well correctness ranks the items that
+    ``meta.known`` marks as known; None unless both kinds occur) when every item carries a
+    boolean ``known`` (``known``: aligned with ``correctness``). Pure function.
+    """
+    counts = [0] * HISTOGRAM_BINS
+    for value in correctness:
+        counts[min(int(value * HISTOGRAM_BINS), HISTOGRAM_BINS - 1)] += 1
+    n = len(correctness)
+    summary: dict[str, Any] = {
+        "n": n,
+        "tau": tau,
+        "bins": [round(i / HISTOGRAM_BINS, 6) for i in range(HISTOGRAM_BINS + 1)],
+        "counts": counts,
+        "known_share": 100.0 * sum(1 for c in correctness if c >= tau) / n if n else None,
+        "mean_correctness": math.fsum(correctness) / n if n else None,
+    }
+    if known is not None and n and all(k is not None for k in known):
+        from grait_engine.probe.metrics import auroc
+
+        try:
+            summary["auroc_known"] = auroc(correctness, [bool(k) for k in known])
+        except ValueError:  # one kind only
+            summary["auroc_known"] = None
+    return summary
+
+
+def _cell(value: Any, key: str) -> str:
+    if value is None:
+        return "n/a"
+    return f"{float(value):.2f}" if key == "oracle_share" else f"{float(value):.1f}"
+
+
+def evaluation_markdown(report: dict[str, Any], plane: str | None = None) -> str:
+    """``report.md`` of an evaluation job: the rates table, the knowledge histograms
+    (base-only), stage timings and, when ``plane`` (a relative PNG path) is given, a link."""
+    job = report["job"]
+    source = job.get("source_job_id")
+    what = f"tuned model of job {source}" if source else "base model"
+    lines = [
+        f"# GRAIT evaluation report: {what} ({job.get('model')})",
+        "",
+        f"task {job['task']}; eval sets: {', '.join(report['eval'])}.",
+        "",
+        "| test set | model | n | " + " | ".join(h for _, h in RESULT_COLUMNS) + " |",
+        "|---|---|---:|" + "---:|" * len(RESULT_COLUMNS),
+    ]
+    for name, block in report["eval"].items():
+        for model in MODELS:
+            if model not in block:
+                continue
+            values = result_values(model, block[model])
+            cells = [_cell(values[key], key) for key, _ in RESULT_COLUMNS]
+            lines.append(f"| {name} | {model} | {block[model]['n']} | " + " | ".join(cells) + " |")
+    for name, entry in (report.get("knowledge") or {}).items():
+        lines += [
+            "",
+            f"## What the base model knows: {name}",
+            "",
+            f"{entry['known_share']:.1f}% of {entry['n']} items have correctness >= "
+            f"{entry['tau']} (mean correctness {entry['mean_correctness']:.3f}).",
+            "",
+            "| correctness | items |",
+            "|---|---:|",
+        ]
+        edges = entry["bins"]
+        for index, count in enumerate(entry["counts"]):
+            close = "]" if index == len(entry["counts"]) - 1 else ")"
+            lines.append(f"| [{edges[index]:.1f}, {edges[index + 1]:.1f}{close} | {count} |")
+    lines += ["", "| stage | seconds | cached |", "|---|---:|---|"]
+    for stage, info in report["stages"].items():
+        lines.append(f"| {stage} | {info['seconds']:.1f} | {info['cached']} |")
+    if plane is not None:
+        lines += ["", "## Figures", "", f"![Pc against Pw]({plane})"]
+    return "\n".join(lines) + "\n"
+
+
+def write_evaluation_report(out_dir: Path, report: dict[str, Any]) -> None:
+    """Write ``report.json``, ``plots/plane.png`` and ``report.md`` into ``out_dir``
+    (atomically). A figure that fails to draw is logged and left out."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(out_dir / "report.json", report)
+    plane: str | None = None
+    try:
+        from grait_engine.reporting.plots import plane_figure
+        from grait_engine.reporting.render import png_bytes
+
+        atomic_write_bytes(
+            out_dir / "plots" / "plane.png", png_bytes(plane_figure({"": report["eval"]}))
+        )
+        plane = "plots/plane.png"
+    except Exception:  # a drawing bug must not fail a finished job
+        log.exception("could not draw the evaluation's figure")
+    atomic_write_text(out_dir / "report.md", evaluation_markdown(report, plane))
