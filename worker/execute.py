@@ -158,6 +158,8 @@ class JobContext:
 # kind -> "module:function" taking a JobContext and returning the report (imported when a
 # job of that kind runs, so torch loads only in the child).
 KIND_RUNNERS: dict[str, str] = {}
+KIND_RUNNERS["generate"] = "worker.generate_job:run"
+KIND_RUNNERS["export"] = "worker.export_job:run"
 KIND_RUNNERS["evaluate"] = "worker.evaluate_job:run"
 
 
