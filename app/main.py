@@ -17,7 +17,7 @@ from sqlalchemy.engine import make_url
 from starlette.concurrency import run_in_threadpool
 
 from app import ui
-from app.api import datasets, evaluations, health, job_events, job_outputs, jobs, models
+from app.api import datasets, evaluations, health, job_events, job_outputs, job_tools, jobs, models
 from app.api.deps import current_tenant
 from app.api.problems import install_problem_handlers
 from app.auth import TenantCache
@@ -93,7 +93,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # their full path ("/v1/...") so the metrics' route label is the whole template.
     for router in (
         datasets.router, models.router, jobs.router, job_events.router, job_outputs.router,
-        evaluations.router,
+        evaluations.router, job_tools.router,
     ):  # fmt: skip
         app.include_router(router, dependencies=[Depends(current_tenant)])
     app.include_router(health.router)
