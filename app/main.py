@@ -18,6 +18,7 @@ from starlette.concurrency import run_in_threadpool
 
 from app import ui
 from app.api import datasets, evaluations, health, job_events, job_outputs, job_tools, jobs, models
+from app.api import webhooks as webhooks_api
 from app.api.deps import current_tenant
 from app.api.problems import install_problem_handlers
 from app.auth import TenantCache
@@ -32,6 +33,7 @@ from app.metrics import HttpMetrics, MetricsMiddleware
 from app.settings import Settings, get_settings
 from app.storage import ArtifactStore
 from app.ui.session import signing_key
+from app.webhooks.dispatch import WebhookDispatcher
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +66,11 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     runner = app.state.runner
     if runner is not None:
         runner.start()
+    if app.state.webhook_dispatcher is not None:
+        app.state.webhook_dispatcher.start()
     yield
+    if app.state.webhook_dispatcher is not None:
+        await run_in_threadpool(app.state.webhook_dispatcher.stop)
     if runner is not None:
         await run_in_threadpool(runner.stop)
     app.state.engine.dispose()
@@ -88,12 +94,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     if settings.queue == "local" and settings.local_runner:
         app.state.runner = LocalRunner(settings, app.state.session_factory)
     app.state.queue = make_queue(settings, app.state.runner)
+    app.state.webhook_dispatcher = None
+    if settings.webhook_dispatcher:
+        app.state.webhook_dispatcher = WebhookDispatcher(settings, app.state.session_factory)
     install_problem_handlers(app)
     # Every /v1 route needs a valid API key (handlers reuse the cached tenant). Routers carry
     # their full path ("/v1/...") so the metrics' route label is the whole template.
     for router in (
         datasets.router, models.router, jobs.router, job_events.router, job_outputs.router,
-        evaluations.router, job_tools.router,
+        evaluations.router, job_tools.router, webhooks_api.router,
     ):  # fmt: skip
         app.include_router(router, dependencies=[Depends(current_tenant)])
     app.include_router(health.router)

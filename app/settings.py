@@ -112,6 +112,24 @@ class Settings(BaseSettings):
     # Seconds an API process may reuse a checked key (key -> tenant) without asking the
     # database; a revoked key is refused everywhere within this time (0: always ask).
     auth_cache_seconds: float = Field(default=5.0, ge=0)
+    # --- Webhooks (see app/webhooks) ---
+    # Hosts a webhook URL may name (exact hostnames or IP literals, case-insensitive), comma-
+    # separated or a JSON list; anything else is refused with 422 and never contacted, so
+    # the service cannot be used to reach internal networks. Default: loopback only.
+    webhook_allowed_hosts: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: ["127.0.0.1", "localhost", "::1"]
+    )
+    max_webhooks_per_tenant: int = Field(default=10, ge=1, le=1000)
+    # Run the delivery loop in this API process (several processes may: claims skip rows
+    # another process holds).
+    webhook_dispatcher: bool = True
+    webhook_poll_seconds: float = Field(default=1.0, gt=0)
+    webhook_timeout_seconds: float = Field(default=10.0, gt=0)
+    # A delivery is tried at most this often; after attempt n it waits
+    # min(backoff * 2^(n-1), backoff_max) seconds (plus up to 10% jitter).
+    webhook_max_attempts: int = Field(default=8, ge=1, le=100)
+    webhook_backoff_seconds: float = Field(default=5.0, gt=0)
+    webhook_backoff_max_seconds: float = Field(default=3600.0, gt=0)
 
     @field_validator("device")
     @classmethod
@@ -141,6 +159,16 @@ class Settings(BaseSettings):
     @field_validator("model_allowlist", mode="before")
     @classmethod
     def _split_names(cls, value: object) -> object:
+        if isinstance(value, str):
+            text = value.strip()
+            if text.startswith("["):
+                return json.loads(text)
+            return [name.strip() for name in text.split(",") if name.strip()]
+        return value
+
+    @field_validator("webhook_allowed_hosts", mode="before")
+    @classmethod
+    def _split_hosts(cls, value: object) -> object:
         if isinstance(value, str):
             text = value.strip()
             if text.startswith("["):

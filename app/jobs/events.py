@@ -1,4 +1,7 @@
-"""Appending job events: the audit trail and the source of the live event stream."""
+"""Appending job events: the audit trail and the source of the live event stream.
+
+A status event also queues the job's webhook deliveries (``app.webhooks.outbox``) in the
+same transaction: every status change goes through ``status_event``."""
 
 from __future__ import annotations
 
@@ -7,6 +10,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from app.db.models import JobEvent
+from app.webhooks.outbox import add_deliveries
 
 
 def add_event(
@@ -32,5 +36,7 @@ def add_event(
 
 
 def status_event(session: Session, job_id: str, status: str, message: str, **data: Any) -> None:
-    """A ``status`` event: the job moved to ``status``."""
+    """A ``status`` event: the job moved to ``status``; and a ``job.<status>`` delivery for
+    each webhook of the job's tenant subscribed to it (all committed with the change)."""
     add_event(session, job_id, "status", message=message, data={"status": status, **data})
+    add_deliveries(session, job_id, status)
