@@ -151,6 +151,29 @@ class GraitClient:
     def retry_job(self, job_id: str) -> dict[str, Any]:
         return self._json("POST", f"/v1/jobs/{job_id}/retry")
 
+    def create_generation(self, job_id: str, questions: list[dict[str, Any]]) -> dict[str, Any]:
+        """``POST /v1/jobs/{id}/generations``: a generate job asking the tuned job's model
+        ``questions`` (``[{"question", "choices"}]``)."""
+        return self._json("POST", f"/v1/jobs/{job_id}/generations", json={"questions": questions})
+
+    def create_export(self, job_id: str) -> dict[str, Any]:
+        """``POST /v1/jobs/{id}/exports``: an export job merging the tuned job's adapter."""
+        return self._json("POST", f"/v1/jobs/{job_id}/exports", json={"merge": True})
+
+    def wait_for_job(
+        self, job_id: str, timeout: float = 3600.0, poll_seconds: float = 1.0
+    ) -> dict[str, Any]:
+        """Poll ``GET /v1/jobs/{id}`` until the job is terminal; returns it. Raises
+        TimeoutError after ``timeout`` seconds."""
+        deadline = time.monotonic() + timeout
+        while True:
+            job = self.get_job(job_id)
+            if job["status"] in TERMINAL_STATUSES:
+                return job
+            if time.monotonic() >= deadline:
+                raise TimeoutError(f"job {job_id} is still {job['status']} after {timeout:.0f} s")
+            time.sleep(poll_seconds)
+
     def list_events(self, job_id: str, after: int = 0, limit: int = 1000) -> dict[str, Any]:
         return self._json(
             "GET", f"/v1/jobs/{job_id}/events", params={"after": after, "limit": limit}
