@@ -55,6 +55,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     download = action("download", download_cmd, "download one of a job's files")
     download.add_argument("name", help="artifact name, e.g. report.json")
     download.add_argument("-o", "--output", type=Path, default=None, help="default: ./<basename>")
+    export = action("export", export_cmd, "merge a tuned job's adapter into its base model")
+    export.add_argument("--wait", action="store_true", help="wait for the export job's end")
+    export.add_argument(
+        "--download", type=Path, default=None, metavar="DIR",
+        help="wait, then download the merged model (config, safetensors, tokenizer) into DIR",
+    )  # fmt: skip
 
 
 def run(args: argparse.Namespace) -> int:
@@ -160,4 +166,29 @@ def download_cmd(client: GraitClient, args: argparse.Namespace) -> int:
     out = args.output or Path(Path(args.name).name)
     written = client.download_artifact(args.id, args.name, out)
     print(f"saved {args.name} to {out} ({written} bytes)")
+    return 0
+
+
+def export_cmd(client: GraitClient, args: argparse.Namespace) -> int:
+    """Queue an export job; with ``--wait`` or ``--download DIR`` wait for it (exit 1 unless
+    it succeeded) and download its ``merged/`` files into DIR."""
+    job = client.create_export(args.id)
+    print(f"export job {job['id']} {job['status']} (merging job {args.id})")
+    if not (args.wait or args.download):
+        return 0
+    job = client.wait_for_job(job["id"])
+    if job["status"] != "succeeded":
+        error = job.get("error") or {}
+        print(f"error: export job {job['id']} {job['status']}: {error.get('code')}: "
+              f"{error.get('message')}", file=sys.stderr)  # fmt: skip
+        return 1
+    print(f"export job {job['id']} succeeded")
+    if args.download is None:
+        return 0
+    args.download.mkdir(parents=True, exist_ok=True)
+    for artifact in client.list_artifacts(job["id"])["data"]:
+        folder, _, name = artifact["name"].partition("/")
+        if folder == "merged" and name and "/" not in name:
+            written = client.download_artifact(job["id"], artifact["name"], args.download / name)
+            print(f"saved {artifact['name']} to {args.download / name} ({written} bytes)")
     return 0
