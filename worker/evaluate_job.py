@@ -56,7 +56,7 @@ def run(ctx: JobContext) -> dict[str, Any]:
     resolved = {**config, "runtime": runtime.to_dict(), "device": ctx.compute.device,
                 "dtype": ctx.compute.dtype}  # fmt: skip
     echoed = {
-        "id": ctx.row.job_id, "model": config["model"], "method": config.get("method", "base"),
+        "id": ctx.row.job_id, "model": config["model"], "method": _method(ctx),
         "source_job_id": ctx.row.source_job_id, "config": resolved,
     }  # fmt: skip
     return run_evaluation(
@@ -66,3 +66,13 @@ def run(ctx: JobContext) -> dict[str, Any]:
         progress=ctx.recorder.progress, cancel=ctx.recorder.cancel_requested,
         notice=ctx.recorder.notice,
     )  # fmt: skip
+
+
+def _method(ctx: JobContext) -> str:
+    """The tuned model's method (from its tune job's report), ``base`` for a base model."""
+    from grait_engine.reporting.data import read_report
+
+    if ctx.row.source_job_id is None:
+        return "base"
+    report = read_report(ctx.out_dir.parent / ctx.row.source_job_id) or {}
+    return str(report.get("job", {}).get("method") or "tuned")

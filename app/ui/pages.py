@@ -23,7 +23,7 @@ from app.storage import ArtifactStore
 from app.ui.auth import router as login_router
 from app.ui.auth import ui_tenant
 from app.ui.html import note, page, section, table, text
-from app.ui.views import config_table, differences_table, report_sections
+from app.ui.views import config_table, differences_table, evaluation_sections, report_sections
 from grait_engine.reporting.data import JobData, load_job, read_report, ths_by_test_set
 
 router = APIRouter(prefix="/ui", include_in_schema=False)
@@ -95,7 +95,7 @@ def jobs_page(request: Request, session: SessionDep, store: StoreDep) -> Respons
             f'<input type="checkbox" name="ids" value="{text(job.id)}" aria-label="compare">',
             f'<a href="/ui/jobs/{text(job.id)}">{text(job.id)}</a>',
             f'<span class="status">{text(job.status)}</span>',
-            text(job.method),
+            text(_method_cell(job)),
             text(job.model),
             text(job.task),
             text(job.created_at.strftime("%Y-%m-%d %H:%M")),
@@ -136,18 +136,36 @@ def job_page(
         return page("Not found", note("no such job"), status_code=404)
     job = found[0]
     title = f"Job {job.id}: {job.method} on {job.model}"
+    if job.kind != "tune":
+        title = f"Job {job.id}: {job.kind} {job.method} on {job.model}"
     data = job_data(store, job, label=job.method)
     if data is None:
-        body = _status_section(job) + section("config", "Config", config_table(job.config))
+        body = _source_note(job) + _status_section(job)
+        body += section("config", "Config", config_table(job.config))
         return page(title, body)
     summary = note(f"status {job.status}, task {job.task}, created {job.created_at:%Y-%m-%d %H:%M}")
     config = data.report.get("job", {}).get("config") or job.config
-    body = (
-        summary
-        + report_sections([data], images)
-        + section("config", "Config", config_table(config))
-    )
+    if job.kind == "evaluate":
+        sections = _source_note(job) + evaluation_sections(data, images)
+    else:
+        sections = report_sections([data], images)
+    body = summary + sections + section("config", "Config", config_table(config))
     return page(title, body)
+
+
+def _method_cell(job: Job) -> str:
+    """The list's method column; other kinds than ``tune`` are named (``evaluate: grait``)."""
+    return job.method if job.kind == "tune" else f"{job.kind}: {job.method}"
+
+
+def _source_note(job: Job) -> str:
+    """What a non-tune job works on: the tuned model of its source job, or a base model."""
+    if job.kind == "tune":
+        return ""
+    if job.source_job_id is None:
+        return f"<p>{text(job.kind)} job of the base model {text(job.model)}</p>"
+    link = f'<a href="/ui/jobs/{text(job.source_job_id)}">{text(job.source_job_id)}</a>'
+    return f"<p>{text(job.kind)} job of the tuned model of job {link}</p>"
 
 
 def _compare_ids(raw: list[str]) -> list[str]:

@@ -18,8 +18,10 @@ from grait_engine.reporting.data import (
     flatten,
     result_values,
 )
-from grait_engine.reporting.plots import FIGURES, NOT_AVAILABLE, job_figures
+from grait_engine.reporting.plots import FIGURES, NOT_AVAILABLE, job_figures, plane_figure
 from grait_engine.reporting.render import png_data_uri, svg_text
+
+BAR_WIDTH = 40  # characters of the longest histogram bar
 
 
 def results_table(jobs: Sequence[JobData]) -> str:
@@ -117,3 +119,45 @@ def differences_table(labels: Sequence[str], configs: Sequence[Mapping[str, Any]
     if not rows:
         return note("the configs are identical")
     return table(["key", *labels], rows)
+
+
+def knowledge_section(knowledge: Mapping[str, Any]) -> str:
+    """A base-model evaluation's knowledge probe: per eval set, the share of items the
+    model knows (correctness >= tau) and the correctness histogram as a table of bars."""
+    parts = []
+    for name, entry in knowledge.items():
+        counts = [int(c) for c in entry.get("counts") or []]
+        edges = entry.get("bins") or []
+        top = max(counts, default=0) or 1
+        rows = []
+        for index, count in enumerate(counts):
+            close = "]" if index == len(counts) - 1 else ")"
+            span = f"[{number(edges[index])}, {number(edges[index + 1])}{close}"
+            bar = "\u2588" * round(BAR_WIDTH * count / top)
+            rows.append([text(span), text(count), f'<span aria-hidden="true">{bar}</span>'])
+        summary = (
+            f"{name}: {number(entry.get('known_share'))}% of {entry.get('n')} items have "
+            f"correctness >= {entry.get('tau')}; mean correctness "
+            f"{number(entry.get('mean_correctness'), 3)}"
+        )
+        if entry.get("auroc_known") is not None:
+            summary += f"; AUROC against the ground truth {number(entry['auroc_known'], 3)}"
+        parts.append(note(summary) + table(["correctness", "items", ""], rows, numeric={1}))
+    return "".join(parts)
+
+
+def evaluation_sections(job: JobData, fmt: str = "svg") -> str:
+    """An evaluation job's report: the results table, the Pc/Pw plane, the knowledge
+    probe (base-model evaluations) and the stage timings. Tune-only figures (training
+    curves, split, selection weights) are left out: an evaluation has none."""
+    plane = plane_figure({job.label: job.report.get("eval") or {}})
+    parts = [
+        section("results", "Results: Pc, Pw, Pr and THS", results_table([job])),
+        section("plane", FIGURES["plane"], _figure(plane, FIGURES["plane"], fmt)),
+    ]
+    knowledge = job.report.get("knowledge")
+    if knowledge:
+        title = "What the base model knows: probe correctness per item"
+        parts.append(section("knowledge", title, knowledge_section(knowledge)))
+    parts.append(section("timeline", "Stage timings", _stages_table([job])))
+    return "".join(parts)
