@@ -160,6 +160,25 @@ class GraitClient:
         """``POST /v1/jobs/{id}/exports``: an export job merging the tuned job's adapter."""
         return self._json("POST", f"/v1/jobs/{job_id}/exports", json={"merge": True})
 
+    def create_evaluation(
+        self, job_id: str, eval_datasets: dict[str, str], idempotency_key: str | None = None
+    ) -> dict[str, Any]:
+        """``POST /v1/jobs/{id}/evaluations``: an evaluate job of the tuned job's model and
+        its base model on ``eval_datasets`` (``{name: dataset id}``)."""
+        headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
+        body = {"eval_datasets": eval_datasets}
+        return self._json("POST", f"/v1/jobs/{job_id}/evaluations", json=body, headers=headers)
+
+    def create_base_evaluation(
+        self, model: str, task: str, eval_datasets: dict[str, str],
+        idempotency_key: str | None = None,
+    ) -> dict[str, Any]:  # fmt: skip
+        """``POST /v1/evaluations``: an evaluate job of base model ``model`` alone, with
+        the knowledge probe of every eval set."""
+        headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
+        body = {"model": model, "task": task, "eval_datasets": eval_datasets}
+        return self._json("POST", "/v1/evaluations", json=body, headers=headers)
+
     def wait_for_job(
         self, job_id: str, timeout: float = 3600.0, poll_seconds: float = 1.0
     ) -> dict[str, Any]:
@@ -239,3 +258,21 @@ class GraitClient:
             if failures > max_reconnects:
                 raise ServiceUnreachable(self.url, "the event stream keeps ending early")
             time.sleep(retry_seconds)
+
+    # webhooks
+    def create_webhook(self, url: str, events: list[str] | None = None) -> dict[str, Any]:
+        """``POST /v1/webhooks``: the new webhook with its signing ``secret`` (shown once)."""
+        body: dict[str, Any] = {"url": url}
+        if events:
+            body["events"] = events
+        return self._json("POST", "/v1/webhooks", json=body)
+
+    def list_webhooks(self, limit: int = 100) -> dict[str, Any]:
+        return self._json("GET", "/v1/webhooks", params={"limit": limit})
+
+    def delete_webhook(self, webhook_id: str) -> None:
+        self.request("DELETE", f"/v1/webhooks/{webhook_id}")
+
+    def list_deliveries(self, webhook_id: str, limit: int = 20) -> dict[str, Any]:
+        """``GET /v1/webhooks/{id}/deliveries``: the delivery log, newest first."""
+        return self._json("GET", f"/v1/webhooks/{webhook_id}/deliveries", params={"limit": limit})
