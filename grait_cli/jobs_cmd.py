@@ -15,11 +15,13 @@ from typing import Any
 
 from grait_cli.client import GraitClient
 from grait_cli.common import (
+    METRICS,
     connection_parser,
     follow_job,
     print_json,
     print_report_table,
     print_table,
+    report_rows,
     run_command,
 )
 
@@ -61,6 +63,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--download", type=Path, default=None, metavar="DIR",
         help="wait, then download the merged model (config, safetensors, tokenizer) into DIR",
     )  # fmt: skip
+
+    evaluate = action(
+        "evaluate", evaluate_cmd,
+        "evaluate a succeeded tune job's model (JOB_ID), or a base model alone (--model and "
+        "--task), on eval datasets", False,
+    )  # fmt: skip
+    evaluate.add_argument("id", nargs="?", default=None, help="a succeeded tune job's id")
+    evaluate.add_argument(
+        "--dataset", action="append", required=True, metavar="NAME=DATASET_ID",
+        help="an eval set (repeat for more): its name in the report and its dataset id",
+    )  # fmt: skip
+    evaluate.add_argument("--model", default=None, help="a base model alone (no JOB_ID)")
+    evaluate.add_argument("--task", choices=("open", "choice"), default=None)
+    evaluate.add_argument("--idempotency-key", default=None)
+    evaluate.add_argument(
+        "--wait", action="store_true", help="follow the job to its end, then print its report"
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -191,4 +210,59 @@ def export_cmd(client: GraitClient, args: argparse.Namespace) -> int:
         if folder == "merged" and name and "/" not in name:
             written = client.download_artifact(job["id"], artifact["name"], args.download / name)
             print(f"saved {artifact['name']} to {args.download / name} ({written} bytes)")
+    return 0
+
+
+def parse_datasets(values: list[str]) -> dict[str, str]:
+    """``["id=ds_1", "ood=ds_2"]`` -> ``{"id": "ds_1", "ood": "ds_2"}``; ValueError for an
+    entry without ``=`` or a name given twice (the service checks names and ids)."""
+    sets: dict[str, str] = {}
+    for value in values:
+        name, sep, dataset_id = value.partition("=")
+        if not sep or not name or not dataset_id:
+            raise ValueError(f"--dataset {value!r}: expected NAME=DATASET_ID")
+        if name in sets:
+            raise ValueError(f"--dataset: the name {name!r} is given twice")
+        sets[name] = dataset_id
+    return sets
+
+
+def evaluate_cmd(client: GraitClient, args: argparse.Namespace) -> int:
+    """Queue an evaluate job: of tune job ``id``'s model, or (``--model``, ``--task``) of a
+    base model alone. With ``--wait``: follow it, print its report table (and for a base
+    model the share of items it knows per set); exit 1 unless it succeeded."""
+    try:
+        sets = parse_datasets(args.dataset)
+    except ValueError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    if (args.id is None) == (args.model is None) or (args.model is None) != (args.task is None):
+        print("error: give either JOB_ID or both --model and --task", file=sys.stderr)
+        return 2
+    if args.id is not None:
+        job = client.create_evaluation(args.id, sets, idempotency_key=args.idempotency_key)
+        what = f"the tuned model of job {args.id}"
+    else:
+        job = client.create_base_evaluation(
+            args.model, args.task, sets, idempotency_key=args.idempotency_key
+        )
+        what = f"base model {args.model}"
+    print(f"evaluate job {job['id']} {job['status']} ({what})")
+    if not args.wait:
+        return 0
+    job = follow_job(client, job["id"])
+    if job["status"] != "succeeded":
+        error = job.get("error") or {}
+        print(f"error: evaluate job {job['id']} {job['status']}: {error.get('code')}: "
+              f"{error.get('message')}", file=sys.stderr)  # fmt: skip
+        return 1
+    report = client.report(job["id"])
+    print(f"evaluate job {job['id']} succeeded, rates in %")
+    label = str(report.get("job", {}).get("method") or "model")
+    # A base-model evaluation has no tuned row: leave out rows without any rate.
+    rows = [row for row in report_rows([(label, report)]) if any(row[2:])]
+    print_table(["test set", "model"] + [name for _, name in METRICS], rows)
+    for name, entry in (report.get("knowledge") or {}).items():
+        print(f"{name}: the base model knows {entry['known_share']:.1f}% of {entry['n']} "
+              f"items (probe correctness >= {entry['tau']}); histogram {entry['counts']}")  # fmt: skip
     return 0
