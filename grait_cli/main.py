@@ -20,6 +20,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "worker": ("worker.cli", "a Celery GPU worker (Redis broker); --beat also runs the reaper"),
     "datasets": ("grait_cli.datasets_cmd", "client: upload, list and show datasets"),
     "jobs": ("grait_cli.jobs_cmd", "client: create, follow and inspect jobs"),
+    "webhooks": ("grait_cli.webhooks_cmd", "client: job status webhooks and their deliveries"),
     "ask": ("grait_cli.ask_cmd", "ask a tuned job's model (a `grait run` folder or a job id)"),
 }
 
