@@ -16,7 +16,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     common = connection_parser()
     sub = parser.add_subparsers(dest="action", required=True)
     create = sub.add_parser("create", parents=[common], help="add a webhook (prints its secret)")
-    create.add_argument("url", help="where deliveries are POSTed (a host the operator allows)")
+    # dest: not ``url``, which is the service's (--url).
+    create.add_argument(
+        "webhook_url",
+        metavar="URL",
+        help="where deliveries are POSTed (a host the operator allows)",
+    )
     # The service checks the names (422 naming ``events``), so this list cannot go stale.
     create.add_argument(
         "--event", action="append", dest="events", metavar="EVENT",
@@ -42,7 +47,7 @@ def run(args: argparse.Namespace) -> int:
 
 def create_cmd(client: GraitClient, args: argparse.Namespace) -> int:
     """Create the webhook; prints its id, events and the secret (shown once)."""
-    webhook = client.create_webhook(args.url, args.events)
+    webhook = client.create_webhook(args.webhook_url, args.events)
     print(f"created {webhook['id']} for {webhook['url']} ({', '.join(webhook['events'])})")
     print(f"secret: {webhook['secret']}")
     print("(the secret is shown only now: verify the Grait-Signature header with it)")
