@@ -53,6 +53,7 @@ BATCH = 20  # deliveries claimed at once
 SNIPPET_CHARS = 100  # of a failed answer's body, in ``last_error``
 CLAIM_MARGIN_SECONDS = 60.0  # a claim outlives the send's timeout by this much
 USER_AGENT = "grait-webhooks/1"
+ERROR_PAUSE = 5.0  # seconds between tries while the database fails (no log flood)
 
 
 @dataclass(frozen=True)
@@ -145,7 +146,7 @@ def send(delivery: Claimed, settings: Settings, http: httpx.Client) -> Outcome:
             return Outcome(False, response.status_code, error)
     except httpx.TimeoutException:
         return Outcome(False, None, f"timed out after {settings.webhook_timeout_seconds:g} s")
-    except httpx.HTTPError as error:
+    except Exception as error:  # httpx errors, and any other (httpx.InvalidURL is not one)
         # The type only: messages can repeat the URL or internals of the network stack.
         return Outcome(False, None, f"request failed: {type(error).__name__}")
 
@@ -258,6 +259,7 @@ class WebhookDispatcher:
                 except Exception as error:
                     # The type only: database errors can hold SQL and the database URL.
                     log.warning("webhook dispatch failed: %s", type(error).__name__)
-                    tried = 0
+                    self.stop_event.wait(max(self.settings.webhook_poll_seconds, ERROR_PAUSE))
+                    continue
                 if tried < BATCH:
                     self.stop_event.wait(self.settings.webhook_poll_seconds)

@@ -505,3 +505,19 @@ def test_outbox_ignores_tenants_without_webhooks(quiet_app: FastAPI, toyworld_di
         assert outbox.add_deliveries(session, job_id, "succeeded") == []
         rows = session.scalars(select(WebhookDelivery).where(WebhookDelivery.job_id == job_id))
         assert rows.all() == []
+
+
+def test_unreachable_receiver_is_recorded(quiet_app: FastAPI, toyworld_dir: Path) -> None:
+    factory, settings = quiet_app.state.session_factory, quiet_app.state.settings
+    with receiving() as receiver:
+        dead_url = receiver.url  # nothing listens there once the receiver has stopped
+    with TestClient(quiet_app) as client:
+        auth = bearer(quiet_app)
+        hook = create_hook(client, auth, dead_url, events=["job.queued"])
+        queue_job(client, auth, toyworld_dir)
+        with dispatch.http_client(settings) as http:
+            dispatch.dispatch_due(factory, settings, http)
+        (row,) = deliveries(client, auth, hook["id"])
+        assert (row["status"], row["attempts"], row["last_status_code"]) == ("pending", 1, None)
+        assert row["last_error"] == "request failed: ConnectError"
+        assert row["next_attempt_at"] is not None
