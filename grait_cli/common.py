@@ -84,15 +84,17 @@ def _rate(values: dict[str, Any], key: str) -> str:
 
 def report_rows(reports: list[tuple[str, dict[str, Any]]]) -> list[list[str]]:
     """Rows ``[test set, model, Pc, Pw, Pr, THS]``: the base model's two prompts (from the
-    first report), then each report's tuned model, per test set."""
+    first report), then each report's tuned model, per test set (none for a base-model
+    evaluation, whose report has no ``tuned`` block)."""
     if not reports:
         return []
     rows = []
     for test_set, first in reports[0][1].get("eval", {}).items():
         models = [(label, first.get(key, {})) for key, label in BASE_ROWS]
         models += [
-            (f"{name} tuned", r.get("eval", {}).get(test_set, {}).get("tuned", {}))
+            (f"{name} tuned", r["eval"][test_set]["tuned"])
             for name, r in reports
+            if "tuned" in r.get("eval", {}).get(test_set, {})
         ]
         for label, values in models:
             rows.append([test_set, label] + [_rate(values, key) for key, _ in METRICS])

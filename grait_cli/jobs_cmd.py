@@ -118,10 +118,18 @@ def create_cmd(client: GraitClient, args: argparse.Namespace) -> int:
 def list_cmd(client: GraitClient, args: argparse.Namespace) -> int:
     page = client.list_jobs(status=args.status, limit=args.limit)
     rows = [
-        [j["id"], j["status"], j["method"], j["model"], j.get("stage") or "", j["created_at"]]
+        [
+            j["id"],
+            j["status"],
+            j.get("kind", "tune"),
+            j["method"],
+            j["model"],
+            j.get("stage") or "",
+            j["created_at"],
+        ]  # fmt: skip
         for j in page["data"]
     ]
-    print_table(["id", "status", "method", "model", "stage", "created"], rows)
+    print_table(["id", "status", "kind", "method", "model", "stage", "created"], rows)
     if page.get("has_more"):
         print(f"(more than {args.limit}; use --limit)")
     return 0

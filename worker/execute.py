@@ -46,6 +46,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from app.db.models import Dataset, Job, dataset_refs
 from app.db.session import unit_of_work
+from app.jobs.public import DATABASE_ERROR_MESSAGE
 from app.jobs.recorder import JobRecorder
 from app.jobs.spec import engine_config
 from app.jobs.transient import is_transient
@@ -57,7 +58,6 @@ log = logging.getLogger(__name__)
 TOYWORLD_PREFIX = "toyworld/"
 # What execute_job returns when the database stayed unreachable (nothing was recorded).
 DATABASE_UNAVAILABLE = "database_unavailable"
-DATABASE_ERROR_MESSAGE = "a database error stopped the job; the details are in the worker's log"
 
 
 class JobInputError(Exception):

@@ -8,8 +8,7 @@ from fastapi import APIRouter, BackgroundTasks, Request, Response
 
 from app.api.deps import SessionDep, SettingsDep, TenantDep
 from app.api.job_schemas import JobOut
-from app.api.jobs import IdempotencyKey, _enqueue_after_commit
-from app.db.models import Job
+from app.api.jobs import IdempotencyKey, answer_new_job
 from app.jobs.evaluations import (
     BaseEvaluationCreate,
     EvaluationCreate,
@@ -19,18 +18,6 @@ from app.jobs.evaluations import (
 from app.jobs.service import add_job, succeeded_tune_job
 
 router = APIRouter(tags=["evaluations"])
-
-
-def _answer(
-    job: Job, created: bool, request: Request, response: Response, background: BackgroundTasks
-) -> JobOut:
-    """201 and enqueue (after the commit) for a new job; 200 for an idempotent replay."""
-    if created:
-        _enqueue_after_commit(request, background, job.id)
-    else:
-        response.status_code = 200
-        response.headers["Idempotent-Replayed"] = "true"
-    return JobOut.of(job)
 
 
 @router.post("/v1/jobs/{job_id}/evaluations", status_code=201, response_model=JobOut)
@@ -55,7 +42,7 @@ def evaluate_tuned(
         resolve=lambda: resolve_tuned_evaluation(session, source, body, settings),
         settings=settings, idempotency_key=idempotency_key, source_job=source,
     )  # fmt: skip
-    return _answer(job, created, request, response, background)
+    return answer_new_job(job, created, request, response, background)
 
 
 @router.post("/v1/evaluations", status_code=201, response_model=JobOut)
@@ -76,4 +63,4 @@ def evaluate_base(
         resolve=lambda: resolve_base_evaluation(session, tenant.id, body, settings),
         settings=settings, idempotency_key=idempotency_key,
     )  # fmt: skip
-    return _answer(job, created, request, response, background)
+    return answer_new_job(job, created, request, response, background)

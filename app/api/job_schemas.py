@@ -8,10 +8,7 @@ from typing import Any, Literal
 from pydantic import BaseModel
 
 from app.db.models import Job, JobEvent
-
-# What SQLAlchemy appends to a database error's text: the statement and its parameters.
-SQL_MARKERS = ("[SQL:", "[parameters:")
-SQL_HIDDEN = "a database error stopped the job; the details are in the worker's log"
+from app.jobs.public import public_message
 
 
 class Progress(BaseModel):
@@ -25,13 +22,6 @@ class Progress(BaseModel):
 class JobError(BaseModel):
     code: str
     message: str
-
-
-def public_message(message: str | None) -> str:
-    """A job's recorded error message as a client may see it: never an SQL statement or
-    its bound parameters (jobs recorded before ``database_error`` existed may hold them)."""
-    text = message or ""
-    return SQL_HIDDEN if any(marker in text for marker in SQL_MARKERS) else text
 
 
 class JobOut(BaseModel):

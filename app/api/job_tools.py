@@ -11,7 +11,7 @@ from pydantic import BaseModel
 
 from app.api.deps import SessionDep, SettingsDep, TenantDep
 from app.api.job_schemas import JobOut
-from app.api.jobs import IdempotencyKey
+from app.api.jobs import IdempotencyKey, answer_new_job
 from app.jobs.service import add_job, succeeded_tune_job
 from app.jobs.tools import (
     ExportCreate,
@@ -80,10 +80,4 @@ def _queue(
         resolve=lambda: configure(source, body), settings=settings,
         idempotency_key=idempotency_key, source_job=source,
     )  # fmt: skip
-    if created:
-        # Background tasks run after the response, so after the request's commit.
-        background.add_task(request.app.state.queue.enqueue, job.id)
-    else:
-        response.status_code = 200
-        response.headers["Idempotent-Replayed"] = "true"
-    return JobOut.of(job)
+    return answer_new_job(job, created, request, response, background)

@@ -40,6 +40,20 @@ def _enqueue_after_commit(request: Request, background: BackgroundTasks, job_id:
     background.add_task(request.app.state.queue.enqueue, job_id)
 
 
+def answer_new_job(
+    job: Job, created: bool, request: Request, response: Response, background: BackgroundTasks
+) -> JobOut:
+    """The answer of every job-creating route (``add_job``'s result): 201 and the job
+    enqueued after the commit, or 200 with ``Idempotent-Replayed`` for the job an earlier
+    request with the same ``Idempotency-Key`` created."""
+    if created:
+        _enqueue_after_commit(request, background, job.id)
+    else:
+        response.status_code = 200
+        response.headers["Idempotent-Replayed"] = "true"
+    return JobOut.of(job)
+
+
 @router.post("", status_code=201, response_model=JobOut)
 def create(
     body: JobCreate,
@@ -57,12 +71,7 @@ def create(
     job, created = create_job(
         session, tenant.id, body, settings=settings, idempotency_key=idempotency_key
     )
-    if created:
-        _enqueue_after_commit(request, background, job.id)
-    else:
-        response.status_code = 200
-        response.headers["Idempotent-Replayed"] = "true"
-    return JobOut.of(job)
+    return answer_new_job(job, created, request, response, background)
 
 
 @router.get("", response_model=JobList)

@@ -17,8 +17,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.api.deps import SessionDep, StoreDep
-from app.api.job_schemas import public_message
 from app.db.models import Job, Tenant
+from app.jobs.public import public_message
 from app.storage import ArtifactStore
 from app.ui.auth import router as login_router
 from app.ui.auth import ui_tenant

@@ -18,18 +18,9 @@ from sqlalchemy.orm import Session
 
 from app.db.models import Job, Webhook, WebhookDelivery
 from app.db.types import new_id, utcnow
+from app.jobs.public import public_message
 
 DELIVERY_PREFIX = "whd"  # delivery ids: whd_<hex>
-# The same rule as ``app.api.job_schemas.public_message`` (which the worker side may not
-# import): a recorded error message that holds an SQL statement is not shown.
-SQL_MARKERS = ("[SQL:", "[parameters:")
-SQL_HIDDEN = "a database error stopped the job; the details are in the worker's log"
-
-
-def public_message(message: str | None) -> str:
-    """A job's error message as a webhook receiver may see it (see ``SQL_MARKERS``)."""
-    text = message or ""
-    return SQL_HIDDEN if any(marker in text for marker in SQL_MARKERS) else text
 
 
 def add_deliveries(session: Session, job_id: str, status: str) -> list[WebhookDelivery]:

@@ -1,8 +1,9 @@
 """Schemathesis over the OpenAPI schema: generated requests never get a 5xx, and no ``/v1``
 operation answers anything but 401 without a key (no auth bypass).
 
-The service runs on SQLite without a job runner (created jobs stay queued); the tenant owns
-a choice dataset and a job, so generated ids sometimes hit real rows. Examples per
+The service runs on SQLite without a job runner (created jobs stay queued) or webhook
+dispatcher; the tenant owns a choice dataset, a job and a webhook, so generated ids
+sometimes hit real rows. Examples per
 operation are bounded (``MAX_EXAMPLES``) to keep the suite fast.
 """
 
@@ -31,14 +32,19 @@ MAX_EXAMPLES = 15
 def fuzz_app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     root = tmp_path_factory.mktemp("fuzz")
     url = f"sqlite:///{root / 'grait.db'}"
-    app = create_app(job_settings(root / "data", url, root / "tw", local_runner=False))
+    settings = job_settings(
+        root / "data", url, root / "tw", local_runner=False, webhook_dispatcher=False
+    )
+    app = create_app(settings)
     with TestClient(app) as client:  # runs the lifespan: migrations, store
         key, _ = new_key(app)
         auth = {"Authorization": f"Bearer {key}"}
         dataset = upload_raw(client, auth, choice_lines(4), "choice").json()["id"]
         ids = {"train": dataset, "test_id": dataset, "test_ood": dataset}
         job = client.post("/v1/jobs", json=job_body(ids), headers=auth).json()["id"]
-        yield {"app": app, "auth": auth, "dataset": dataset, "job": job}
+        hook = {"url": "http://127.0.0.1:9/hook", "events": ["job.succeeded"]}
+        webhook = client.post("/v1/webhooks", json=hook, headers=auth).json()["id"]
+        yield {"app": app, "auth": auth, "dataset": dataset, "job": job, "webhook": webhook}
     app.state.engine.dispose()
 
 
@@ -47,7 +53,10 @@ def test_no_server_errors(fuzz_app: dict[str, Any]) -> None:
     from schemathesis.checks import not_a_server_error
 
     schema = schemathesis.openapi.from_asgi("/openapi.json", fuzz_app["app"])
-    real = {"dataset_id": fuzz_app["dataset"], "job_id": fuzz_app["job"]}
+    real = {
+        "dataset_id": fuzz_app["dataset"], "job_id": fuzz_app["job"],
+        "webhook_id": fuzz_app["webhook"],
+    }  # fmt: skip
     labels = []
     for result in schema.get_all_operations():
         operation = result.ok()
@@ -85,7 +94,10 @@ def test_every_v1_operation_needs_a_key(fuzz_app: dict[str, Any]) -> None:
     app = fuzz_app["app"]
     operations = _v1_operations(app)
     assert len(operations) >= 15
-    real = {"dataset_id": fuzz_app["dataset"], "job_id": fuzz_app["job"], "name": "report.json"}
+    real = {
+        "dataset_id": fuzz_app["dataset"], "job_id": fuzz_app["job"], "name": "report.json",
+        "webhook_id": fuzz_app["webhook"],
+    }  # fmt: skip
     with TestClient(app) as client:
         for method, path in operations:
             url = re.sub(r"\{(\w+)(:path)?\}", lambda m: real[m.group(1)], path)
@@ -100,5 +112,10 @@ def test_fixture_paths_exist(tmp_path: Path) -> None:
     """The fuzz fixture's schema is the service's: it lists the job and dataset resources."""
     app = create_app(job_settings(tmp_path, f"sqlite:///{tmp_path / 'g.db'}", tmp_path))
     paths = app.openapi()["paths"]
-    assert {"/v1/jobs", "/v1/jobs/{job_id}/events/stream", "/v1/datasets"} <= set(paths)
+    expected = {
+        "/v1/jobs", "/v1/jobs/{job_id}/events/stream", "/v1/datasets", "/v1/webhooks",
+        "/v1/evaluations", "/v1/jobs/{job_id}/evaluations", "/v1/jobs/{job_id}/generations",
+        "/v1/jobs/{job_id}/exports", "/v1/webhooks/{webhook_id}/deliveries",
+    }  # fmt: skip
+    assert expected <= set(paths)
     app.state.engine.dispose()

@@ -90,6 +90,13 @@ def test_report_rows_put_base_prompts_then_each_tuned_model() -> None:
     assert rows[0] == ["id", "base model (basic prompt)", "50.0", "40.0", "10.0", "2.5"]
 
 
+def test_report_rows_of_a_base_model_evaluation_have_no_tuned_row() -> None:
+    rates = {"n": 10, "pc": 50.0, "pw": 40.0, "pr": 10.0, "unparsed": 0.0, "ths": 2.5}
+    report = {"eval": {"id": {"init_basic": rates, "init_refuse": rates}}}
+    rows = report_rows([("base", report)])
+    assert [row[1] for row in rows] == ["base model (basic prompt)", "base model (refuse prompt)"]
+
+
 def test_client_commands_load_neither_torch_nor_the_service() -> None:
     code = (
         "import importlib, sys\n"
