@@ -20,28 +20,24 @@ database), then against the working tree, and both are printed side by side.
 
 from __future__ import annotations
 
+import argparse
+import asyncio
+import json
 import os
+import random
+import socket
+import subprocess
 import sys
+import tempfile
+import time
+import uuid
+from collections import Counter
 
-# bench/select.py shadows the stdlib ``select``: drop this folder from the import path.
+import httpx
+import psycopg
+from sqlalchemy.engine import make_url
+
 HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path[:] = [entry for entry in sys.path if os.path.abspath(entry or ".") != HERE]
-sys.path.insert(0, os.path.dirname(HERE))  # the repository root
-
-import argparse  # noqa: E402
-import asyncio  # noqa: E402
-import json  # noqa: E402
-import random  # noqa: E402
-import socket  # noqa: E402
-import subprocess  # noqa: E402
-import tempfile  # noqa: E402
-import time  # noqa: E402
-import uuid  # noqa: E402
-from collections import Counter  # noqa: E402
-
-import httpx  # noqa: E402
-import psycopg  # noqa: E402
-from sqlalchemy.engine import make_url  # noqa: E402
 
 PG_ADMIN = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 ROOT = os.path.dirname(HERE)

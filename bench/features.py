@@ -24,44 +24,25 @@ On the world's training pool (``data/{task}/train.jsonl``, tasks joined):
 
 from __future__ import annotations
 
-import os
-import sys
+import argparse
+import json
+import time
+from pathlib import Path
 
-# bench/ holds select.py, which shadows the stdlib module subprocess needs: drop this folder
-# from the import path and put the repository root (for grait_engine) in its place.
-HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path[:] = [entry for entry in sys.path if os.path.abspath(entry or ".") != HERE]
-sys.path.insert(0, os.path.dirname(HERE))
+import torch
 
-import argparse  # noqa: E402
-import json  # noqa: E402
-import time  # noqa: E402
-from pathlib import Path  # noqa: E402
-
-import torch  # noqa: E402
-
-from grait_cli.demo import ensure_world  # noqa: E402
-from grait_engine.features import (  # noqa: E402
-    FeatureContext,
-    FeaturesConfig,
-    Projector,
-    SpeedSettings,
-    batched_features,
-    collate,
-    encode_pair,
-    lora_layout,
-    per_sample_grads,
-    precondition,
-    reference_features,
-    resolve_projection_dtype,
-    select_warmup_items,
-)
-from grait_engine.features.fused import available as fused_available  # noqa: E402
-from grait_engine.features.sequences import per_sample_loss  # noqa: E402
-from grait_engine.features.warmup import train_warmup  # noqa: E402
-from grait_engine.lora import attach_lora, cast_lora  # noqa: E402
-from grait_engine.modeling import ModelSpec, load_model  # noqa: E402
-from grait_engine.records import read_items  # noqa: E402
+from grait_cli.demo import ensure_world
+from grait_engine.features.compute import FeatureContext, batched_features, reference_features
+from grait_engine.features.config import FeaturesConfig
+from grait_engine.features.fused import available as fused_available
+from grait_engine.features.pergrad import lora_layout, per_sample_grads
+from grait_engine.features.projection import Projector, precondition, resolve_projection_dtype
+from grait_engine.features.sequences import collate, encode_pair, per_sample_loss
+from grait_engine.features.stage import SpeedSettings
+from grait_engine.features.warmup import select_warmup_items, train_warmup
+from grait_engine.lora import attach_lora, cast_lora
+from grait_engine.modeling import ModelSpec, load_model
+from grait_engine.records.jsonl import read_items
 
 
 def parse_args() -> argparse.Namespace:

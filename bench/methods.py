@@ -30,29 +30,23 @@ Usage::
 
 from __future__ import annotations
 
+import argparse
+import json
 import os
+import shlex
+import statistics
 import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-# Run as a script: import the project, never this folder's select.py as the stdlib module.
-sys.path[:] = [entry for entry in sys.path if os.path.abspath(entry or ".") != HERE]
-sys.path.insert(0, os.path.dirname(HERE))
+import torch
 
-import argparse  # noqa: E402
-import json  # noqa: E402
-import shlex  # noqa: E402
-import statistics  # noqa: E402
-import tempfile  # noqa: E402
-import time  # noqa: E402
-from pathlib import Path  # noqa: E402
-from typing import Any  # noqa: E402
-
-import torch  # noqa: E402
-
-from grait_cli.demo import default_cache_dir  # noqa: E402
-from grait_engine.pipeline.config import load_job_config  # noqa: E402
-from grait_engine.pipeline.run import run_job  # noqa: E402
-from grait_engine.reporting.compare import (  # noqa: E402
+from grait_cli.demo import default_cache_dir
+from grait_engine.pipeline.config import load_job_config
+from grait_engine.pipeline.run import run_job
+from grait_engine.reporting.compare import (
     Difference,
     Stat,
     paired_run,
@@ -60,7 +54,9 @@ from grait_engine.reporting.compare import (  # noqa: E402
     summary_row,
     ths_difference,
 )
-from grait_engine.toyworld import SIZES, ToyWorld, build_toyworld, preset  # noqa: E402
+from grait_engine.toyworld import SIZES, ToyWorld, build_toyworld, preset
+
+HERE = os.path.dirname(os.path.abspath(__file__))
 
 ROOT = Path(HERE).parent
 # key -> (table label, method block without the budget)

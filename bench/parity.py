@@ -23,23 +23,15 @@ FLOPs of its matmul.
 
 from __future__ import annotations
 
-import os
+import argparse
+import json
 import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
 
-# bench/ holds select.py, which shadows the stdlib module subprocess needs: drop this folder
-# from the import path and put the repository root (for grait_engine) in its place.
-HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path[:] = [entry for entry in sys.path if os.path.abspath(entry or ".") != HERE]
-sys.path.insert(0, os.path.dirname(HERE))
-
-import argparse  # noqa: E402
-import json  # noqa: E402
-import tempfile  # noqa: E402
-import time  # noqa: E402
-from pathlib import Path  # noqa: E402
-from typing import Any  # noqa: E402
-
-import torch  # noqa: E402
+import torch
 
 LLAMA3_8B_R128 = 109_051_904  # LoRA r 128 on q/k/v/o of Llama-3-8B
 
@@ -84,7 +76,7 @@ def run(world: Any, root: Path, device: str, dtype: str) -> tuple[Path, dict[str
 
 
 def probe_scores(out: Path) -> dict[str, float]:
-    from grait_engine.probe import read_probe
+    from grait_engine.probe.store import read_probe
 
     stages = json.loads((out / "stages.json").read_text())
     return {r["id"]: float(r["correctness"]) for r in read_probe(stages["probe"])[1]}
@@ -138,8 +130,9 @@ def checkpoint_across_devices(world: Any, root: Path, other: str) -> dict[str, A
     """A training checkpoint written on the CPU resumes on ``other`` without an error."""
     from grait_engine.modeling import ModelSpec, load_model
     from grait_engine.records.jsonl import read_items
-    from grait_engine.training import TrainingCancelled, TrainingConfig, run_training
+    from grait_engine.training.config import TrainingConfig
     from grait_engine.training.loss import Example
+    from grait_engine.training.stage import TrainingCancelled, run_training
 
     items = read_items(world.data_path("choice", "train"), "choice")[:24]
     examples = [Example(item, k % 3 == 0) for k, item in enumerate(items)]

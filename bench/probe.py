@@ -17,26 +17,20 @@ Prompt building and tokenisation (``prepare``) are shared and timed separately.
 
 from __future__ import annotations
 
-import os
-import sys
+import argparse
+import json
+import time
+from pathlib import Path
 
-# bench/ holds select.py, which shadows the stdlib module subprocess needs: drop this folder
-# from the import path and put the repository root (for grait_engine) in its place.
-HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path[:] = [entry for entry in sys.path if os.path.abspath(entry or ".") != HERE]
-sys.path.insert(0, os.path.dirname(HERE))
+import torch
 
-import argparse  # noqa: E402
-import json  # noqa: E402
-import time  # noqa: E402
-from pathlib import Path  # noqa: E402
-
-import torch  # noqa: E402
-
-from grait_cli.demo import ensure_world  # noqa: E402
-from grait_engine.modeling import ModelSpec, load_model  # noqa: E402
-from grait_engine.probe import ProbeConfig, auroc, naive_items, prepare, probe_items  # noqa: E402
-from grait_engine.records import read_items  # noqa: E402
+from grait_cli.demo import ensure_world
+from grait_engine.modeling import ModelSpec, load_model
+from grait_engine.probe.config import ProbeConfig
+from grait_engine.probe.metrics import auroc
+from grait_engine.probe.naive import naive_items
+from grait_engine.probe.runner import prepare, probe_items
+from grait_engine.records.jsonl import read_items
 
 
 def parse_args() -> argparse.Namespace:

@@ -33,43 +33,31 @@ layer count. The last line is ``features/fwd+bwd = X.XXx``.
 
 from __future__ import annotations
 
+import argparse
+import json
+import math
 import os
+import platform
+import random
+import resource
+import shutil
+import statistics
 import sys
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
-# bench/ holds select.py, which shadows the stdlib module subprocess needs: drop this folder
-# from the import path and put the repository root (for grait_engine) in its place.
-HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path[:] = [entry for entry in sys.path if os.path.abspath(entry or ".") != HERE]
-sys.path.insert(0, os.path.dirname(HERE))
+import torch
 
-import argparse  # noqa: E402
-import json  # noqa: E402
-import math  # noqa: E402
-import platform  # noqa: E402
-import random  # noqa: E402
-import resource  # noqa: E402
-import shutil  # noqa: E402
-import statistics  # noqa: E402
-import tempfile  # noqa: E402
-import time  # noqa: E402
-from collections.abc import Callable, Sequence  # noqa: E402
-from dataclasses import dataclass, field  # noqa: E402
-from pathlib import Path  # noqa: E402
-from typing import Any  # noqa: E402
-
-import torch  # noqa: E402
-
-from grait_engine.evaluation import evaluate_set  # noqa: E402
-from grait_engine.features import (  # noqa: E402
-    FeaturesConfig,
-    Projector,
-    SpeedSettings,
-    collate,
-    encode_pair,
-    run_features,
-)
-from grait_engine.features.sequences import per_sample_loss  # noqa: E402
-from grait_engine.lora import (  # noqa: E402
+from grait_engine.evaluation.evaluate import evaluate_set
+from grait_engine.features.config import FeaturesConfig
+from grait_engine.features.projection import Projector
+from grait_engine.features.sequences import collate, encode_pair, per_sample_loss
+from grait_engine.features.stage import SpeedSettings, run_features
+from grait_engine.lora import (
     LLAMA_ATTENTION,
     attach_lora,
     cast_lora,
@@ -77,16 +65,24 @@ from grait_engine.lora import (  # noqa: E402
     lora_parameters,
     remove_lora,
 )
-from grait_engine.memory import Batching, available_bytes, budget_bytes  # noqa: E402
-from grait_engine.methods import build_examples  # noqa: E402
-from grait_engine.pipeline.runtime import DEFAULT_BATCH_SIZE  # noqa: E402
-from grait_engine.probe import ProbeConfig, load_split, read_probe, run_probe, run_split  # noqa: E402
-from grait_engine.probe.batching import encode_prompts, probe_prompts  # noqa: E402
-from grait_engine.prompts import REFUSAL, STYLES, build_prompt, instruction, solved_example  # noqa: E402
-from grait_engine.records import import_dataset  # noqa: E402
-from grait_engine.records.item import Item  # noqa: E402
-from grait_engine.selection import SelectionConfig, run_selection  # noqa: E402
-from grait_engine.training import Example, TrainingConfig, run_training  # noqa: E402
+from grait_engine.memory import Batching, available_bytes, budget_bytes
+from grait_engine.methods import build_examples
+from grait_engine.pipeline.runtime import DEFAULT_BATCH_SIZE
+from grait_engine.probe.batching import encode_prompts, probe_prompts
+from grait_engine.probe.config import ProbeConfig
+from grait_engine.probe.split import load_split, run_split
+from grait_engine.probe.stage import run_probe
+from grait_engine.probe.store import read_probe
+from grait_engine.prompts import REFUSAL, STYLES, build_prompt, instruction, solved_example
+from grait_engine.records.importers import import_dataset
+from grait_engine.records.item import Item
+from grait_engine.selection.config import SelectionConfig
+from grait_engine.selection.select import run_selection
+from grait_engine.training.config import TrainingConfig
+from grait_engine.training.loss import Example
+from grait_engine.training.stage import run_training
+
+HERE = os.path.dirname(os.path.abspath(__file__))
 
 # Llama-3-8B (meta-llama/Meta-Llama-3-8B config.json), less the layer count.
 SHAPE = {

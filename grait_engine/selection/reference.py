@@ -1,6 +1,6 @@
 """Literal N x N implementations of stages 4-5, the reference the fast code is tested against.
 
-Quadratic memory: for tests and ``bench/select.py`` only, never for jobs. They take the
+Quadratic memory: for tests and ``bench/selection_scale.py`` only, never for jobs. They take the
 explicit similarity matrices of METHOD.md (``S_II = F_idk F_idk^T``, ``S_IA = F_idk F_ans^T``)
 and follow the text step by step, with the same tie rule as ``greedy.first_near_max``.
 """

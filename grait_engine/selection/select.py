@@ -3,9 +3,9 @@
 Cost: one pass over the idk features of both pools (means), one over the idk pool (greedy
 start), then about ``N_idk / b`` greedy verification passes (see ``greedy``; 7 at N =
 100,000, N_idk = 2,000), each streaming memory-mapped shards, plus small gathers. Never an
-N x N matrix. About a minute at N = 100,000, d = 8192 on 2 CPU cores (``bench/select.py``),
-so the stage does not checkpoint: a killed run starts over. A complete output whose inputs
-hash the same is reused (``skipped=True``).
+N x N matrix. About a minute at N = 100,000, d = 8192 on 2 CPU cores
+(``bench/selection_scale.py``), so the stage does not checkpoint: a killed run starts over.
+A complete output whose inputs hash the same is reused (``skipped=True``).
 """
 
 from __future__ import annotations

@@ -9,8 +9,8 @@ temporary feature store, then runs in separate processes, each timed with its ow
 3. the literal N x N approach (``selection.reference``: explicit float64 ``S_II`` and
    ``S_IA``) on those same items, checked to select the same items with the same weights.
 
-    .venv/bin/python bench/select.py            # full size: several minutes, ~7 GB in /tmp
-    .venv/bin/python bench/select.py --n 20000 --d 1024 --nxn-n 5000   # quick look
+    .venv/bin/python bench/selection_scale.py            # full size: several minutes, ~7 GB in /tmp
+    .venv/bin/python bench/selection_scale.py --n 20000 --d 1024 --nxn-n 5000   # quick look
 
 Peak memory is ``ru_maxrss`` of each child (resident pages, including the memory-mapped
 feature pages it touched while they were mapped). The page cache that holds the feature
@@ -20,33 +20,27 @@ pass would be disk-bound (the bytes read per run are printed).
 
 from __future__ import annotations
 
-import os
+import argparse
+import json
+import resource
+import shutil
+import subprocess
 import sys
+import tempfile
+import time
+from pathlib import Path
 
-# This file shares its name with the stdlib module ``select`` (which subprocess imports):
-# drop its own folder from the import path before anything else is imported.
-HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path[:] = [entry for entry in sys.path if os.path.abspath(entry or ".") != HERE]
-sys.path.insert(0, os.path.dirname(HERE))  # the repository root, for grait_engine
+import torch
 
-import argparse  # noqa: E402
-import json  # noqa: E402
-import resource  # noqa: E402
-import shutil  # noqa: E402
-import subprocess  # noqa: E402
-import tempfile  # noqa: E402
-import time  # noqa: E402
-from pathlib import Path  # noqa: E402
-
-import torch  # noqa: E402
-
-from grait_engine.features_store import FeatureStore, FeatureWriter  # noqa: E402
-from grait_engine.selection import PoolSplit, SelectionConfig, run_selection  # noqa: E402
-from grait_engine.selection.reference import (  # noqa: E402
+from grait_engine.features_store import FeatureStore, FeatureWriter
+from grait_engine.selection.config import SelectionConfig
+from grait_engine.selection.inputs import PoolSplit
+from grait_engine.selection.reference import (
     reference_alpha,
     reference_greedy,
     reference_weights,
 )
+from grait_engine.selection.select import run_selection
 
 GIB = 1024**3
 
