@@ -73,8 +73,10 @@ def settings(tmp_path: Path, database_url: str) -> Settings:
         database_url=database_url,
         max_upload_bytes=MAX_UPLOAD,
         model_allowlist=["acme/extra-7b"],
-        # No runner: these tests never run jobs (job tests build their own settings).
+        # No runner: these tests never run jobs (job tests build their own settings); no
+        # webhook dispatcher, whose polls would count among the connections some tests watch.
         local_runner=False,
+        webhook_dispatcher=False,
     )
 
 
