@@ -31,7 +31,7 @@ from pathlib import Path
 
 import torch
 
-from grait_cli.demo import ensure_world
+from grait_cli.progress import ProgressBars
 from grait_engine.features.compute import FeatureContext, batched_features, reference_features
 from grait_engine.features.config import FeaturesConfig
 from grait_engine.features.fused import available as fused_available
@@ -43,6 +43,7 @@ from grait_engine.features.warmup import select_warmup_items, train_warmup
 from grait_engine.lora import attach_lora, cast_lora
 from grait_engine.modeling import ModelSpec, load_model
 from grait_engine.records.jsonl import read_items
+from grait_engine.toyworld.cache import ensure_world
 
 
 def parse_args() -> argparse.Namespace:
@@ -198,7 +199,8 @@ def main() -> None:
     if args.world:
         world = Path(args.world)
     else:
-        world = ensure_world(args.size, cache_dir=args.cache_dir).root
+        with ProgressBars() as bars:
+            world = ensure_world(args.size, cache_dir=args.cache_dir, progress=bars.update).root
     if args.threads:
         torch.set_num_threads(args.threads)
     items = [

@@ -43,7 +43,7 @@ from typing import Any
 
 import torch
 
-from grait_cli.demo import default_cache_dir
+from grait_cli.progress import ProgressBars
 from grait_engine.pipeline.config import load_job_config
 from grait_engine.pipeline.run import run_job
 from grait_engine.reporting.compare import (
@@ -55,6 +55,7 @@ from grait_engine.reporting.compare import (
     ths_difference,
 )
 from grait_engine.toyworld import SIZES, ToyWorld, build_toyworld, preset
+from grait_engine.toyworld.cache import default_cache_dir
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -135,8 +136,6 @@ def recipe(args: argparse.Namespace) -> dict[str, Any]:
 def load_world(size: str, seed: int, worlds_dir: Path | None) -> ToyWorld:
     """The toy world of ``size`` and ``seed`` in ``worlds_dir/<size>-seed<seed>``, built there
     with progress bars when missing (a medium world takes 15-25 minutes on one thread)."""
-    from grait_engine.toyworld.progress import ProgressBars
-
     folder = (worlds_dir or default_cache_dir() / "toyworld") / f"{size}-seed{seed}"
     with ProgressBars() as bars:
         return build_toyworld(preset(size, seed), folder, progress=bars.update)

@@ -24,13 +24,14 @@ from pathlib import Path
 
 import torch
 
-from grait_cli.demo import ensure_world
+from grait_cli.progress import ProgressBars
 from grait_engine.modeling import ModelSpec, load_model
 from grait_engine.probe.config import ProbeConfig
 from grait_engine.probe.metrics import auroc
 from grait_engine.probe.naive import naive_items
 from grait_engine.probe.runner import prepare, probe_items
 from grait_engine.records.jsonl import read_items
+from grait_engine.toyworld.cache import ensure_world
 
 
 def parse_args() -> argparse.Namespace:
@@ -139,7 +140,11 @@ def bench_task(model, tokenizer, world: Path, task: str, truth: dict, args) -> N
 
 def main() -> None:
     args = parse_args()
-    world = Path(args.world) if args.world else ensure_world().root
+    if args.world:
+        world = Path(args.world)
+    else:
+        with ProgressBars() as bars:
+            world = ensure_world(progress=bars.update).root
     if args.threads:
         torch.set_num_threads(args.threads)
     model, tokenizer = load_model(ModelSpec(str(world / "model")))

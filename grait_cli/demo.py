@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-import os
 import sys
 import time
 from pathlib import Path
@@ -29,22 +28,6 @@ from grait_cli.common import follow_job, print_report_table
 METHODS = ("cor_rait", "grait")
 SPLITS = {"train": "train", "id": "test_id", "ood": "test_ood"}
 TENANT = "demo"
-
-
-def default_cache_dir() -> Path:
-    """Where toy worlds are cached: ``$GRAIT_CACHE_DIR`` or ``~/.cache/grait``."""
-    return Path(os.environ.get("GRAIT_CACHE_DIR") or Path.home() / ".cache" / "grait")
-
-
-def ensure_world(size: str = "small", seed: int = 0, cache_dir: Path | None = None) -> Any:
-    """The toy world of ``size`` and ``seed`` from the cache, built there (with progress
-    bars) when missing. Used by the demo and the benchmarks."""
-    from grait_engine.toyworld import build_toyworld, preset
-    from grait_engine.toyworld.progress import ProgressBars
-
-    out = (cache_dir or default_cache_dir()) / "toyworld" / f"{size}-seed{seed}"
-    with ProgressBars() as bars:
-        return build_toyworld(preset(size, seed), out, progress=bars.update)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -78,11 +61,14 @@ def idempotency_key(body: dict[str, Any], attempt: int = 0) -> str:
 def run(args: argparse.Namespace) -> int:
     from app.main import create_app
     from grait_cli.inprocess import serve_in_thread
+    from grait_cli.progress import ProgressBars
+    from grait_engine.toyworld.cache import default_cache_dir, ensure_world
 
     started = time.monotonic()
     cache = args.cache_dir or default_cache_dir()
     print(f"== toy knowledge world ({args.size}) in {cache / 'toyworld'}", flush=True)
-    world = ensure_world(args.size, 0, cache)
+    with ProgressBars() as bars:
+        world = ensure_world(args.size, 0, cache, progress=bars.update)
     print("reused from cache" if world.cached else f"built in {world.stats['total_seconds']} s")
     app = create_app(demo_settings(cache))
     with serve_in_thread(app) as url:

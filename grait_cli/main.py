@@ -12,8 +12,8 @@ import sys
 
 # subcommand -> (module with `add_arguments(parser)` and `run(args) -> int`, help text)
 COMMANDS: dict[str, tuple[str, str]] = {
-    "toyworld": ("grait_engine.toyworld.cli", "build (or reuse) a toy knowledge world"),
-    "run": ("grait_engine.pipeline.cli", "run a whole job locally (probe -> ... -> report)"),
+    "toyworld": ("grait_cli.toyworld_cmd", "build (or reuse) a toy knowledge world"),
+    "run": ("grait_cli.run_cmd", "run a whole job locally (probe -> ... -> report)"),
     "demo": ("grait_cli.demo", "the main job end to end on the toy knowledge world"),
     "serve": ("app.serve", "the REST service (embedded defaults: SQLite, local folder)"),
     "keys": ("app.cli_keys", "manage API keys: create --tenant NAME, list, revoke PREFIX"),

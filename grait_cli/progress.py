@@ -1,10 +1,12 @@
-"""Terminal progress bars (tqdm) for callbacks of the form (step, done, total, message)."""
+"""Terminal progress bars (tqdm) for engine callbacks of the form (step, done, total,
+message): ``grait toyworld``, ``grait run``, the demo's world build and the benchmarks.
+A job's bars over HTTP are ``grait_cli.common.EventBars``."""
 
 from __future__ import annotations
 
 from types import TracebackType
 
-from tqdm import tqdm
+from tqdm import tqdm  # type: ignore[import-untyped]
 
 
 class ProgressBars:

@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from grait_engine.pipeline.config import JobConfigError, load_job_config
+from grait_cli.progress import ProgressBars
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -21,16 +21,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Validate the whole config (exit 2 on a bad field, before any stage), then run it."""
+    from grait_engine.pipeline.config import JobConfigError, load_job_config
+
     try:
         config = load_job_config(args.config)
     except JobConfigError as error:
         print(f"error: {error.field}: {error.message}", file=sys.stderr)
         return 2
-    from tqdm import tqdm
+    from tqdm import tqdm  # type: ignore[import-untyped]
 
     from grait_engine.memory import OutOfMemory
     from grait_engine.pipeline.run import run_job
-    from grait_engine.toyworld.progress import ProgressBars
 
     def notice(stage: str, message: str) -> None:  # e.g. a batch halved: above the bars
         tqdm.write(f"{stage}: warning: {message}", file=sys.stderr)

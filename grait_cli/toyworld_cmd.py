@@ -6,18 +6,24 @@ import argparse
 import json
 import sys
 
-from grait_engine.toyworld.build import build_toyworld
-from grait_engine.toyworld.config import SIZES, preset
-from grait_engine.toyworld.progress import ProgressBars
+from grait_cli.progress import ProgressBars
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The command's flags (the engine is imported here, not at module level: grait_cli's
+    import rule)."""
+    from grait_engine.toyworld.config import SIZES
+
     parser.add_argument("--out", required=True, help="directory to write the world into")
     parser.add_argument("--size", choices=SIZES, default="small", help="world size (default small)")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
 
 
 def run(args: argparse.Namespace) -> int:
+    """Build or reuse the world; prints where it is and its headline figures."""
+    from grait_engine.toyworld.build import build_toyworld
+    from grait_engine.toyworld.config import preset
+
     config = preset(args.size, args.seed)
     with ProgressBars() as bars:
         world = build_toyworld(config, args.out, progress=bars.update)

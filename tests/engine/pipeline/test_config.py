@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import yaml
 
-from grait_engine.pipeline.cli import run
+from grait_cli.run_cmd import run
 from grait_engine.pipeline.config import JobConfigError, load_job_config
 
 CHOICE = {"question": "Q?", "choices": {"A": "a", "B": "b"}, "answer": "A"}

@@ -96,7 +96,7 @@ def test_cli_run_writes_report(tiny_world: Any, tmp_path: Path) -> None:
 
     import yaml
 
-    from grait_engine.pipeline.cli import run
+    from grait_cli.run_cmd import run
 
     job = {**_job(tiny_world, "none"), "method": {"type": "corcer_rait", "n_ik": 8, "n_idk": 8}}
     (tmp_path / "job.yaml").write_text(yaml.safe_dump(job))
