@@ -3,10 +3,12 @@
 ``set_up_compute`` runs once in the child before the job's config is loaded
 (``execute.execute_job``): it sets torch's thread count to ``settings.threads`` (the child's
 OpenMP and MKL pools were sized in its environment by ``app.jobs.supervise.start_child``,
-before torch was imported), resolves ``GRAIT_DEVICE`` and ``GRAIT_DTYPE``, and for
-``cuda:N`` makes GPU N torch's current device, so that code using "the current CUDA
-device" (allocations without a device, memory queries, bitsandbytes) uses that GPU: one
-worker per GPU is ``GRAIT_DEVICE=cuda:N grait worker``. Imports torch: the child only.
+before torch was imported), resolves ``GRAIT_DEVICE`` and ``GRAIT_DTYPE`` with the engine's
+rules (``grait_engine.modeling.resolve_device`` and ``resolve_dtype``, the ones ``load_model``
+uses), and for ``cuda:N`` makes GPU N torch's current device, so that code using "the
+current CUDA device" (allocations without a device, memory queries, bitsandbytes) uses that
+GPU: one worker per GPU is ``GRAIT_DEVICE=cuda:N grait worker``. Imports torch: the child
+only.
 """
 
 from __future__ import annotations
@@ -46,29 +48,29 @@ def set_up_compute(settings: Settings) -> Compute:
     """Set torch's threads (and the current GPU for ``cuda:N``); returns what the job uses.
 
     ``auto`` device: ``cuda`` when torch sees a GPU, else ``cpu``; ``auto`` dtype: bfloat16
-    on CUDA, else float32. Raises ComputeError when the device names a GPU this process
-    does not see. Side effects: ``torch.set_num_threads``, ``torch.cuda.set_device``.
+    on a CUDA device that supports it, else float32 (the engine's rules). Raises
+    ComputeError when the device names a GPU this process does not see. Side effects:
+    ``torch.set_num_threads``, ``torch.cuda.set_device``.
     """
     import torch
 
+    from grait_engine.modeling import ModelLoadError, resolve_device, resolve_dtype
+
     torch.set_num_threads(settings.threads)
-    device = settings.device
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    if device.startswith("cuda"):
+    try:
+        device = resolve_device(settings.device)
+    except ModelLoadError:
         count = torch.cuda.device_count() if torch.cuda.is_available() else 0
-        index = settings.cuda_index
-        if count == 0 or (index is not None and index >= count):
-            seen = f"GPUs 0-{count - 1}" if count else "no GPU"
-            raise ComputeError(
-                "GRAIT_DEVICE", f"{settings.device} requested, but this worker sees {seen}"
-            )
-        if index is not None:
-            torch.cuda.set_device(index)
-    dtype = settings.dtype
-    if dtype == "auto":
-        dtype = "bfloat16" if device.startswith("cuda") else "float32"
-    return Compute(device, dtype, torch.get_num_threads())
+        seen = f"GPUs 0-{count - 1}" if count else "no GPU"
+        raise ComputeError(
+            "GRAIT_DEVICE", f"{settings.device} requested, but this worker sees {seen}"
+        ) from None
+    if device.type == "cuda" and device.index is not None:
+        torch.cuda.set_device(device.index)
+    dtype = resolve_dtype(settings.dtype, device)
+    # "torch.bfloat16" -> "bfloat16": the name ModelSpec and RuntimeConfig take.
+    dtype_name = str(dtype).removeprefix("torch.")
+    return Compute(str(device), dtype_name, torch.get_num_threads())
 
 
 def check_quantization(quantization: str | None, compute: Compute) -> None:

@@ -1,5 +1,6 @@
 """``worker.compute``: torch threads, the device of ``GRAIT_DEVICE`` (``cuda:N`` makes GPU N
-current) and the 4-bit check. No GPU here: CUDA is faked where a test needs one."""
+current), the dtype of ``GRAIT_DTYPE`` (the engine's rule) and the 4-bit check. No GPU here:
+CUDA is faked where a test needs one."""
 
 from __future__ import annotations
 
@@ -23,10 +24,12 @@ def keep_torch_threads() -> Iterator[None]:
 
 @pytest.fixture
 def two_gpus(monkeypatch: pytest.MonkeyPatch) -> list[int]:
-    """torch.cuda reports two GPUs; returns the list of ``set_device`` calls."""
+    """torch.cuda reports two GPUs with bfloat16 support; returns the list of ``set_device``
+    calls."""
     calls: list[int] = []
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *args, **kwargs: True)
     monkeypatch.setattr(torch.cuda, "set_device", calls.append)
     return calls
 
@@ -47,6 +50,18 @@ def test_cuda_n_becomes_the_current_device(two_gpus: list[int]) -> None:
     used = set_up_compute(Settings(device="cuda:1", torch_threads=1))
     assert (used.device, used.dtype, used.device_type) == ("cuda:1", "bfloat16", "cuda")
     assert two_gpus == [1]
+
+
+def test_auto_dtype_is_float32_on_a_gpu_without_bfloat16(
+    two_gpus: list[int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The engine's rule (grait_engine.modeling.resolve_dtype), the one load_model uses:
+    # before issue 17 the worker chose bfloat16 on any CUDA device.
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *args, **kwargs: False)
+    used = set_up_compute(Settings(device="cuda:0", dtype="auto", torch_threads=1))
+    assert (used.device, used.dtype) == ("cuda:0", "float32")
+    chosen = set_up_compute(Settings(device="cuda:0", dtype="bfloat16", torch_threads=1))
+    assert chosen.dtype == "bfloat16"
 
 
 def test_plain_cuda_and_auto_keep_the_current_device(two_gpus: list[int]) -> None:
