@@ -225,12 +225,12 @@ def summarize(report: dict[str, Any]) -> dict[str, Any]:
 
 
 def _cancelled_errors() -> tuple[type[BaseException], ...]:
-    from grait_engine.evaluation import EvaluationCancelled
-    from grait_engine.features import FeaturesCancelled
+    from grait_engine.evaluation.evaluate import EvaluationCancelled
+    from grait_engine.features.stage import FeaturesCancelled
     from grait_engine.pipeline.run import JobCancelled
-    from grait_engine.probe import ProbeCancelled
-    from grait_engine.selection import SelectionCancelled
-    from grait_engine.training import TrainingCancelled
+    from grait_engine.probe.stage import ProbeCancelled
+    from grait_engine.selection.select import SelectionCancelled
+    from grait_engine.training.stage import TrainingCancelled
 
     return (
         ProbeCancelled, FeaturesCancelled, SelectionCancelled, TrainingCancelled,

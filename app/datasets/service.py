@@ -14,7 +14,7 @@ from app.db.session import after_commit, after_rollback
 from app.db.types import new_id
 from app.errors import Conflict
 from app.storage import ArtifactStore
-from grait_engine.records import Task
+from grait_engine.records.item import Task
 
 
 async def create_dataset(

@@ -14,7 +14,9 @@ from types import TracebackType
 
 from app.errors import PayloadTooLarge, UnprocessableRequest
 from app.storage import ArtifactStore
-from grait_engine.records import TASKS, StreamingValidator, Summary, Task
+from grait_engine.records.item import TASKS, Task
+from grait_engine.records.problems import Summary
+from grait_engine.records.validate import StreamingValidator
 
 REPLAY_CHUNK = 1 << 16
 

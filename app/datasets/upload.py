@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from app.datasets.multipart import read_multipart
 from app.datasets.sink import UploadSink
 from app.errors import InvalidDataset, PayloadTooLarge, UnprocessableRequest, UnsupportedMediaType
-from grait_engine.records import Summary
+from grait_engine.records.problems import Summary
 
 RAW_TYPES = ("application/x-ndjson", "application/jsonl", "text/plain")
 MULTIPART = "multipart/form-data"

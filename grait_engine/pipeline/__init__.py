@@ -3,7 +3,3 @@
 ``config`` (``JobConfig``, ``load_job_config``, ``JobConfigError``) is torch-free; ``run``
 (``run_job``) and ``cli`` (``grait run``) load the model stack.
 """
-
-from grait_engine.pipeline.config import JobConfig, JobConfigError, load_job_config
-
-__all__ = ["JobConfig", "JobConfigError", "load_job_config"]

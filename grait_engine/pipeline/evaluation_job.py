@@ -146,8 +146,7 @@ def _evaluate(
 ) -> tuple[dict[str, Any], dict[str, Any]]:  # fmt: skip
     """The ``eval`` blocks of every set and the stage's ``{seconds, cached, base_cached}``,
     as ``run._evaluate`` records them (M0 with the adapter disabled; tuned with it)."""
-    from grait_engine.evaluation import evaluate_set
-    from grait_engine.evaluation.evaluate import PREDICTIONS, cached_rates
+    from grait_engine.evaluation.evaluate import PREDICTIONS, cached_rates, evaluate_set
     from grait_engine.memory import Batching
 
     batching = Batching(batch_size, "evaluate", notice)
@@ -182,7 +181,8 @@ def _knowledge(
     revision, dataset sha256, task, compute, knobs, seed, no shots dataset), so a tune job
     that trained on this very file with the same 0-shot probe shares it. Side effect:
     ``out/knowledge/<name>.json`` with the correctness per item id."""
-    from grait_engine.probe import read_probe, run_probe
+    from grait_engine.probe.stage import run_probe
+    from grait_engine.probe.store import read_probe
 
     directory = cache / "stages" / f"probe-{config_hash([*parts, None], 16)}"
     result = run_probe(

@@ -162,7 +162,7 @@ def base_eval_cache(cache_dir: Path, root: list[Any], test_path: Path) -> Path:
 
 
 def _probe(job: _Job, model: Any, tokenizer: Any, items: list, root: list[Any]) -> Path:
-    from grait_engine.probe import run_probe
+    from grait_engine.probe.stage import run_probe
 
     c = job.config
     shots_sha = None if c.shots_dataset is None else sha256_file(c.shots_dataset)
@@ -180,7 +180,7 @@ def _probe(job: _Job, model: Any, tokenizer: Any, items: list, root: list[Any]) 
 
 
 def _split(job: _Job, probe_dir: Path) -> dict[str, Any]:
-    from grait_engine.probe import run_split
+    from grait_engine.probe.split import run_split
 
     out = job.stage_dir("split", [job.keys["probe"], job.config.tau])
     result = job.timed(
@@ -194,7 +194,8 @@ def _examples(
     split_doc: dict[str, Any], root: list,
 ) -> MethodExamples:  # fmt: skip
     """The method's training entries (running features and selection for grait)."""
-    from grait_engine.probe import load_split, read_probe
+    from grait_engine.probe.split import load_split
+    from grait_engine.probe.store import read_probe
 
     c = job.config
     split = load_split(job.cache_dir / "stages" / f"split-{job.keys['split']}")
@@ -226,8 +227,10 @@ def _knowledge_flow(
     """
     from grait_engine.lora import remove_lora
     from grait_engine.methods import rehearsal_ids
-    from grait_engine.probe import read_probe, run_probe
-    from grait_engine.training import Example, run_training, training_inputs_hash
+    from grait_engine.probe.stage import run_probe
+    from grait_engine.probe.store import read_probe
+    from grait_engine.training.loss import Example
+    from grait_engine.training.stage import run_training, training_inputs_hash
 
     c = job.config
     correctness = {k: float(v) for k, v in split_doc["correctness"].items()}
@@ -280,8 +283,8 @@ def _select(
     root: list,
 ) -> dict[str, Any]:  # fmt: skip
     """Features (keyed by the probe, not the split) then selection; returns selection.json."""
-    from grait_engine.features import SpeedSettings, run_features
-    from grait_engine.selection import run_selection
+    from grait_engine.features.stage import SpeedSettings, run_features
+    from grait_engine.selection.select import run_selection
 
     c = job.config
     assert c.selection is not None
@@ -315,7 +318,8 @@ def _select(
 
 def _train(job: _Job, model: Any, tokenizer: Any, items: list, examples: MethodExamples) -> Any:
     """The weighted LoRA fine-tune; returns the tuned (peft) model."""
-    from grait_engine.training import Example, run_training, training_inputs_hash
+    from grait_engine.training.loss import Example
+    from grait_engine.training.stage import run_training, training_inputs_hash
 
     c = job.config
     by_id = {item.id: item for item in items}
@@ -339,8 +343,7 @@ def _train(job: _Job, model: Any, tokenizer: Any, items: list, examples: MethodE
 
 def _evaluate(job: _Job, tuned: Any, tokenizer: Any, out_dir: Path) -> dict[str, Any]:
     """Evaluate M0 (basic, refuse) and the tuned model on every test set."""
-    from grait_engine.evaluation import evaluate_set
-    from grait_engine.evaluation.evaluate import PREDICTIONS, cached_rates
+    from grait_engine.evaluation.evaluate import PREDICTIONS, cached_rates, evaluate_set
     from grait_engine.lora import cast_lora
     from grait_engine.memory import Batching
     from grait_engine.records.jsonl import read_items

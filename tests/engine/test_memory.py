@@ -96,7 +96,9 @@ def tiny(tiny_model_dir: Path):
 
 
 def test_probe_backs_off(tiny, tmp_path: Path, monkeypatch) -> None:
-    from grait_engine.probe import ProbeConfig, run_probe, runner
+    from grait_engine.probe import runner
+    from grait_engine.probe.config import ProbeConfig
+    from grait_engine.probe.stage import run_probe
     from tests.engine.probe.pools import choice_items
 
     items, config = choice_items(7), ProbeConfig(choice_shots=1)
@@ -120,7 +122,8 @@ def test_probe_backs_off(tiny, tmp_path: Path, monkeypatch) -> None:
 
 
 def test_features_back_off(tiny_model_dir: Path, monkeypatch) -> None:
-    from grait_engine.features import batched_features, compute
+    from grait_engine.features import compute
+    from grait_engine.features.compute import batched_features
     from tests.engine.features.pools import mixed_items, random_lora_context
 
     ctx = random_lora_context(tiny_model_dir, dim=64)
@@ -163,7 +166,8 @@ def test_training_backs_off(tiny_model_dir: Path, tmp_path: Path, monkeypatch) -
 
 
 def test_evaluation_backs_off(tiny, tmp_path: Path, monkeypatch) -> None:
-    from grait_engine.evaluation import decode, evaluate_model
+    from grait_engine.evaluation import decode
+    from grait_engine.evaluation.evaluate import evaluate_model
     from tests.engine.probe.pools import choice_items
 
     items = choice_items(6)
@@ -181,7 +185,8 @@ def test_evaluation_backs_off(tiny, tmp_path: Path, monkeypatch) -> None:
 
 def test_a_jobs_batching_keeps_its_notice_through_evaluate_set(tiny, tmp_path, monkeypatch):
     """run_job hands evaluate_set one Batching (with the job's notice) for all test sets."""
-    from grait_engine.evaluation import decode, evaluate_set
+    from grait_engine.evaluation import decode
+    from grait_engine.evaluation.evaluate import evaluate_set
     from tests.engine.probe.pools import choice_items
 
     monkeypatch.setattr(

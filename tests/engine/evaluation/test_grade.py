@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from grait_engine.evaluation import classify, parse_letter, rates, ths, ths_note
+from grait_engine.evaluation.grade import classify, parse_letter, rates, ths, ths_note
 from grait_engine.records.item import Item
 
 CHOICE = Item(id="c", question="Q?", choices={"A": "a", "B": "b", "C": "c", "D": "d"}, answer="C")

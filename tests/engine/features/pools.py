@@ -6,7 +6,10 @@ from pathlib import Path
 
 import torch
 
-from grait_engine.features import FeatureContext, FeaturesConfig, Projector, lora_layout
+from grait_engine.features.compute import FeatureContext
+from grait_engine.features.config import FeaturesConfig
+from grait_engine.features.pergrad import lora_layout
+from grait_engine.features.projection import Projector
 from grait_engine.lora import attach_lora
 from grait_engine.modeling import ModelSpec, load_model
 from grait_engine.records.item import Item

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from grait_engine.features import FeaturesConfig, FeaturesConfigError, select_warmup_items
+from grait_engine.features.config import FeaturesConfig, FeaturesConfigError
+from grait_engine.features.warmup import select_warmup_items
 from grait_engine.records.item import Item
 
 ITEMS = [Item(id=f"i{k}", question="q?", answers=("a",)) for k in range(10)]

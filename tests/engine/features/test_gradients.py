@@ -5,14 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from grait_engine.features import (
-    batched_features,
-    collate,
-    encode_pair,
-    per_sample_grads,
-    reference_features,
-    reference_grad,
-)
+from grait_engine.features.compute import batched_features, reference_features
+from grait_engine.features.pergrad import per_sample_grads, reference_grad
+from grait_engine.features.sequences import collate, encode_pair
 from grait_engine.lora import lora_parameters
 from tests.engine.features.pools import mixed_items, random_lora_context
 

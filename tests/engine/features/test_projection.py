@@ -7,13 +7,13 @@ import math
 import pytest
 import torch
 
-from grait_engine.features import (
+from grait_engine.features import projection as projection_module
+from grait_engine.features.projection import (
     Projector,
     precondition,
     resolve_projection_dtype,
     sign_words,
 )
-from grait_engine.features import projection as projection_module
 
 M32 = 0xFFFFFFFF
 

@@ -13,12 +13,8 @@ import pytest
 import torch
 
 from grait_engine.artifacts import sha256_file
-from grait_engine.features import (
-    FeaturesCancelled,
-    FeaturesConfig,
-    SpeedSettings,
-    run_features,
-)
+from grait_engine.features.config import FeaturesConfig
+from grait_engine.features.stage import FeaturesCancelled, SpeedSettings, run_features
 from grait_engine.features_store import FeatureStore
 from grait_engine.modeling import ModelSpec, load_model
 from tests.engine.features.pools import correctness_of, mixed_items
@@ -138,7 +134,7 @@ def test_cancel_during_warmup_raises(tiny_model_dir, tmp_path) -> None:
 
 KILL_SCRIPT = """
 import os, signal, sys
-from grait_engine.features import run_features
+from grait_engine.features.stage import run_features
 from grait_engine.modeling import ModelSpec, load_model
 from tests.engine.features.test_stage import CONFIG, CORRECT, ITEMS, SPEED
 

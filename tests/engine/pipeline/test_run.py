@@ -178,14 +178,14 @@ def test_craft_rehearses_reprobes_filters_and_leaves_m0_unchanged(
     assert report["selection"]["n_ik"] == 8 and report["selection"]["n_idk"] == 8
     # The second probe saw the rehearsed model: its correctness differs from stage 1's.
     stages = json.loads((tmp_path / "craft" / "stages.json").read_text())
-    from grait_engine.probe import read_probe
+    from grait_engine.probe.store import read_probe
 
     before = {r["id"]: r["correctness"] for r in read_probe(stages["probe"])[1]}
     after = {r["id"]: r["correctness"] for r in read_probe(stages["reprobe"])[1]}
     assert before.keys() == after.keys() and before != after
     # The refusal set is the least certain of the idk items whose correctness fell.
     from grait_engine.methods import craft_examples
-    from grait_engine.probe import load_split
+    from grait_engine.probe.split import load_split
 
     certainty = {r["id"]: r["certainty"] for r in read_probe(stages["probe"])[1]}
     flow = {i: after[i] - before[i] for i in before}
@@ -212,7 +212,7 @@ def test_craft_rehearses_reprobes_filters_and_leaves_m0_unchanged(
 
 
 def test_probe_shots_come_from_the_shots_dataset(tiny_world: Any, tmp_path: Path) -> None:
-    from grait_engine.probe import read_probe
+    from grait_engine.probe.store import read_probe
 
     cache = tmp_path / "cache"
     base = tiny_job(tiny_world, {"type": "cor_rait", "n_ik": 8, "n_idk": 8})

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from grait_engine.probe import agreement, auroc, contains_alias, normalize_answer, open_correctness
+from grait_engine.probe.answers import agreement, contains_alias, normalize_answer, open_correctness
+from grait_engine.probe.metrics import auroc
 
 
 def test_normalize_answer():

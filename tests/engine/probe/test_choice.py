@@ -6,8 +6,10 @@ import math
 
 import pytest
 
-from grait_engine.probe import LetterTokenError, ProbeConfig, naive_probe, prepare, probe_items
-from grait_engine.probe.choice import choice_record, letter_token_ids
+from grait_engine.probe.choice import LetterTokenError, choice_record, letter_token_ids
+from grait_engine.probe.config import ProbeConfig
+from grait_engine.probe.naive import naive_probe
+from grait_engine.probe.runner import prepare, probe_items
 from tests.engine.probe.pools import choice_items
 
 CONFIG = ProbeConfig(choice_shots=2)

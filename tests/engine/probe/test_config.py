@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from grait_engine.probe import ProbeConfig, ProbeConfigError
+from grait_engine.probe.config import ProbeConfig, ProbeConfigError
 
 
 def test_defaults_follow_method():

@@ -6,7 +6,9 @@ from dataclasses import replace
 
 import torch
 
-from grait_engine.probe import ProbeConfig, naive_items, naive_probe, prepare, probe_items
+from grait_engine.probe.config import ProbeConfig
+from grait_engine.probe.naive import naive_items, naive_probe
+from grait_engine.probe.runner import prepare, probe_items
 from grait_engine.probe.sampling import pick_tokens, sample_text, sample_uniforms, stop_token_mask
 from tests.engine.probe.pools import open_items
 

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from grait_engine.modeling import ModelSpec, load_model
-from grait_engine.probe import ProbeConfig, naive_probe, prepare, probe_items
 from grait_engine.probe.batching import choose_shots, shot_index
+from grait_engine.probe.config import ProbeConfig
+from grait_engine.probe.naive import naive_probe
+from grait_engine.probe.runner import prepare, probe_items
 from grait_engine.records.item import Item
 from tests.engine.helpers import save_tiny_model
 from tests.engine.probe.pools import choice_items, open_items

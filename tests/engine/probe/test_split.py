@@ -6,14 +6,10 @@ import json
 
 import pytest
 
-from grait_engine.probe import (
-    ProbeConfig,
-    ProbeIncompleteError,
-    load_split,
-    run_probe,
-    run_split,
-    split_document,
-)
+from grait_engine.probe.config import ProbeConfig
+from grait_engine.probe.split import load_split, run_split, split_document
+from grait_engine.probe.stage import run_probe
+from grait_engine.probe.store import ProbeIncompleteError
 from tests.engine.probe.pools import choice_items
 
 

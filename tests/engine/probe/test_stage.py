@@ -12,13 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from grait_engine.probe import (
-    ProbeCancelled,
-    ProbeConfig,
-    PromptTooLongError,
-    read_probe,
-    run_probe,
-)
+from grait_engine.probe.batching import PromptTooLongError
+from grait_engine.probe.config import ProbeConfig
+from grait_engine.probe.stage import ProbeCancelled, run_probe
+from grait_engine.probe.store import read_probe
 from grait_engine.records.item import Item
 from tests.engine.probe.pools import choice_items, open_items
 
@@ -111,7 +108,8 @@ def test_killed_process_resumes_from_its_shards(tiny_model_dir, tiny, tmp_path):
         import os, signal, sys
         sys.path.insert(0, {str(ROOT)!r})
         from grait_engine.modeling import ModelSpec, load_model
-        from grait_engine.probe import ProbeConfig, run_probe
+        from grait_engine.probe.config import ProbeConfig
+        from grait_engine.probe.stage import run_probe
         from tests.engine.probe.pools import choice_items
 
         def progress(stage, done, total, message):

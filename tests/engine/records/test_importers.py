@@ -7,19 +7,17 @@ from pathlib import Path
 
 import pytest
 
-from grait_engine.records import (
+from grait_engine.records.importers import (
     FORMAT_TASKS,
-    DatasetError,
-    Item,
-    check_items,
     detect_format,
     import_arc,
     import_dataset,
     import_mmlu_dir,
     import_nq,
-    read_items,
-    write_items,
 )
+from grait_engine.records.item import Item
+from grait_engine.records.jsonl import check_items, read_items, write_items
+from grait_engine.records.problems import DatasetError
 
 DATASETS = (Path(__file__).resolve().parents[3] / ".." / "shared" / "datasets").resolve()
 needs_data = pytest.mark.skipif(

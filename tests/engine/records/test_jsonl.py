@@ -6,7 +6,9 @@ import hashlib
 
 import pytest
 
-from grait_engine.records import DatasetError, Item, iter_items, read_items, write_items
+from grait_engine.records.item import Item
+from grait_engine.records.jsonl import iter_items, read_items, write_items
+from grait_engine.records.problems import DatasetError
 
 # Canonical lines written by hand (not by the code under test): keys in the documented order,
 # ", " and ": " separators, non-ASCII text unescaped.

@@ -8,8 +8,13 @@ import json
 
 import pytest
 
-from grait_engine.records import Item, StreamingValidator, validate_file, validate_stream
-from grait_engine.records.validate import Summary
+from grait_engine.records.item import Item
+from grait_engine.records.validate import (
+    StreamingValidator,
+    Summary,
+    validate_file,
+    validate_stream,
+)
 
 OPEN_OK = b'{"id": "g%d", "question": "Who?", "answers": ["Ada"]}'
 CHOICE_OK = b'{"id": "g%d", "question": "Which?", "choices": {"A": "x", "B": "y"}, "answer": "A"}'

@@ -6,12 +6,8 @@ import math
 
 import pytest
 
-from grait_engine.selection import (
-    PoolSplit,
-    SelectionConfig,
-    SelectionConfigError,
-    SelectionInputError,
-)
+from grait_engine.selection.config import SelectionConfig, SelectionConfigError
+from grait_engine.selection.inputs import PoolSplit, SelectionInputError
 
 
 def test_defaults_and_knobs():

@@ -8,20 +8,16 @@ import pytest
 import torch
 
 from grait_engine.artifacts import read_manifest
-from grait_engine.selection import (
-    PoolSplit,
-    SelectionCancelled,
-    SelectionConfig,
-    SelectionInputError,
-    run_selection,
-)
+from grait_engine.selection.config import SelectionConfig
 from grait_engine.selection.greedy import GreedyTuning
+from grait_engine.selection.inputs import PoolSplit, SelectionInputError
 from grait_engine.selection.reference import (
     reference_alpha,
     reference_greedy,
     reference_weights,
     similarity_matrices,
 )
+from grait_engine.selection.select import SelectionCancelled, run_selection
 from tests.engine.selection.synthetic import features, write_store
 
 N, D = 300, 16

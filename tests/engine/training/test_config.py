@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from grait_engine.training import TrainingConfig, TrainingConfigError
+from grait_engine.training.config import TrainingConfig, TrainingConfigError
 
 
 def test_defaults_are_the_papers() -> None:

@@ -12,8 +12,8 @@ from safetensors.torch import load_file
 from grait_engine.artifacts import read_manifest
 from grait_engine.modeling import ModelSpec, load_model
 from grait_engine.records.item import Item
-from grait_engine.training import TrainingConfig
 from grait_engine.training.checkpoint import LATEST, STATE_JSON, STATE_TENSORS
+from grait_engine.training.config import TrainingConfig
 from grait_engine.training.loss import Example
 from grait_engine.training.stage import TrainingCancelled, TrainingDiverged, run_training
 
