@@ -18,7 +18,7 @@ from typing import TypeVar
 
 import torch
 
-from grait_engine.callbacks import NoticeFn
+from grait_engine.stages import NoticeFn
 
 T = TypeVar("T")
 # Share of the free memory a stage plans to fill by default (the rest: activations, temps).

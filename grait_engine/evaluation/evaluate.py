@@ -27,19 +27,18 @@ from grait_engine.evaluation.grade import (
     ths,
     ths_note,
 )
-from grait_engine.memory import Batching, NoticeFn
+from grait_engine.memory import Batching
 from grait_engine.prompts import Style, build_prompt, target_text
 from grait_engine.records.item import Item
+from grait_engine.stages import CancelFn, NoticeFn, ProgressFn, StageCancelled
 
 STAGE = "evaluate"
 PREDICTIONS = "predictions.jsonl"
 # The least decoding budget per task; ``decode_budget`` raises it to fit the refusal.
 DEFAULT_MAX_NEW_TOKENS = {"open": 16, "choice": 4}
-ProgressFn = Callable[[str, int, int, str], None]
-CancelFn = Callable[[], bool]
 
 
-class EvaluationCancelled(RuntimeError):
+class EvaluationCancelled(StageCancelled):
     """The cancel callback asked to stop (checked after every decoded batch)."""
 
 

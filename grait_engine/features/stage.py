@@ -28,7 +28,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -43,19 +43,18 @@ from grait_engine.features.projection import Projector, resolve_projection_dtype
 from grait_engine.features.warmup import Warmup, run_warmup
 from grait_engine.features_store import FeatureWriter
 from grait_engine.lora import cast_lora, remove_lora
-from grait_engine.memory import Batching, NoticeFn, budget_bytes, retry_halving
+from grait_engine.memory import Batching, budget_bytes, retry_halving
 from grait_engine.records.item import Item
+from grait_engine.stages import CancelFn, NoticeFn, ProgressFn, StageCancelled
 
 STAGE = "features"
 INPUTS = "inputs.json"
 PLAN = "plan.json"  # the group size the run started with (kept for a resume)
 # Bumped whenever the definition of P changes, so older features are never reused.
 PROJECTION_VERSION = "hash32-v1"
-ProgressFn = Callable[[str, int, int, str], None]
-CancelFn = Callable[[], bool]
 
 
-class FeaturesCancelled(RuntimeError):
+class FeaturesCancelled(StageCancelled):
     """The cancel callback asked to stop; the warmup and complete shards are kept."""
 
 

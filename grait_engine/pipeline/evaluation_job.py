@@ -21,7 +21,6 @@ from __future__ import annotations
 import logging
 import math
 import os
-import time
 from pathlib import Path
 from typing import Any
 
@@ -32,12 +31,12 @@ from grait_engine.artifacts import (
     config_hash,
     sha256_file,
 )
-from grait_engine.callbacks import CancelFn, NoticeFn, ProgressFn
 from grait_engine.pipeline.run import JobCancelled, base_eval_cache, model_compute
 from grait_engine.pipeline.runtime import RuntimeConfig
 from grait_engine.probe.config import ProbeConfig
 from grait_engine.probe.split import DEFAULT_TAU, check_tau
 from grait_engine.reporting.data import MODELS, RESULT_COLUMNS, result_values
+from grait_engine.stages import CancelFn, NoticeFn, ProgressFn, StageClock, StageEventFn
 
 log = logging.getLogger(__name__)
 HISTOGRAM_BINS = 10
@@ -67,6 +66,7 @@ def run_evaluation(
     progress: ProgressFn | None = None,
     cancel: CancelFn | None = None,
     notice: NoticeFn | None = None,
+    on_stage: StageEventFn | None = None,
 ) -> dict[str, Any]:
     """Evaluate the base model at ``model_path`` (and the adapter in ``adapter_dir``, if
     given) on ``eval_datasets`` (``{name: JSONL path}`` of ``task`` items); returns the report.
@@ -75,9 +75,10 @@ def run_evaluation(
     also probe each set with ``probe`` (default ``knowledge_probe_config()``) at ``seed``
     and split the histogram at ``tau``. ``job`` (optional: ``id``, ``model``, ``method``,
     ``source_job_id``, ``config``) is echoed in ``report["job"]``. ``progress`` /
-    ``cancel`` / ``notice`` as for ``run_job``: a cancel raises the stage's ``...Cancelled``
-    error or ``JobCancelled`` between stages. Side effects: writes the job folder
-    ``out_dir`` (module doc) and the shared stage cache ``cache_dir``.
+    ``cancel`` / ``notice`` / ``on_stage`` as for ``run_job``: a cancel raises the stage's
+    ``...Cancelled`` error or ``JobCancelled`` between stages; ``on_stage`` hears each stage
+    of the report (``probe`` when base-only, ``evaluate``) start and finish. Side effects:
+    writes the job folder ``out_dir`` (module doc) and the shared stage cache ``cache_dir``.
     """
     from grait_engine.modeling import ModelSpec, load_model
 
@@ -95,7 +96,7 @@ def run_evaluation(
     if adapter_dir is None:
         probe_config = probe or knowledge_probe_config()
         _stop_if_cancelled(cancel, "probe")
-        start = time.perf_counter()
+        clock = StageClock("probe", on_stage)
         knowledge, cached = {}, True
         for name, path in eval_datasets.items():
             parts = [revision, sha256_file(path), task, compute, probe_config.to_dict(), seed]
@@ -104,7 +105,7 @@ def run_evaluation(
                 tau, batch_size, progress, cancel, notice,
             )  # fmt: skip
             cached &= reused
-        stages["probe"] = {"seconds": round(time.perf_counter() - start, 3), "cached": cached}
+        stages["probe"] = clock.finish(cached)
     else:
         from grait_engine.lora import cast_lora, load_adapter
 
@@ -112,11 +113,15 @@ def run_evaluation(
         # No update follows: decode with the LoRA in the model's dtype (see lora.cast_lora).
         cast_lora(model, next(model.get_base_model().parameters()).dtype)
     _stop_if_cancelled(cancel, "evaluate")
-    evals, stages["evaluate"] = _evaluate(
+    clock = StageClock("evaluate", on_stage)
+    evals, base_cached = _evaluate(
         model, tokenizer, items, eval_datasets, out, cache, [revision, task, compute],
         tuned=adapter_dir is not None, batch_size=batch_size, progress=progress,
         cancel=cancel, notice=notice,
     )  # fmt: skip
+    # Without an adapter nothing is decoded afresh when M0's predictions were cached.
+    cached = base_cached and adapter_dir is None
+    stages["evaluate"] = clock.finish(cached, base_cached=base_cached)
     report = {
         "job": {"kind": "evaluate", "task": task, "seed": seed, **(job or {})},
         "stages": stages,
@@ -143,16 +148,15 @@ def _evaluate(
     model: Any, tokenizer: Any, items: dict[str, list[Any]], paths: dict[str, Path], out: Path,
     cache: Path, root: list[Any], *, tuned: bool, batch_size: int,
     progress: ProgressFn | None, cancel: CancelFn | None, notice: NoticeFn | None,
-) -> tuple[dict[str, Any], dict[str, Any]]:  # fmt: skip
-    """The ``eval`` blocks of every set and the stage's ``{seconds, cached, base_cached}``,
-    as ``run._evaluate`` records them (M0 with the adapter disabled; tuned with it)."""
+) -> tuple[dict[str, Any], bool]:  # fmt: skip
+    """The ``eval`` blocks of every set (M0 with the adapter disabled; tuned with it), as
+    ``run._evaluate`` computes them, and whether every M0 prediction came from the cache."""
     from grait_engine.evaluation.evaluate import PREDICTIONS, cached_rates, evaluate_set
     from grait_engine.memory import Batching
 
     batching = Batching(batch_size, "evaluate", notice)
     blocks: dict[str, Any] = {}
     base_cached = True
-    start = time.perf_counter()
     for name, path in paths.items():
         base_cache = base_eval_cache(cache, root, path)
         base_cached &= all(
@@ -164,10 +168,7 @@ def _evaluate(
             tuned_model=model if tuned else None, batch_size=batching, progress=progress,
             cancel=cancel, base_cache=base_cache,
         )  # fmt: skip
-    seconds = round(time.perf_counter() - start, 3)
-    # Without an adapter nothing is decoded afresh when M0's predictions were cached.
-    cached = base_cached and not tuned
-    return blocks, {"seconds": seconds, "cached": cached, "base_cached": base_cached}
+    return blocks, base_cached
 
 
 def _knowledge(

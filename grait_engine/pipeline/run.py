@@ -15,22 +15,30 @@ from __future__ import annotations
 
 import json
 import os
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from grait_engine.artifacts import atomic_write_json, config_hash, read_manifest, sha256_file
-from grait_engine.callbacks import CancelFn, MetricFn, NoticeFn, ProgressFn
 from grait_engine.methods import MethodExamples, build_examples
 from grait_engine.pipeline.config import JobConfig
 from grait_engine.pipeline.outputs import METRICS_FILE, STAGES_FILE, MetricLog, copy_job_outputs
 from grait_engine.pipeline.report import weight_summary, write_report
 from grait_engine.pipeline.runtime import RuntimeConfig
+from grait_engine.stages import (
+    CancelFn,
+    MetricFn,
+    NoticeFn,
+    ProgressFn,
+    StageCallbacks,
+    StageCancelled,
+    StageClock,
+    StageEventFn,
+)
 
 
-class JobCancelled(RuntimeError):
+class JobCancelled(StageCancelled):
     """A cancel seen between two stages: the next stage (named in the message) never ran."""
 
 
@@ -41,10 +49,7 @@ class _Job:
     config: JobConfig
     cache_dir: Path
     out_dir: Path
-    progress: ProgressFn | None
-    cancel: CancelFn | None
-    on_metric: MetricFn | None = None
-    notice: NoticeFn | None = None
+    callbacks: StageCallbacks
     batch_size: int = 8
     shots: list[Any] = field(default_factory=list)  # the probe's few-shot pool (dev split)
     root: list[Any] = field(default_factory=list)  # model revision and compute of the keys
@@ -63,20 +68,24 @@ class _Job:
     def stop_if_cancelled(self, stage: str) -> None:
         """Raise JobCancelled before ``stage`` starts if a cancel was asked (stages check
         only at their batch boundaries, so a cancel near a stage's end is seen here)."""
-        if self.cancel is not None and self.cancel():
+        if self.callbacks.cancelled():
             raise JobCancelled(f"cancelled before {stage}")
 
     def stage_path(self, stage: str) -> Path:
         """The directory of a stage whose key is known."""
         return self.cache_dir / "stages" / f"{stage}-{self.keys[stage]}"
 
-    def timed(self, stage: str, work: Callable[[], Any], cached: Callable[[Any], bool]) -> Any:
-        """Run ``work()``, record ``{seconds, cached}`` for ``stage``; returns its result."""
+    def start(self, stage: str) -> StageClock:
+        """Check for a cancel, then start ``stage``'s clock (``on_stage`` hears it start)."""
         self.stop_if_cancelled(stage)
-        start = time.perf_counter()
+        return StageClock(stage, self.callbacks.on_stage)
+
+    def timed(self, stage: str, work: Callable[[], Any], cached: Callable[[Any], bool]) -> Any:
+        """Run ``work()`` as ``stage``: record ``{seconds, cached}`` for the report and tell
+        ``on_stage`` (started, finished with that entry); returns ``work``'s result."""
+        clock = self.start(stage)
         result = work()
-        seconds = round(time.perf_counter() - start, 3)
-        self.stages[stage] = {"seconds": seconds, "cached": bool(cached(result))}
+        self.stages[stage] = clock.finish(bool(cached(result)))
         return result
 
 
@@ -90,6 +99,7 @@ def run_job(
     job_id: str | None = None,
     on_metric: MetricFn | None = None,
     notice: NoticeFn | None = None,
+    on_stage: StageEventFn | None = None,
 ) -> dict[str, Any]:
     """Run every stage of ``config`` and write the report; returns the report dict.
 
@@ -97,7 +107,9 @@ def run_job(
     (a cancel raises the stage's ``...Cancelled`` error, keeping finished work cached);
     ``on_metric(name, step, value)`` receives ``train/loss`` and ``train/lr`` per step;
     ``notice(stage, message)`` hears what a user should know that is not an error (a batch
-    halved after running out of memory). ``job_id`` (optional) is echoed as
+    halved after running out of memory); ``on_stage(event, stage, data)`` hears every stage
+    of the report start and finish, cached ones included (``stages.StageClock``: ``data``
+    of ``stage_finished`` is the report's entry). ``job_id`` (optional) is echoed as
     ``report["job"]["id"]``. The model is loaded once; the runtime settings
     (``config.runtime``) pick batch sizes, the memory budget and TF32.
 
@@ -108,7 +120,8 @@ def run_job(
     from grait_engine.modeling import ModelSpec, load_model
     from grait_engine.records.jsonl import read_items
 
-    job = _Job(config, Path(cache_dir), Path(out_dir), progress, cancel, on_metric, notice)
+    callbacks = StageCallbacks(progress, cancel, on_metric, notice, on_stage)
+    job = _Job(config, Path(cache_dir), Path(out_dir), callbacks)
     items = read_items(config.training_dataset, config.task)  # type: ignore[arg-type]
     if config.shots_dataset is not None:  # METHOD.md: shots from a dev split, else 0-shot
         job.shots = read_items(config.shots_dataset, config.task)  # type: ignore[arg-type]
@@ -164,7 +177,7 @@ def base_eval_cache(cache_dir: Path, root: list[Any], test_path: Path) -> Path:
 def _probe(job: _Job, model: Any, tokenizer: Any, items: list, root: list[Any]) -> Path:
     from grait_engine.probe.stage import run_probe
 
-    c = job.config
+    c, cb = job.config, job.callbacks
     shots_sha = None if c.shots_dataset is None else sha256_file(c.shots_dataset)
     out = job.stage_dir("probe", [*root, c.probe.to_dict(), c.seed, shots_sha])
     job.timed(
@@ -172,7 +185,7 @@ def _probe(job: _Job, model: Any, tokenizer: Any, items: list, root: list[Any]) 
         lambda: run_probe(
             model, tokenizer, items, out, config=c.probe, shots=job.shots, seed=c.seed,
             model_revision=c.model_revision, batch_size=job.batch_size,
-            progress=job.progress, cancel=job.cancel, notice=job.notice,
+            progress=cb.progress, cancel=cb.cancel, notice=cb.notice,
         ),
         lambda r: r.skipped,
     )  # fmt: skip
@@ -232,7 +245,7 @@ def _knowledge_flow(
     from grait_engine.training.loss import Example
     from grait_engine.training.stage import run_training, training_inputs_hash
 
-    c = job.config
+    c, cb = job.config, job.callbacks
     correctness = {k: float(v) for k, v in split_doc["correctness"].items()}
     ids, notes = rehearsal_ids(correctness, certainty, c.tau)
     by_id = {item.id: item for item in items}
@@ -247,8 +260,8 @@ def _knowledge_flow(
         "rehearse",
         lambda: run_training(
             model, tokenizer, rehearsal, c.training, rehearse_out, c.seed,
-            model_revision=c.model_revision, progress=_renamed(job.progress, "rehearse"),
-            cancel=job.cancel, notice=job.notice,
+            model_revision=c.model_revision, progress=_renamed(cb.progress, "rehearse"),
+            cancel=cb.cancel, notice=cb.notice,
         ),
         lambda _: cached,
     )  # fmt: skip
@@ -259,8 +272,8 @@ def _knowledge_flow(
             lambda: run_probe(
                 trained.model, tokenizer, items, reprobe_out, config=c.probe, shots=job.shots,
                 seed=c.seed, model_revision=f"{c.model_revision}+rehearse-{job.keys['rehearse']}",
-                batch_size=job.batch_size, progress=_renamed(job.progress, "reprobe"),
-                cancel=job.cancel, notice=job.notice,
+                batch_size=job.batch_size, progress=_renamed(cb.progress, "reprobe"),
+                cancel=cb.cancel, notice=cb.notice,
             ),
             lambda r: r.skipped,
         )  # fmt: skip
@@ -286,7 +299,7 @@ def _select(
     from grait_engine.features.stage import SpeedSettings, run_features
     from grait_engine.selection.select import run_selection
 
-    c = job.config
+    c, cb = job.config, job.callbacks
     assert c.selection is not None
     features_out = job.stage_dir(
         "features", [*root, job.keys["probe"], c.features.to_dict(), c.seed]
@@ -296,7 +309,7 @@ def _select(
         "features",
         lambda: run_features(
             c.features, model, tokenizer, items, split_doc["correctness"], features_out,
-            c.seed, speed=speed, progress=job.progress, cancel=job.cancel, notice=job.notice,
+            c.seed, speed=speed, progress=cb.progress, cancel=cb.cancel, notice=cb.notice,
         ),
         lambda r: r.skipped,
     )  # fmt: skip
@@ -309,7 +322,7 @@ def _select(
         "select",
         lambda: run_selection(
             c.selection, split, features.features_dir, select_out, seed=c.seed,
-            progress=job.progress, cancel=job.cancel,
+            progress=cb.progress, cancel=cb.cancel,
         ),
         lambda r: r.skipped,
     )  # fmt: skip
@@ -321,7 +334,7 @@ def _train(job: _Job, model: Any, tokenizer: Any, items: list, examples: MethodE
     from grait_engine.training.loss import Example
     from grait_engine.training.stage import run_training, training_inputs_hash
 
-    c = job.config
+    c, cb = job.config, job.callbacks
     by_id = {item.id: item for item in items}
     train = [Example(by_id[i], refuse, weight) for i, refuse, weight in examples.entries]
     parts = [job.keys["split"], job.keys.get("select"), examples.entries, c.seed]
@@ -329,12 +342,12 @@ def _train(job: _Job, model: Any, tokenizer: Any, items: list, examples: MethodE
     previous = read_manifest(out)
     expected = training_inputs_hash(c.training, train, c.seed, c.model_revision)
     cached = previous is not None and previous.get("inputs_hash") == expected
-    on_metric = MetricLog(out / METRICS_FILE, job.on_metric)
+    on_metric = MetricLog(out / METRICS_FILE, cb.metric)
     result = job.timed(
         "train",
         lambda: run_training(
             model, tokenizer, train, c.training, out, c.seed, model_revision=c.model_revision,
-            progress=job.progress, cancel=job.cancel, on_metric=on_metric, notice=job.notice,
+            progress=cb.progress, cancel=cb.cancel, on_metric=on_metric, notice=cb.notice,
         ),
         lambda _: cached,
     )  # fmt: skip
@@ -348,13 +361,12 @@ def _evaluate(job: _Job, tuned: Any, tokenizer: Any, out_dir: Path) -> dict[str,
     from grait_engine.memory import Batching
     from grait_engine.records.jsonl import read_items
 
-    c = job.config
-    job.stop_if_cancelled("evaluate")
+    c, cb = job.config, job.callbacks
+    clock = job.start("evaluate")
     # No update follows: decode with the LoRA in the model's dtype (see lora.cast_lora).
     cast_lora(tuned, next(tuned.get_base_model().parameters()).dtype)
-    batching = Batching(job.batch_size, "evaluate", job.notice)
+    batching = Batching(job.batch_size, "evaluate", cb.notice)
     blocks: dict[str, Any] = {}
-    start = time.perf_counter()
     base_cached = True
     for name, path in c.eval_datasets.items():
         test = read_items(path, c.task)  # type: ignore[arg-type]
@@ -365,12 +377,11 @@ def _evaluate(job: _Job, tuned: Any, tokenizer: Any, out_dir: Path) -> dict[str,
         )
         blocks[name] = evaluate_set(
             tuned, tokenizer, test, out_dir / "eval" / name, tuned_model=tuned,
-            batch_size=batching, progress=job.progress, cancel=job.cancel,
+            batch_size=batching, progress=cb.progress, cancel=cb.cancel,
             base_cache=base_cache,
         )  # fmt: skip
-    seconds = round(time.perf_counter() - start, 3)
     # The tuned model is always decoded; "base_cached": M0's predictions were reused.
-    job.stages["evaluate"] = {"seconds": seconds, "cached": False, "base_cached": base_cached}
+    job.stages["evaluate"] = clock.finish(False, base_cached=base_cached)
     return blocks
 
 

@@ -11,13 +11,13 @@ is written last; a complete directory whose inputs hash the same is reused as is
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from grait_engine.artifacts import config_hash, read_manifest, write_manifest
-from grait_engine.memory import Batching, NoticeFn
+from grait_engine.memory import Batching
 from grait_engine.probe.config import ProbeConfig
 from grait_engine.probe.runner import Prepared, pool_task, prepare, probe_items
 from grait_engine.probe.store import (
@@ -29,13 +29,12 @@ from grait_engine.probe.store import (
     write_shard,
 )
 from grait_engine.records.item import Item
+from grait_engine.stages import CancelFn, NoticeFn, ProgressFn, StageCancelled
 
 STAGE = "probe"
-ProgressFn = Callable[[str, int, int, str], None]
-CancelFn = Callable[[], bool]
 
 
-class ProbeCancelled(RuntimeError):
+class ProbeCancelled(StageCancelled):
     """The cancel callback asked to stop; finished shards are kept for a resume."""
 
 

@@ -28,15 +28,14 @@ from grait_engine.selection.pool import StorePool, group_sums
 from grait_engine.selection.report import SelectionOutcome, selection_document
 from grait_engine.selection.variants import pick_idk
 from grait_engine.selection.weights import adaptive_weights, alpha_scores, unit_weights
+from grait_engine.stages import CancelFn, ProgressFn, StageCancelled
 
 STAGE = "select"
 SELECTION = "selection.json"
 NORM_TOLERANCE = 1e-3
-ProgressFn = Callable[[str, int, int, str], None]
-CancelFn = Callable[[], bool]
 
 
-class SelectionCancelled(RuntimeError):
+class SelectionCancelled(StageCancelled):
     """The cancel callback asked to stop; nothing was written."""
 
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -39,8 +39,9 @@ from grait_engine.lora import (
     merge_adapter,
     save_adapter,
 )
-from grait_engine.memory import NoticeFn, retry_halving
+from grait_engine.memory import retry_halving
 from grait_engine.probe.batching import pad_token_id
+from grait_engine.stages import CancelFn, MetricFn, NoticeFn, ProgressFn, StageCancelled
 from grait_engine.training import checkpoint as ckpt
 from grait_engine.training.config import TrainingConfig
 from grait_engine.training.loss import (
@@ -56,12 +57,9 @@ from grait_engine.training.loss import (
 STAGE = "train"
 ADAPTER_DIR = "adapter"
 MERGED_DIR = "merged"
-ProgressFn = Callable[[str, int, int, str], None]
-CancelFn = Callable[[], bool]
-MetricFn = Callable[[str, int, float], None]
 
 
-class TrainingCancelled(RuntimeError):
+class TrainingCancelled(StageCancelled):
     """The cancel callback asked to stop; a checkpoint of the last finished step was written."""
 
 

@@ -67,10 +67,32 @@ def _check_job_outputs(report: dict[str, Any], out: Path) -> None:
     assert all(Path(path).is_dir() for path in stages.values())
 
 
+class StageEvents:
+    """An ``on_stage`` callback that keeps what it hears."""
+
+    def __init__(self) -> None:
+        self.seen: list[tuple[str, str, dict[str, Any]]] = []
+
+    def __call__(self, event: str, stage: str, data: dict[str, Any]) -> None:
+        self.seen.append((event, stage, data))
+
+    def check(self, report: dict[str, Any]) -> None:
+        """Every stage of the report started then finished, in order, with the report's
+        entry (the same clock) as ``stage_finished`` data; nothing else was heard."""
+        expected = []
+        for stage, entry in report["stages"].items():
+            finished = {k: v for k, v in entry.items() if k != "compute"}
+            expected += [("stage_started", stage, {}), ("stage_finished", stage, finished)]
+        assert self.seen == expected
+
+
 def test_run_then_reuse_probe_and_features(tiny_world: Any, tmp_path: Path) -> None:
     cache = tmp_path / "cache"
-    first = run_job(load_job_config(_job(tiny_world, "adaptive")), tmp_path / "a", cache)
+    heard = StageEvents()
+    config = load_job_config(_job(tiny_world, "adaptive"))
+    first = run_job(config, tmp_path / "a", cache, on_stage=heard)
     _check_report(first, tmp_path / "a")
+    heard.check(first)
     assert not first["stages"]["probe"]["cached"]
     assert not first["stages"]["features"]["cached"]
     # projection_dtype "auto" is echoed as asked and reported as resolved on this CPU.
@@ -79,8 +101,12 @@ def test_run_then_reuse_probe_and_features(tiny_world: Any, tmp_path: Path) -> N
         "model_dtype": "float32", "device": "cpu", "projection_dtype": "float32",
     }  # fmt: skip
 
-    second = run_job(load_job_config(_job(tiny_world, "none")), tmp_path / "b", cache)
+    heard = StageEvents()
+    second = run_job(
+        load_job_config(_job(tiny_world, "none")), tmp_path / "b", cache, on_stage=heard
+    )
     _check_report(second, tmp_path / "b")
+    heard.check(second)  # cached stages (probe, split, features) included
     stages = second["stages"]
     assert stages["probe"]["cached"] and stages["split"]["cached"]
     assert stages["features"]["cached"]
@@ -131,6 +157,7 @@ def test_cancel_between_stages_runs_no_later_stage(tiny_world: Any, tmp_path: Pa
     from grait_engine.pipeline.run import JobCancelled
 
     asked = []
+    heard = StageEvents()
 
     def progress(stage: str, done: int, total: int, message: str) -> None:
         if stage == "probe" and done >= total:
@@ -140,9 +167,12 @@ def test_cancel_between_stages_runs_no_later_stage(tiny_world: Any, tmp_path: Pa
     with pytest.raises(JobCancelled, match="before split"):
         run_job(
             load_job_config(job), tmp_path / "out", tmp_path / "cache",
-            progress=progress, cancel=lambda: bool(asked),
+            progress=progress, cancel=lambda: bool(asked), on_stage=heard,
         )  # fmt: skip
     assert asked == ["probe"]
+    assert [(event, stage) for event, stage, _ in heard.seen] == [
+        ("stage_started", "probe"), ("stage_finished", "probe"),
+    ]  # fmt: skip
     assert list((tmp_path / "cache" / "stages").glob("split-*")) == []
 
 
@@ -158,8 +188,10 @@ def test_stage_keys_differ_by_dtype(tiny_world: Any, tmp_path: Path) -> None:
     assert len(list((cache / "stages").glob("probe-*"))) == 2
     paths = [json.loads((tmp_path / name / "stages.json").read_text()) for name in ("f32", "bf16")]
     assert all(paths[0][stage] != paths[1][stage] for stage in ("probe", "split", "train"))
-    again = run_job(load_job_config(job), tmp_path / "again", cache)
+    heard = StageEvents()
+    again = run_job(load_job_config(job), tmp_path / "again", cache, on_stage=heard)
     assert again["stages"]["probe"]["cached"] and again["stages"]["train"]["cached"]
+    heard.check(again)
     assert first["job"]["config"]["runtime"] == {
         "batch_size": None, "memory_budget_mb": None, "tf32": True, "quantization": None,
     }  # fmt: skip

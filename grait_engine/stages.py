@@ -1,0 +1,71 @@
+"""The stage contract (torch-free): the callbacks a stage takes, its cancel error, its clock.
+
+Callbacks a stage (or a whole job) takes from its caller:
+
+- ``ProgressFn(stage, done, total, message)``: after each batch or group of a long stage.
+- ``CancelFn() -> bool``: checked at batch boundaries; True stops the stage (its
+  ``StageCancelled`` error) with finished work kept.
+- ``MetricFn(name, step, value)``: training curves (``train/loss``, ``train/lr``).
+- ``NoticeFn(stage, message)``: something a user should know that is not an error, such as
+  a batch halved after running out of memory (the service records a ``warning`` event).
+- ``StageEventFn(event, stage, data)``: the pipeline's stage boundaries, for every stage of
+  the report (cached ones included): ``STAGE_STARTED`` (``data`` empty) before the stage's
+  work, ``STAGE_FINISHED`` after it with ``data`` = the report's entry of that stage
+  (``seconds``, ``cached``, and for ``evaluate`` ``base_cached``): one clock for both.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+ProgressFn = Callable[[str, int, int, str], None]
+CancelFn = Callable[[], bool]
+MetricFn = Callable[[str, int, float], None]
+NoticeFn = Callable[[str, str], None]
+StageEventFn = Callable[[str, str, dict[str, Any]], None]
+
+STAGE_STARTED = "stage_started"
+STAGE_FINISHED = "stage_finished"
+
+
+class StageCancelled(RuntimeError):
+    """The cancel callback asked to stop. Every stage's ``...Cancelled`` error (and the
+    pipeline's ``JobCancelled``, seen between stages) is one of these."""
+
+
+@dataclass(frozen=True)
+class StageCallbacks:
+    """Everything a caller hears from (and tells) a running job; each one is optional."""
+
+    progress: ProgressFn | None = None
+    cancel: CancelFn | None = None
+    metric: MetricFn | None = None
+    notice: NoticeFn | None = None
+    on_stage: StageEventFn | None = None
+
+    def cancelled(self) -> bool:
+        """True when the caller asked to stop (False without a cancel callback)."""
+        return self.cancel is not None and bool(self.cancel())
+
+
+class StageClock:
+    """The clock of one stage: created when the stage starts (emits ``STAGE_STARTED``);
+    ``finish`` gives the report's entry of the stage and emits ``STAGE_FINISHED`` with it."""
+
+    def __init__(self, stage: str, on_stage: StageEventFn | None) -> None:
+        self.stage, self.on_stage = stage, on_stage
+        if on_stage is not None:
+            on_stage(STAGE_STARTED, stage, {})
+        self.start = time.perf_counter()
+
+    def finish(self, cached: bool, **extra: Any) -> dict[str, Any]:
+        """``{"seconds", "cached", **extra}`` of the stage (seconds since it started);
+        the same dict goes to ``on_stage(STAGE_FINISHED, stage, entry)``."""
+        entry = {"seconds": round(time.perf_counter() - self.start, 3), "cached": bool(cached)}
+        entry.update(extra)
+        if self.on_stage is not None:
+            self.on_stage(STAGE_FINISHED, self.stage, dict(entry))
+        return entry
