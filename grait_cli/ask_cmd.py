@@ -21,6 +21,7 @@ from typing import Any
 
 from grait_cli.client import DEFAULT_URL
 from grait_cli.common import run_command
+from grait_cli.states import JobStatus
 
 # answer key -> label printed (the prompt style each used is in the result's "prompts").
 ROWS = (
@@ -101,7 +102,7 @@ def _ask_service(client: Any, args: argparse.Namespace, questions: list[dict[str
     except TimeoutError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
-    if job["status"] != "succeeded":
+    if job["status"] != JobStatus.SUCCEEDED:
         error = job.get("error") or {}
         print(f"error: generate job {job['id']} {job['status']}: {error.get('code')}: "
               f"{error.get('message')}", file=sys.stderr)  # fmt: skip

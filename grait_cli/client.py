@@ -16,8 +16,9 @@ from typing import Any
 
 import httpx
 
+from grait_cli.states import TERMINAL_STATUSES
+
 DEFAULT_URL = "http://127.0.0.1:8000"
-TERMINAL_STATUSES = frozenset({"succeeded", "failed", "cancelled"})
 CHUNK_BYTES = 64 * 1024
 
 

@@ -22,8 +22,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from grait_cli.client import TERMINAL_STATUSES, GraitClient
+from grait_cli.client import GraitClient
 from grait_cli.common import follow_job, print_report_table
+from grait_cli.states import TERMINAL_STATUSES, JobStatus
 
 METHODS = ("cor_rait", "grait")
 SPLITS = {"train": "train", "id": "test_id", "ood": "test_ood"}
@@ -80,7 +81,7 @@ def run(args: argparse.Namespace) -> int:
             print(f"\ndemo finished in {time.monotonic() - started:.0f} s")
             if args.keep_serving:
                 wait_for_interrupt(url, key)
-    return 0 if all(job["status"] == "succeeded" for job in jobs.values()) else 1
+    return 0 if all(job["status"] == JobStatus.SUCCEEDED for job in jobs.values()) else 1
 
 
 def demo_settings(cache: Path) -> Any:
@@ -128,7 +129,7 @@ def submit(client: GraitClient, body: dict[str, Any]) -> dict[str, Any]:
     job is replaced by a new one (next key)."""
     for attempt in range(50):
         job = client.create_job(body, idempotency_key=idempotency_key(body, attempt))
-        if job["status"] not in ("failed", "cancelled"):
+        if job["status"] not in (JobStatus.FAILED, JobStatus.CANCELLED):
             return job
     raise RuntimeError("too many failed demo jobs; remove <cache>/demo-service")
 
@@ -139,7 +140,7 @@ def run_jobs(client: GraitClient, world: Any, size: str, seed: int) -> dict[str,
     submitted = {}
     for method in METHODS:
         job = submit(client, job_body(size, seed, datasets, method))
-        reused = job["status"] == "succeeded"
+        reused = job["status"] == JobStatus.SUCCEEDED
         print(f"{method} job {job['id']} {job['status']}" + (" (reused)" if reused else ""))
         submitted[method] = job
     print(flush=True)
@@ -155,7 +156,9 @@ def run_jobs(client: GraitClient, world: Any, size: str, seed: int) -> dict[str,
 
 def print_summary(client: GraitClient, jobs: dict[str, dict], url: str, folders: Path) -> None:
     """The comparison table and where to look next."""
-    reports = [(m, client.report(j["id"])) for m, j in jobs.items() if j["status"] == "succeeded"]
+    reports = [
+        (m, client.report(j["id"])) for m, j in jobs.items() if j["status"] == JobStatus.SUCCEEDED
+    ]
     if reports:
         print("\n== results on the choice test sets (rates in %; THS vs the basic prompt)")
         print_report_table(reports)

@@ -24,8 +24,7 @@ from grait_cli.common import (
     report_rows,
     run_command,
 )
-
-STATUSES = ("queued", "running", "cancelling", "succeeded", "failed", "cancelled")
+from grait_cli.states import JobStatus
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -45,7 +44,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     create.add_argument("--config", type=Path, required=True, help="JOB.json or JOB.yaml")
     create.add_argument("--idempotency-key", default=None)
     listing = action("list", list_cmd, "list jobs, newest first", False)
-    listing.add_argument("--status", choices=STATUSES, default=None)
+    listing.add_argument("--status", choices=[str(s) for s in JobStatus], default=None)
     listing.add_argument("--limit", type=int, default=20)
     action("show", show_cmd, "show one job")
     action("cancel", cancel_cmd, "cancel a job (idempotent)")
@@ -158,7 +157,7 @@ def events_cmd(client: GraitClient, args: argparse.Namespace) -> int:
         error = job.get("error") or {}
         suffix = f": {error.get('code')}: {error.get('message')}" if error else ""
         print(f"job {job['id']} {job['status']}{suffix}")
-        return 0 if job["status"] == "succeeded" else 1
+        return 0 if job["status"] == JobStatus.SUCCEEDED else 1
     after = 0
     while True:
         page = client.list_events(args.id, after=after)
@@ -204,7 +203,7 @@ def export_cmd(client: GraitClient, args: argparse.Namespace) -> int:
     if not (args.wait or args.download):
         return 0
     job = client.wait_for_job(job["id"])
-    if job["status"] != "succeeded":
+    if job["status"] != JobStatus.SUCCEEDED:
         error = job.get("error") or {}
         print(f"error: export job {job['id']} {job['status']}: {error.get('code')}: "
               f"{error.get('message')}", file=sys.stderr)  # fmt: skip
@@ -259,7 +258,7 @@ def evaluate_cmd(client: GraitClient, args: argparse.Namespace) -> int:
     if not args.wait:
         return 0
     job = follow_job(client, job["id"])
-    if job["status"] != "succeeded":
+    if job["status"] != JobStatus.SUCCEEDED:
         error = job.get("error") or {}
         print(f"error: evaluate job {job['id']} {job['status']}: {error.get('code')}: "
               f"{error.get('message')}", file=sys.stderr)  # fmt: skip

@@ -49,6 +49,7 @@ from app.db.session import unit_of_work
 from app.jobs.public import DATABASE_ERROR_MESSAGE
 from app.jobs.recorder import JobRecorder
 from app.jobs.spec import engine_config
+from app.jobs.states import JobStatus
 from app.jobs.transient import is_transient
 from app.settings import Settings
 from app.storage import ArtifactStore
@@ -89,18 +90,18 @@ def execute_job(factory: sessionmaker[Session], settings: Settings, job_id: str,
             context = JobContext(row, settings, recorder, compute)
             report = _kind_runner(row.kind)(context)
     except _cancelled_errors():
-        return _outcome(recorder, "cancelled")
+        return _outcome(recorder, JobStatus.CANCELLED)
     except _invalid_config_errors() as error:
-        return _outcome(recorder, "failed", error=("invalid_config", str(error)[:2000]))
+        return _outcome(recorder, JobStatus.FAILED, error=("invalid_config", str(error)[:2000]))
     except _diverged_errors() as error:
-        return _outcome(recorder, "failed", error=("diverged", str(error)[:2000]))
+        return _outcome(recorder, JobStatus.FAILED, error=("diverged", str(error)[:2000]))
     except Exception as error:
         traceback.print_exc()
         if is_transient(error):
             log.warning("job %s: the database stayed unreachable; giving it back", job_id)
             return DATABASE_UNAVAILABLE
-        return _outcome(recorder, "failed", error=stage_error(error))
-    return _outcome(recorder, "succeeded", result=summarize(report))
+        return _outcome(recorder, JobStatus.FAILED, error=stage_error(error))
+    return _outcome(recorder, JobStatus.SUCCEEDED, result=summarize(report))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -208,7 +209,7 @@ def stage_cache(settings: Settings, tenant_id: str) -> Path:
     return root / "tenants" / tenant_id
 
 
-def _outcome(recorder: JobRecorder, status: str, **details: Any) -> str:
+def _outcome(recorder: JobRecorder, status: JobStatus, **details: Any) -> str:
     try:
         recorded = recorder.finish(status, **details)
     except Exception as error:

@@ -31,6 +31,7 @@ from app.db.session import make_engine, make_session_factory, unit_of_work
 from app.db.types import utcnow
 from app.jobs import lease
 from app.jobs.queue import GPU_QUEUE, PUBLISH_RETRY, RUN_JOB_TASK
+from app.jobs.states import JobStatus
 from app.jobs.supervise import run_claimed
 from app.jobs.transient import retry_transient
 from worker.celery_app import REAP_TASK, app, settings
@@ -89,7 +90,7 @@ def run_job(job_id: str) -> str:
         return "not claimed"
     log.info("job %s attempt %d started by %s", job_id, claim.attempt, owner)
     status = run_claimed(factory, settings, job_id, owner, STOP)
-    if status == "queued":
+    if status == JobStatus.QUEUED:
         enqueue(job_id)
     return status or "recorded"
 
@@ -101,7 +102,9 @@ def touch_stale_queued(factory: sessionmaker[Session], older_than: float) -> lis
     with unit_of_work(factory) as session:
         rows = session.execute(
             update(Job)
-            .where(Job.status == "queued", Job.updated_at < now - timedelta(seconds=older_than))
+            .where(
+                Job.status == JobStatus.QUEUED, Job.updated_at < now - timedelta(seconds=older_than)
+            )
             .values(updated_at=now)
             .returning(Job.id)
         )

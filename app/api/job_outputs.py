@@ -22,6 +22,7 @@ from app.api.jobs import get_job_or_404
 from app.errors import Conflict, NotFound
 from app.jobs.outputs import artifact_path, list_artifacts, list_checkpoints, read_report
 from app.jobs.repository import metric_series
+from app.jobs.states import JobStatus
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
 MetricName = Annotated[str | None, Query(max_length=100, description="e.g. train/loss")]
@@ -82,7 +83,7 @@ def download(
 def report(job_id: str, session: SessionDep, tenant: TenantDep, store: StoreDep) -> Any:
     """``report.json`` (API.md); 409 while the job has not succeeded."""
     job = get_job_or_404(session, tenant.id, job_id)
-    document = read_report(store, job.id) if job.status == "succeeded" else None
+    document = read_report(store, job.id) if job.status == JobStatus.SUCCEEDED else None
     if document is None:
         raise Conflict(f"job {job.id} is {job.status}: the report is written when it succeeds")
     return document

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated
 
 from fastapi import APIRouter, BackgroundTasks, Header, Request, Response
 from sqlalchemy.orm import Session
@@ -15,9 +15,9 @@ from app.errors import NotFound
 from app.jobs.repository import JobRepository
 from app.jobs.service import cancel_job, create_job, retry_job
 from app.jobs.spec import JobCreate
+from app.jobs.states import JobStatus
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
-StatusParam = Literal["queued", "running", "cancelling", "succeeded", "failed", "cancelled"]
 IdempotencyKey = Annotated[
     str | None,
     Header(
@@ -80,7 +80,7 @@ def list_jobs(
     tenant: TenantDep,
     after: After = None,
     limit: Limit = 20,
-    status: StatusParam | None = None,
+    status: JobStatus | None = None,
 ) -> JobList:
     """The tenant's jobs, newest first, optionally only one status."""
     rows, has_more = JobRepository(session, tenant.id).list(

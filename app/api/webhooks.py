@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from app.api.deps import SessionDep, SettingsDep, TenantDep
 from app.api.pagination import After, Limit, check_cursor
 from app.db.models import WEBHOOK_EVENTS, Webhook, WebhookDelivery
+from app.jobs.states import DeliveryStatus
 from app.webhooks import service
 from app.webhooks.outbox import DELIVERY_PREFIX
 
@@ -72,7 +73,7 @@ class DeliveryOut(BaseModel):
 
     @classmethod
     def of(cls, delivery: WebhookDelivery) -> DeliveryOut:
-        pending = delivery.status == "pending"
+        pending = delivery.status == DeliveryStatus.PENDING
         return cls(
             id=delivery.id, webhook_id=delivery.webhook_id, event=delivery.event,
             job_id=delivery.job_id, status=delivery.status, attempts=delivery.attempts,

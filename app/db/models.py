@@ -25,6 +25,15 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from app.db.types import AutoIncrementId, PortableJSON, UTCDateTime, utcnow
+from app.jobs.states import (  # noqa: F401  (re-exported: the models' vocabulary)
+    ACTIVE_STATUSES,
+    DELIVERY_STATUSES,
+    JOB_STATUSES,
+    TERMINAL_STATUSES,
+    WEBHOOK_EVENTS,
+    DeliveryStatus,
+    JobStatus,
+)
 
 # Deterministic constraint names, so migrations (and SQLite batch mode) can refer to them.
 NAMING = {
@@ -35,10 +44,6 @@ NAMING = {
     "pk": "pk_%(table_name)s",
 }
 
-JOB_STATUSES = ("queued", "running", "cancelling", "succeeded", "failed", "cancelled")
-TERMINAL_STATUSES = ("succeeded", "failed", "cancelled")
-# Statuses of jobs that hold (or wait for) a runner; their datasets are in use.
-ACTIVE_STATUSES = ("queued", "running", "cancelling")
 # What a job does. ``tune``: the method's stages on a training dataset (the main job).
 # The others work on a base model or a succeeded tune job's model (``source_job_id``):
 # ``evaluate``: base (and tuned) model on new eval datasets; ``generate``: answer a few
@@ -102,8 +107,9 @@ def dataset_refs(config: Mapping[str, Any]) -> dict[str, str]:
 
 
 class Job(Base):
-    """One job of a ``kind`` (``JOB_KINDS``); the database row is the record of truth for
-    its state. Jobs of every kind share the queue, runners, events, cancel and retry."""
+    """One job of a ``kind`` (``JOB_KINDS``) with a ``status`` (``JobStatus``); the database
+    row is the record of truth for its state. Jobs of every kind share the queue, runners,
+    events, cancel and retry."""
 
     __tablename__ = "jobs"
     __table_args__ = (
@@ -114,7 +120,7 @@ class Job(Base):
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
     tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
-    status: Mapped[str] = mapped_column(String(16), default="queued")
+    status: Mapped[str] = mapped_column(String(16), default=JobStatus.QUEUED)
     kind: Mapped[str] = mapped_column(String(16), default="tune", server_default="tune")
     model: Mapped[str] = mapped_column(String(200))
     method: Mapped[str] = mapped_column(String(32))
@@ -177,13 +183,6 @@ class JobMetric(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 
-WEBHOOK_EVENTS = (
-    "job.queued", "job.running", "job.cancelling", "job.succeeded", "job.failed",
-    "job.cancelled",
-)  # fmt: skip
-DELIVERY_STATUSES = ("pending", "delivered", "failed")
-
-
 class Webhook(Base):
     """A tenant's endpoint for job status changes (``events``: names of ``WEBHOOK_EVENTS``).
 
@@ -217,7 +216,7 @@ class WebhookDelivery(Base):
     event: Mapped[str] = mapped_column(String(32))
     job_id: Mapped[str | None] = mapped_column(String(40), default=None)
     payload: Mapped[dict[str, Any]] = mapped_column(PortableJSON, default=dict)
-    status: Mapped[str] = mapped_column(String(16), default="pending")
+    status: Mapped[str] = mapped_column(String(16), default=DeliveryStatus.PENDING)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     last_status_code: Mapped[int | None] = mapped_column(Integer, default=None)

@@ -10,13 +10,14 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from app.db.models import JobEvent
+from app.jobs.states import EventType, JobStatus
 from app.webhooks.outbox import add_deliveries
 
 
 def add_event(
     session: Session,
     job_id: str,
-    type_: str,
+    type_: EventType,
     *,
     stage: str | None = None,
     message: str | None = None,
@@ -24,19 +25,21 @@ def add_event(
 ) -> JobEvent:
     """Add one event row (committed with the caller's unit of work).
 
-    Types: ``status`` (data: status, attempt...), ``stage_started``, ``progress`` (data:
-    done, total, eta_seconds), ``stage_finished`` (data: seconds), ``warning`` (stage and
-    message: something a user should know that is not an error, such as "out of memory at
-    batch size 16: retrying with 8"), ``requeued``, ``error``. Messages never hold dataset
-    text or secrets.
+    Types (``EventType``): ``status`` (data: status, attempt...; a requeue and an error are
+    status events too), ``stage_started``, ``progress`` (data: done, total, eta_seconds),
+    ``stage_finished`` (data: seconds), ``warning`` (stage and message: something a user
+    should know that is not an error, such as "out of memory at batch size 16: retrying
+    with 8"). Messages never hold dataset text or secrets.
     """
     event = JobEvent(job_id=job_id, type=type_, stage=stage, message=message, data=data)
     session.add(event)
     return event
 
 
-def status_event(session: Session, job_id: str, status: str, message: str, **data: Any) -> None:
+def status_event(
+    session: Session, job_id: str, status: JobStatus, message: str, **data: Any
+) -> None:
     """A ``status`` event: the job moved to ``status``; and a ``job.<status>`` delivery for
     each webhook of the job's tenant subscribed to it (all committed with the change)."""
-    add_event(session, job_id, "status", message=message, data={"status": status, **data})
+    add_event(session, job_id, EventType.STATUS, message=message, data={"status": status, **data})
     add_deliveries(session, job_id, status)

@@ -19,9 +19,9 @@ from app.db.models import Job
 from app.db.session import rows_changed, unit_of_work
 from app.db.types import utcnow
 from app.jobs.events import status_event
+from app.jobs.states import LEASED_STATUSES, JobStatus
 
 Factory = sessionmaker[Session]
-ACTIVE = ("running", "cancelling")
 # Exit status of a job's child that stopped because the database stayed unreachable (a
 # transient error outlasted the retries; EX_TEMPFAIL): its runner gives the job back
 # without using up an attempt.
@@ -43,9 +43,9 @@ def claim(factory: Factory, job_id: str, owner: str, lease_seconds: float) -> Cl
         changed = rows_changed(
             session,
             update(Job)
-            .where(Job.id == job_id, Job.status == "queued")
+            .where(Job.id == job_id, Job.status == JobStatus.QUEUED)
             .values(
-                status="running",
+                status=JobStatus.RUNNING,
                 lease_owner=owner,
                 lease_expires_at=now + timedelta(seconds=lease_seconds),
                 attempt=Job.attempt + 1,
@@ -58,7 +58,9 @@ def claim(factory: Factory, job_id: str, owner: str, lease_seconds: float) -> Cl
         if changed != 1:
             return None
         attempt = session.scalar(select(Job.attempt).where(Job.id == job_id)) or 1
-        status_event(session, job_id, "running", f"attempt {attempt} started", attempt=attempt)
+        status_event(
+            session, job_id, JobStatus.RUNNING, f"attempt {attempt} started", attempt=attempt
+        )
         return Claim(job_id, attempt)
 
 
@@ -69,7 +71,7 @@ def heartbeat(factory: Factory, job_id: str, owner: str, lease_seconds: float) -
         changed = rows_changed(
             session,
             update(Job)
-            .where(Job.id == job_id, Job.lease_owner == owner, Job.status.in_(ACTIVE))
+            .where(Job.id == job_id, Job.lease_owner == owner, Job.status.in_(LEASED_STATUSES))
             .values(lease_expires_at=now + timedelta(seconds=lease_seconds)),
         )
         if changed != 1:
@@ -81,7 +83,7 @@ def finish(
     factory: Factory,
     job_id: str,
     owner: str,
-    status: str,
+    status: JobStatus,
     *,
     error: tuple[str, str] | None = None,
     result: dict[str, Any] | None = None,
@@ -96,7 +98,7 @@ def finish(
         changed = rows_changed(
             session,
             update(Job)
-            .where(Job.id == job_id, Job.lease_owner == owner, Job.status.in_(ACTIVE))
+            .where(Job.id == job_id, Job.lease_owner == owner, Job.status.in_(LEASED_STATUSES))
             .values(
                 status=status,
                 finished_at=now,
@@ -115,7 +117,7 @@ def finish(
 
 def release(
     factory: Factory, job_id: str, owner: str, reason: str, *, use_attempt: bool = True
-) -> str | None:
+) -> JobStatus | None:
     """The owner gives the job up after its run ended without an outcome (a crash, a kill,
     a shutdown). Returns the new status: ``cancelled`` if a cancel was asked, ``failed``
     once ``max_attempts`` runs were started, else ``queued`` (to run again); None if the
@@ -124,7 +126,9 @@ def release(
     is not counted, so a database outage never uses up a job's attempts."""
     with unit_of_work(factory) as session:
         job = session.scalar(
-            select(Job).where(Job.id == job_id, Job.lease_owner == owner, Job.status.in_(ACTIVE))
+            select(Job).where(
+                Job.id == job_id, Job.lease_owner == owner, Job.status.in_(LEASED_STATUSES)
+            )
         )
         if job is None:
             return None
@@ -138,46 +142,52 @@ def reap(factory: Factory) -> list[str]:
     requeued = []
     with unit_of_work(factory) as session:
         expired = session.scalars(
-            select(Job).where(Job.status.in_(ACTIVE), Job.lease_expires_at < now)
+            select(Job).where(Job.status.in_(LEASED_STATUSES), Job.lease_expires_at < now)
         ).all()
         for job in expired:
             owner = job.lease_owner or ""
-            if _give_up(session, job, owner, "lease expired: the runner stopped") == "queued":
+            status = _give_up(session, job, owner, "lease expired: the runner stopped")
+            if status == JobStatus.QUEUED:
                 requeued.append(job.id)
     return requeued
 
 
 def _give_up(
     session: Session, job: Job, owner: str, reason: str, *, use_attempt: bool = True
-) -> str | None:
+) -> JobStatus | None:
     """One conditional UPDATE moving an active job on (see ``release``)."""
     now = utcnow()
     values: dict[str, Any] = {"lease_owner": None, "lease_expires_at": None, "updated_at": now}
-    if job.status == "cancelling":
-        values |= {"status": "cancelled", "finished_at": now}
+    if job.status == JobStatus.CANCELLING:
+        status = JobStatus.CANCELLED
+        values |= {"finished_at": now}
     elif not use_attempt:
         # The next claim counts this attempt number again.
-        values |= {"status": "queued", "attempt": max(job.attempt - 1, 0)}
+        status = JobStatus.QUEUED
+        values |= {"attempt": max(job.attempt - 1, 0)}
     elif job.attempt >= job.max_attempts:
         message = f"{reason}; gave up after {job.attempt} attempts"
-        values |= {"status": "failed", "finished_at": now}
+        status = JobStatus.FAILED
+        values |= {"finished_at": now}
         values |= {"error_code": "attempts_exhausted", "error_message": message}
     else:
-        values |= {"status": "queued"}
+        status = JobStatus.QUEUED
     changed = rows_changed(
         session,
         update(Job)
         .where(Job.id == job.id, Job.lease_owner == owner, Job.status == job.status)
-        .values(**values),
+        .values(status=status, **values),
     )
     if changed != 1:
         return None
-    status_event(session, job.id, values["status"], reason, attempt=job.attempt)
-    return str(values["status"])
+    status_event(session, job.id, status, reason, attempt=job.attempt)
+    return status
 
 
 def next_queued(factory: Factory) -> str | None:
     """The id of the oldest queued job (any tenant), or None."""
     with unit_of_work(factory) as session:
-        query = select(Job.id).where(Job.status == "queued").order_by(Job.created_at, Job.id)
+        query = (
+            select(Job.id).where(Job.status == JobStatus.QUEUED).order_by(Job.created_at, Job.id)
+        )
         return session.scalar(query.limit(1))

@@ -25,6 +25,7 @@ from app.db.models import Job, JobMetric
 from app.db.session import unit_of_work
 from app.jobs import lease
 from app.jobs.events import add_event
+from app.jobs.states import EventType, JobStatus
 from app.jobs.transient import retry_transient
 
 ROW_SECONDS = 0.5
@@ -72,7 +73,7 @@ class JobRecorder:
             def write() -> None:
                 with unit_of_work(self.factory) as session:
                     if new_stage:
-                        add_event(session, self.job_id, "stage_started", stage=stage)
+                        add_event(session, self.job_id, EventType.STAGE_STARTED, stage=stage)
                     session.execute(
                         update(Job)
                         .where(Job.id == self.job_id, Job.lease_owner == self.owner)
@@ -84,7 +85,7 @@ class JobRecorder:
                     if write_event:
                         data = {"done": done, "total": total, "eta_seconds": eta}
                         add_event(
-                            session, self.job_id, "progress", stage=stage, message=message,
+                            session, self.job_id, EventType.PROGRESS, stage=stage, message=message,
                             data=data,
                         )  # fmt: skip
 
@@ -107,7 +108,11 @@ class JobRecorder:
         stage = self.stage
         self._write(
             lambda session: add_event(
-                session, self.job_id, "stage_finished", stage=stage, data={"seconds": seconds}
+                session,
+                self.job_id,
+                EventType.STAGE_FINISHED,
+                stage=stage,
+                data={"seconds": seconds},
             ),
             "stage end",
         )
@@ -128,7 +133,7 @@ class JobRecorder:
         it neither starts nor ends a stage."""
         self._write(
             lambda session: add_event(
-                session, self.job_id, "warning", stage=stage, message=message[:2000]
+                session, self.job_id, EventType.WARNING, stage=stage, message=message[:2000]
             ),
             "notice",
         )
@@ -167,7 +172,7 @@ class JobRecorder:
                 return session.execute(query).one_or_none()
 
         row = retry_transient(read, what=f"cancel check of job {self.job_id}")
-        self.cancel_seen = row is None or row[0] != "running" or row[1] != self.owner
+        self.cancel_seen = row is None or row[0] != JobStatus.RUNNING or row[1] != self.owner
         return self.cancel_seen
 
     def finish(

@@ -15,7 +15,7 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from app.db.models import JOB_KINDS, TERMINAL_STATUSES, Dataset, Job, dataset_refs
+from app.db.models import JOB_KINDS, Dataset, Job, dataset_refs
 from app.db.session import rows_changed
 from app.db.types import new_id, utcnow
 from app.errors import Conflict, NotFound
@@ -23,6 +23,7 @@ from app.jobs.events import status_event
 from app.jobs.limits import check_active_jobs, invalid
 from app.jobs.repository import JobRepository
 from app.jobs.spec import JobCreate, resolve_job
+from app.jobs.states import TERMINAL_STATUSES, JobStatus
 from app.settings import Settings
 
 
@@ -81,7 +82,7 @@ def add_job(
     else:
         method = source_job.method if source_job is not None else "base"
     job = Job(
-        id=new_id("job"), tenant_id=tenant_id, status="queued", kind=kind,
+        id=new_id("job"), tenant_id=tenant_id, status=JobStatus.QUEUED, kind=kind,
         model=config["model"], method=method, task=config["task"], config=config,
         max_attempts=settings.max_attempts, idempotency_key=idempotency_key,
         request_sha256=digest, source_job_id=source_job.id if source_job else None,
@@ -95,7 +96,7 @@ def add_job(
         if earlier is None:
             raise
         return _replay(earlier, digest), False
-    status_event(session, job.id, "queued", f"{kind} job created")
+    status_event(session, job.id, JobStatus.QUEUED, f"{kind} job created")
     return job, True
 
 
@@ -105,7 +106,7 @@ def succeeded_tune_job(session: Session, tenant_id: str, job_id: str) -> Job:
     job = JobRepository(session, tenant_id).get(job_id)
     if job is None:
         raise NotFound(f"no job {job_id!r}")
-    if job.kind != "tune" or job.status != "succeeded":
+    if job.kind != "tune" or job.status != JobStatus.SUCCEEDED:
         raise Conflict(
             f"job {job.id} is a {job.status} {job.kind} job; only a succeeded tune job has a "
             "tuned model"
@@ -124,9 +125,13 @@ def cancel_job(session: Session, job: Job) -> Job:
     stops at the next batch boundary, then kills it after the grace period). Otherwise
     nothing changes (cancel is idempotent)."""
     now = utcnow()
-    for before, after in (("queued", "cancelled"), ("running", "cancelling")):
-        values = {"status": after, "updated_at": now}
-        if after == "cancelled":
+    moves = (
+        (JobStatus.QUEUED, JobStatus.CANCELLED),
+        (JobStatus.RUNNING, JobStatus.CANCELLING),
+    )
+    for before, after in moves:
+        values: dict[str, Any] = {"status": after, "updated_at": now}
+        if after == JobStatus.CANCELLED:
             values["finished_at"] = now
         changed = rows_changed(
             session, update(Job).where(Job.id == job.id, Job.status == before).values(**values)
@@ -153,13 +158,13 @@ def retry_job(session: Session, job: Job, *, settings: Settings) -> Job:
         config = _check_again(session, job, settings)
     check_active_jobs(session, job.tenant_id, settings)
     retry = Job(
-        id=new_id("job"), tenant_id=job.tenant_id, status="queued", kind=job.kind,
+        id=new_id("job"), tenant_id=job.tenant_id, status=JobStatus.QUEUED, kind=job.kind,
         model=job.model, method=job.method, task=job.task, config=config,
         max_attempts=settings.max_attempts, parent_job_id=job.id,
         source_job_id=job.source_job_id,
     )  # fmt: skip
     JobRepository(session, job.tenant_id).add(retry)
-    status_event(session, retry.id, "queued", f"retry of {job.id}", parent_job_id=job.id)
+    status_event(session, retry.id, JobStatus.QUEUED, f"retry of {job.id}", parent_job_id=job.id)
     return retry
 
 

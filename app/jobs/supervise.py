@@ -26,6 +26,7 @@ from pathlib import Path
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.jobs import lease
+from app.jobs.states import JobStatus
 from app.jobs.transient import retry_transient
 from app.settings import Settings
 
@@ -107,7 +108,7 @@ def watch(
         if status is None:
             return "lease lost"
         last_renewed = time.monotonic()
-        if status == "cancelling":
+        if status == JobStatus.CANCELLING:
             cancel_since = cancel_since or time.monotonic()
             if time.monotonic() - cancel_since > settings.cancel_grace_seconds:
                 return "cancel grace period over"
@@ -121,7 +122,7 @@ def run_claimed(
     owner: str,
     stop: threading.Event,
     on_start: Callable[[subprocess.Popen | None], None] | None = None,
-) -> str | None:
+) -> JobStatus | None:
     """Run a job this runner has claimed (under ``owner``) in a child process, to its end.
 
     Starts the child, supervises it (``watch``), kills its process group if it must stop,
@@ -160,7 +161,7 @@ def run_claimed(
 
 def _time_out(
     factory: sessionmaker[Session], settings: Settings, job_id: str, owner: str
-) -> str | None:
+) -> JobStatus | None:
     """Fail a job whose run outlived ``settings.job_timeout_seconds`` (its child is killed):
     error code ``timeout``. Returns ``failed``, or None if the job was no longer ours."""
     message = (
@@ -169,7 +170,7 @@ def _time_out(
     )
     log.warning("job %s timed out after %g s", job_id, settings.job_timeout_seconds)
     finished = retry_transient(
-        lambda: lease.finish(factory, job_id, owner, "failed", error=("timeout", message)),
+        lambda: lease.finish(factory, job_id, owner, JobStatus.FAILED, error=("timeout", message)),
         what=f"timeout of job {job_id}",
     )
-    return "failed" if finished else None
+    return JobStatus.FAILED if finished else None

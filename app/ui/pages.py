@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 from app.api.deps import SessionDep, StoreDep
 from app.db.models import Job, Tenant
 from app.jobs.public import public_message
+from app.jobs.states import JobStatus
 from app.storage import ArtifactStore
 from app.ui.auth import router as login_router
 from app.ui.auth import ui_tenant
@@ -45,7 +46,7 @@ def job_dir(store: ArtifactStore, job: Job) -> Path | None:
 def job_data(store: ArtifactStore, job: Job, label: str) -> JobData | None:
     """The finished job folder loaded, or None while the job has no report."""
     folder = job_dir(store, job)
-    if job.status != "succeeded" or folder is None:
+    if job.status != JobStatus.SUCCEEDED or folder is None:
         return None
     try:
         return load_job(folder, label=label)
@@ -68,7 +69,9 @@ def headline(job: Job, store: ArtifactStore) -> dict[str, float | None]:
     if isinstance(result.get("ths"), dict):
         return {k: v if isinstance(v, int | float) else None for k, v in result["ths"].items()}
     folder = job_dir(store, job)
-    report = read_report(folder) if folder is not None and job.status == "succeeded" else None
+    report = (
+        read_report(folder) if folder is not None and job.status == JobStatus.SUCCEEDED else None
+    )
     return ths_by_test_set(report) if report else {}
 
 

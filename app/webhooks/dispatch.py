@@ -37,6 +37,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from app.db.models import Webhook, WebhookDelivery
 from app.db.session import rows_changed, unit_of_work
 from app.db.types import utcnow
+from app.jobs.states import DeliveryStatus
 from app.settings import Settings
 from app.webhooks.service import host_allowed
 from app.webhooks.signing import (
@@ -91,7 +92,10 @@ def claim_due(factory: Factory, settings: Settings, now: datetime) -> list[Claim
     with unit_of_work(factory) as session:
         due = session.execute(
             select(WebhookDelivery.id)
-            .where(WebhookDelivery.status == "pending", WebhookDelivery.next_attempt_at <= now)
+            .where(
+                WebhookDelivery.status == DeliveryStatus.PENDING,
+                WebhookDelivery.next_attempt_at <= now,
+            )
             .order_by(WebhookDelivery.next_attempt_at, WebhookDelivery.id)
             .limit(BATCH)
             .with_for_update(skip_locked=True)  # PostgreSQL; SQLite has no row locks
@@ -102,7 +106,7 @@ def claim_due(factory: Factory, settings: Settings, now: datetime) -> list[Claim
                 update(WebhookDelivery)
                 .where(
                     WebhookDelivery.id == delivery_id,
-                    WebhookDelivery.status == "pending",
+                    WebhookDelivery.status == DeliveryStatus.PENDING,
                     WebhookDelivery.next_attempt_at <= now,
                 )
                 .values(next_attempt_at=now + lease, attempts=WebhookDelivery.attempts + 1),
@@ -153,16 +157,19 @@ def send(delivery: Claimed, settings: Settings, http: httpx.Client) -> Outcome:
 
 def record(
     factory: Factory, delivery: Claimed, outcome: Outcome, settings: Settings, now: datetime
-) -> str | None:
+) -> DeliveryStatus | None:
     """Store the outcome of ``delivery``'s try; returns the new status (``delivered``,
     ``pending`` to try again, ``failed``), or None when the row moved on meanwhile (deleted
     with its webhook)."""
     values: dict[str, Any] = {"last_status_code": outcome.status_code}
     if outcome.ok:
-        values |= {"status": "delivered", "delivered_at": now, "last_error": None}
+        status = DeliveryStatus.DELIVERED
+        values |= {"delivered_at": now, "last_error": None}
     elif delivery.attempt >= settings.webhook_max_attempts:
-        values |= {"status": "failed", "last_error": outcome.error}
+        status = DeliveryStatus.FAILED
+        values |= {"last_error": outcome.error}
     else:
+        status = DeliveryStatus.PENDING
         wait = backoff_seconds(delivery.attempt, settings, jitter=random.random())
         values |= {"last_error": outcome.error, "next_attempt_at": now + timedelta(seconds=wait)}
     with unit_of_work(factory) as session:
@@ -171,12 +178,12 @@ def record(
             update(WebhookDelivery)
             .where(
                 WebhookDelivery.id == delivery.id,
-                WebhookDelivery.status == "pending",
+                WebhookDelivery.status == DeliveryStatus.PENDING,
                 WebhookDelivery.attempts == delivery.attempt,
             )
-            .values(**values),
+            .values(status=status, **values),
         )
-    return str(values.get("status", "pending")) if changed == 1 else None
+    return status if changed == 1 else None
 
 
 def unclaim(factory: Factory, delivery: Claimed, now: datetime) -> None:
@@ -187,7 +194,7 @@ def unclaim(factory: Factory, delivery: Claimed, now: datetime) -> None:
             update(WebhookDelivery)
             .where(
                 WebhookDelivery.id == delivery.id,
-                WebhookDelivery.status == "pending",
+                WebhookDelivery.status == DeliveryStatus.PENDING,
                 WebhookDelivery.attempts == delivery.attempt,
             )
             .values(attempts=delivery.attempt - 1, next_attempt_at=now)

@@ -19,15 +19,16 @@ from sqlalchemy.orm import Session
 from app.db.models import Job, Webhook, WebhookDelivery
 from app.db.types import new_id, utcnow
 from app.jobs.public import public_message
+from app.jobs.states import DeliveryStatus, JobStatus
 
 DELIVERY_PREFIX = "whd"  # delivery ids: whd_<hex>
 
 
-def add_deliveries(session: Session, job_id: str, status: str) -> list[WebhookDelivery]:
+def add_deliveries(session: Session, job_id: str, status: JobStatus) -> list[WebhookDelivery]:
     """Queue a ``job.<status>`` delivery for each webhook of the job's tenant subscribed to
     it (added to ``session``; committed or rolled back with the status change). Returns the
     new rows (empty, after one query, for a tenant without webhooks)."""
-    event = f"job.{status}"
+    event = JobStatus(status).webhook_event
     webhooks = session.scalars(
         select(Webhook)
         .join(Job, Job.tenant_id == Webhook.tenant_id)
@@ -57,7 +58,7 @@ def add_deliveries(session: Session, job_id: str, status: str) -> list[WebhookDe
         }
         row = WebhookDelivery(
             id=delivery_id, webhook_id=webhook.id, tenant_id=job.tenant_id, event=event,
-            job_id=job.id, payload=payload, status="pending", attempts=0, next_attempt_at=now,
+            job_id=job.id, payload=payload, status=DeliveryStatus.PENDING, attempts=0, next_attempt_at=now,
             created_at=now,
         )  # fmt: skip
         session.add(row)
@@ -65,7 +66,7 @@ def add_deliveries(session: Session, job_id: str, status: str) -> list[WebhookDe
     return rows
 
 
-def _job_data(job: Any, status: str) -> dict[str, Any]:
+def _job_data(job: Any, status: JobStatus) -> dict[str, Any]:
     """What a delivery says about the job: no config, datasets, results or secrets."""
     error = None
     if job.error_code is not None:
