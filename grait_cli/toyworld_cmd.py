@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from typing import Any
 
 from grait_cli.progress import ProgressBars
 
@@ -33,7 +34,7 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def summary(stats: dict) -> dict:
+def summary(stats: dict[str, Any]) -> dict[str, Any]:
     """The headline figures: greedy accuracy and parse rate per class, task and style."""
     lines: dict[str, dict[str, float]] = {}
     for key, per_class in stats.get("check", {}).items():
@@ -55,4 +56,6 @@ def summary(stats: dict) -> dict:
 
 
 if __name__ == "__main__":
-    sys.exit(run(argparse.ArgumentParser().parse_args()))
+    parser = argparse.ArgumentParser(prog="grait toyworld")
+    add_arguments(parser)
+    sys.exit(run(parser.parse_args()))
