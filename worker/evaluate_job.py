@@ -64,7 +64,7 @@ def run(ctx: JobContext) -> dict[str, Any]:
         adapter_dir=adapter, device=ctx.compute.device, dtype=ctx.compute.dtype,
         runtime=runtime, probe=probe, seed=int(config.get("seed", 0)), job=echoed,
         progress=ctx.recorder.progress, cancel=ctx.recorder.cancel_requested,
-        notice=ctx.recorder.notice,
+        notice=ctx.recorder.notice, on_stage=ctx.recorder.on_stage,
     )  # fmt: skip
 
 

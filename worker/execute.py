@@ -186,7 +186,7 @@ def _run_tune(
     return run_job(
         config, job_dir(settings, row.job_id), stage_cache(settings, row.tenant_id),
         progress=recorder.progress, cancel=recorder.cancel_requested, job_id=row.job_id,
-        on_metric=recorder.metric, notice=recorder.notice,
+        on_metric=recorder.metric, notice=recorder.notice, on_stage=recorder.on_stage,
     )  # fmt: skip
 
 
@@ -225,18 +225,11 @@ def summarize(report: dict[str, Any]) -> dict[str, Any]:
     return {key: value for key, value in report.items() if key != "job"}
 
 
-def _cancelled_errors() -> tuple[type[BaseException], ...]:
-    from grait_engine.evaluation.evaluate import EvaluationCancelled
-    from grait_engine.features.stage import FeaturesCancelled
-    from grait_engine.pipeline.run import JobCancelled
-    from grait_engine.probe.stage import ProbeCancelled
-    from grait_engine.selection.select import SelectionCancelled
-    from grait_engine.training.stage import TrainingCancelled
+def _cancelled_errors() -> type[BaseException]:
+    """What a stage (or the pipeline between stages) raises after a cancel."""
+    from grait_engine.stages import StageCancelled
 
-    return (
-        ProbeCancelled, FeaturesCancelled, SelectionCancelled, TrainingCancelled,
-        EvaluationCancelled, JobCancelled,
-    )  # fmt: skip
+    return StageCancelled
 
 
 def _invalid_config_errors() -> tuple[type[BaseException], ...]:

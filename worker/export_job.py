@@ -27,12 +27,14 @@ def run(ctx: JobContext) -> dict[str, Any]:
     asked before the merge."""
     from grait_engine.pipeline.export import MERGED_DIR, export_merged
     from grait_engine.pipeline.run import JobCancelled
+    from grait_engine.stages import StageClock
 
     if ctx.row.config.get("merge") is not True:
         raise JobInputError("merge", "only merge: true is supported")
     adapter = ctx.source_adapter()
     if adapter is None:
         raise JobInputError("source_job_id", "an export job needs a succeeded tune job")
+    clock = StageClock(STAGE, ctx.recorder.on_stage)  # the job's one stage
     ctx.recorder.progress(STAGE, 0, 1, "loading the model")
     model, tokenizer = load_base(ctx, None)
     if ctx.recorder.cancel_requested():
@@ -56,4 +58,5 @@ def run(ctx: JobContext) -> dict[str, Any]:
     }
     atomic_write_json(ctx.out_dir / REPORT_FILE, report)
     ctx.recorder.progress(STAGE, 1, 1, f"merged model saved ({len(files)} files)")
+    clock.finish(False)
     return report

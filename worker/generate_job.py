@@ -31,12 +31,14 @@ def run(ctx: JobContext) -> dict[str, Any]:
     from grait_engine.pipeline.ask import AskError, ask
     from grait_engine.pipeline.run import JobCancelled
     from grait_engine.probe.batching import PromptTooLongError
+    from grait_engine.stages import StageClock
 
     config = ctx.row.config
     adapter = ctx.source_adapter()
     if adapter is None:
         raise JobInputError("source_job_id", "a generate job needs a succeeded tune job")
     runtime = job_runtime(ctx)
+    clock = StageClock(STAGE, ctx.recorder.on_stage)  # the job's one stage
     ctx.recorder.progress(STAGE, 0, 1, "loading the model")
     model, tokenizer = load_base(ctx, runtime.quantization)
     if ctx.recorder.cancel_requested():
@@ -53,6 +55,7 @@ def run(ctx: JobContext) -> dict[str, Any]:
     atomic_write_json(ctx.out_dir / ANSWERS_FILE, result)
     atomic_write_json(ctx.out_dir / REPORT_FILE, result)
     ctx.recorder.progress(STAGE, 1, 1, f"{len(result['answers'])} question(s) answered")
+    clock.finish(False)
     return result
 
 

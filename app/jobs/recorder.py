@@ -2,7 +2,9 @@
 outcome.
 
 Used by the process that runs the stages (the child of the local runner or of a Celery
-task). Writes are throttled (progress rows twice a second, progress events every
+task). Stage boundaries come from the pipeline itself (``on_stage``: every stage of the
+report, cached ones included, with the report's seconds), never from progress calls.
+Writes are throttled (progress rows twice a second, progress events every
 ``EVENT_SECONDS``, metrics in batches; notices are rare and written at once), each write is
 its own short transaction, and every UPDATE of the job row is conditional on the lease
 owner, so a runner that lost its lease cannot change a job that another runner now owns.
@@ -35,7 +37,7 @@ CANCEL_CHECK_SECONDS = 0.5
 
 
 class JobRecorder:
-    """Callbacks for ``run_job`` (``progress``, ``on_metric``, ``notice``,
+    """Callbacks for ``run_job`` (``on_stage``, ``progress``, ``on_metric``, ``notice``,
     ``cancel_requested``) that record a job's run under the lease of ``owner``; ``finish``
     records the outcome."""
 
@@ -53,27 +55,55 @@ class JobRecorder:
         self.metrics: list[tuple[str, int, float]] = []
         self.cancel_seen = False
 
-    def progress(self, stage: str, done: int, total: int, message: str) -> None:
-        """Record progress of ``stage`` (``done`` of ``total``); starts a new stage if needed."""
-        now = self.clock()
-        new_stage = stage != self.stage
-        if new_stage:
-            self.end_stage()
-            self.stage, self.stage_started = stage, now
-        finished = total > 0 and done >= total
-        if finished:
+    def on_stage(self, event: str, stage: str, data: dict[str, Any]) -> None:
+        """Record the pipeline's ``stage_started`` (the job row's ``stage`` follows it, its
+        progress starts over) or ``stage_finished`` (``data``: the report's entry of the
+        stage: ``seconds``, ``cached``...) as an event of that type, at once."""
+        self.flush_metrics()
+        if event == EventType.STAGE_STARTED:
+            self.stage, self.stage_started = stage, self.clock()
+            # The first progress of the stage is recorded at once, whatever came before.
+            self.last_row = self.last_event = -1e9
+
+            def started(session: Session) -> None:
+                add_event(session, self.job_id, EventType.STAGE_STARTED, stage=stage)
+                session.execute(
+                    update(Job)
+                    .where(Job.id == self.job_id, Job.lease_owner == self.owner)
+                    .values(stage=stage, progress_done=0, progress_total=0, eta_seconds=None)
+                )
+
+            self._write(started, "stage start")
+        elif event == EventType.STAGE_FINISHED:
+            self._write(
+                lambda session: add_event(
+                    session, self.job_id, EventType.STAGE_FINISHED, stage=stage, data=dict(data)
+                ),
+                "stage end",
+            )
             # The pipeline checks for a cancel before the next stage: make that check real.
             self.last_cancel_check = -1e9
+        else:
+            raise ValueError(f"unknown stage event {event!r}")
+
+    def progress(self, stage: str, done: int, total: int, message: str) -> None:
+        """Record progress of ``stage`` (``done`` of ``total``): the job row at most every
+        ``ROW_SECONDS``, a ``progress`` event at most every ``EVENT_SECONDS``, both always
+        for the last step (``done >= total``). Neither starts nor ends a stage."""
+        now = self.clock()
+        if stage != self.stage:
+            # Work outside the pipeline's stages (the toy world's preparation): its ETA
+            # counts from its first progress.
+            self.stage, self.stage_started = stage, now
+        finished = total > 0 and done >= total
         eta = self._eta(now, done, total)
-        if new_stage or finished or now - self.last_row >= ROW_SECONDS:
+        if finished or now - self.last_row >= ROW_SECONDS:
             self.last_row = now
             write_event = finished or now - self.last_event >= EVENT_SECONDS
             self.last_event = now if write_event else self.last_event
 
             def write() -> None:
                 with unit_of_work(self.factory) as session:
-                    if new_stage:
-                        add_event(session, self.job_id, EventType.STAGE_STARTED, stage=stage)
                     session.execute(
                         update(Job)
                         .where(Job.id == self.job_id, Job.lease_owner == self.owner)
@@ -98,25 +128,6 @@ class JobRecorder:
         if done <= 0 or total <= 0 or elapsed <= 0:
             return None
         return round(elapsed / done * max(total - done, 0), 1)
-
-    def end_stage(self) -> None:
-        """Close the current stage: flush metrics, add a ``stage_finished`` event."""
-        self.flush_metrics()
-        if self.stage is None:
-            return
-        seconds = round(self.clock() - self.stage_started, 3)
-        stage = self.stage
-        self._write(
-            lambda session: add_event(
-                session,
-                self.job_id,
-                EventType.STAGE_FINISHED,
-                stage=stage,
-                data={"seconds": seconds},
-            ),
-            "stage end",
-        )
-        self.stage = None
 
     def _write(self, work: Callable[[Session], Any], what: str) -> None:
         """``work(session)`` in its own unit of work, retried on transient errors."""
@@ -182,11 +193,12 @@ class JobRecorder:
         error: tuple[str, str] | None = None,
         result: dict[str, Any] | None = None,
     ) -> bool:
-        """End the stage and the job (see ``lease.finish``); False if the lease was lost.
+        """Flush the metrics and end the job (see ``lease.finish``); False if the lease was
+        lost.
 
         A retry after a commit whose answer was lost finds the job no longer owned and
         answers False: the outcome is recorded all the same, nothing runs twice."""
-        self.end_stage()
+        self.flush_metrics()
         return retry_transient(
             lambda: lease.finish(
                 self.factory, self.job_id, self.owner, status, error=error, result=result

@@ -82,7 +82,7 @@ def test_job_life_cycle(job_app: FastAPI, toyworld_dir: Path) -> None:
 
         seen = events(client, auth, job["id"])
         started = [e["stage"] for e in seen if e["type"] == "stage_started"]
-        assert started == ["probe", "features", "select", "train", "evaluate"]
+        assert started == ["probe", "split", "features", "select", "train", "evaluate"]
         progress = [e for e in seen if e["type"] == "progress"]
         assert progress and all(e["data"]["total"] > 0 for e in progress)
         assert [e["data"]["status"] for e in seen if e["type"] == "status"] == [
@@ -114,6 +114,40 @@ def test_job_life_cycle(job_app: FastAPI, toyworld_dir: Path) -> None:
         html = client.get(f"/ui/jobs/{job['id']}", headers=auth).text
         for section_id in ("results", "plane", "curves", "correctness", "weights", "timeline"):
             assert f'<section id="{section_id}">' in html, section_id
+
+
+def test_stage_events_follow_the_report_cached_stages_included(
+    job_app: FastAPI, toyworld_dir: Path
+) -> None:
+    """Every stage of report.json's ``stages`` is announced by ``stage_started`` then
+    ``stage_finished`` carrying the report's seconds and cached flag, in the report's order;
+    a second identical job reuses probe, split, features, select and train from the cache
+    and still announces each of them."""
+    client, auth = _client_and_auth(job_app)
+    with client:
+        ids = upload_world(client, auth, toyworld_dir)
+        for run in ("first", "again"):
+            job_id = client.post("/v1/jobs", json=job_body(ids), headers=auth).json()["id"]
+            done = wait_for(client, auth, job_id, finished)
+            assert done["status"] == "succeeded", done["error"]
+            report = client.get(f"/v1/jobs/{job_id}/report", headers=auth).json()
+            stages = report["stages"]
+            assert list(stages) == ["probe", "split", "features", "select", "train", "evaluate"]
+            bounds = [
+                (e["type"], e["stage"], e["data"] if e["type"] == "stage_finished" else None)
+                for e in events(client, auth, job_id)
+                if e["type"] in ("stage_started", "stage_finished")
+            ]
+            expected = []
+            for stage, entry in stages.items():
+                reported = {key: value for key, value in entry.items() if key != "compute"}
+                expected += [("stage_started", stage, None), ("stage_finished", stage, reported)]
+            assert bounds == expected, run
+            cached = {stage for stage, entry in stages.items() if entry["cached"]}
+            if run == "again":
+                assert cached == {"probe", "split", "features", "select", "train"}
+            else:
+                assert cached == set()
 
 
 def test_event_stream_resumes_and_ends(job_app: FastAPI, toyworld_dir: Path) -> None:

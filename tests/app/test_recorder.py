@@ -56,6 +56,7 @@ def test_notice_is_written_at_once_even_right_after_progress(
     job_id = running_job(app, tenant_id)
     clock = Clock()
     recorder = JobRecorder(app.state.session_factory, job_id, OWNER, clock=clock)
+    recorder.on_stage("stage_started", "probe", {})
     recorder.progress("probe", 1, 10, "batch 1")
     clock.now += 0.6
     recorder.progress("probe", 2, 10, "batch 2")  # within the event throttle: no event
@@ -70,6 +71,33 @@ def test_notice_is_written_at_once_even_right_after_progress(
     recorder.progress("probe", 10, 10, "done")
     types = [e["type"] for e in event_rows(client, auth, job_id)]
     assert types == ["stage_started", "progress", "warning", "progress"]
+
+
+def test_stage_events_come_from_the_pipeline_not_from_progress(
+    app: FastAPI, client: TestClient
+) -> None:
+    """Progress of a new stage name starts no stage; ``on_stage`` records ``stage_started``
+    (the job row's stage follows it) and ``stage_finished`` with the pipeline's data, also
+    for a stage without any progress (cached); finishing the job adds no stage event."""
+    key, tenant_id = new_key(app)
+    auth = {"Authorization": f"Bearer {key}"}
+    job_id = running_job(app, tenant_id)
+    clock = Clock()
+    recorder = JobRecorder(app.state.session_factory, job_id, OWNER, clock=clock)
+    recorder.progress("toyworld", 1, 2, "building")
+    assert [e["type"] for e in event_rows(client, auth, job_id)] == ["progress"]
+    recorder.on_stage("stage_started", "split", {})
+    with unit_of_work(app.state.session_factory) as session:
+        row = session.get(Job, job_id)
+        assert row is not None and row.stage == "split" and row.progress_total == 0
+    recorder.on_stage("stage_finished", "split", {"seconds": 0.25, "cached": True})
+    assert recorder.finish("succeeded", result={})
+    rows = [(e["type"], e["stage"], e["data"]) for e in event_rows(client, auth, job_id)]
+    assert rows[1:3] == [
+        ("stage_started", "split", None),
+        ("stage_finished", "split", {"seconds": 0.25, "cached": True}),
+    ]
+    assert [row[0] for row in rows[3:]] == ["status"]
 
 
 def test_warning_events_in_the_list_and_the_stream(app: FastAPI, client: TestClient) -> None:

@@ -35,7 +35,6 @@ LONG_JOB: dict[str, Any] = {
     "seed": 7,
 }
 STAGES = ("probe", "split", "features", "select", "train", "evaluate")  # report["stages"]
-EVENT_STAGES = ("probe", "features", "select", "train", "evaluate")  # split is instant
 JOB_TIMEOUT = 150
 
 
@@ -99,7 +98,7 @@ def test_duplicate_delivery_runs_once(service: Service, reference: dict[str, Any
     statuses = [e["data"]["status"] for e in reference["events"] if e["type"] == "status"]
     running = [status for status in statuses if status == "running"]
     assert len(running) == 1, running
-    assert started_stages(service, reference["id"]) == list(EVENT_STAGES)
+    assert started_stages(service, reference["id"]) == list(STAGES)
 
 
 @pytest.mark.parametrize(("stage", "min_done"), [("features", 1), ("train", 14)])
