@@ -27,7 +27,7 @@ def add_event(
 
     Types (``EventType``): ``status`` (data: status, attempt...; a requeue and an error are
     status events too), ``stage_started``, ``progress`` (data: done, total, eta_seconds),
-    ``stage_finished`` (data: seconds), ``warning`` (stage and message: something a user
+    ``stage_finished`` (data: seconds, cached), ``warning`` (stage and message: something a user
     should know that is not an error, such as "out of memory at batch size 16: retrying
     with 8"). Messages never hold dataset text or secrets.
     """
