@@ -7,6 +7,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel
 
+from app.api.pagination import ListOf, Page
 from app.db.models import Job, JobEvent
 from app.jobs.public import public_message
 
@@ -67,10 +68,8 @@ class JobOut(BaseModel):
         )  # fmt: skip
 
 
-class JobList(BaseModel):
-    object: Literal["list"] = "list"
-    data: list[JobOut]
-    has_more: bool
+class JobList(Page[JobOut]):
+    """A page of the tenant's jobs, newest first."""
 
 
 class EventOut(BaseModel):
@@ -90,10 +89,8 @@ class EventOut(BaseModel):
         )  # fmt: skip
 
 
-class EventList(BaseModel):
-    object: Literal["list"] = "list"
-    data: list[EventOut]
-    has_more: bool
+class EventList(Page[EventOut]):
+    """A page of a job's events, oldest first."""
 
 
 class MetricPoint(BaseModel):
@@ -106,9 +103,8 @@ class MetricSeries(BaseModel):
     points: list[MetricPoint]
 
 
-class MetricList(BaseModel):
-    object: Literal["list"] = "list"
-    data: list[MetricSeries]
+class MetricList(ListOf[MetricSeries]):
+    """A job's metric series."""
 
 
 class ArtifactOut(BaseModel):
@@ -117,9 +113,8 @@ class ArtifactOut(BaseModel):
     size_bytes: int
 
 
-class ArtifactList(BaseModel):
-    object: Literal["list"] = "list"
-    data: list[ArtifactOut]
+class ArtifactList(ListOf[ArtifactOut]):
+    """A job's artifact files."""
 
 
 class CheckpointOut(BaseModel):
@@ -129,6 +124,5 @@ class CheckpointOut(BaseModel):
     created_at: datetime
 
 
-class CheckpointList(BaseModel):
-    object: Literal["list"] = "list"
-    data: list[CheckpointOut]
+class CheckpointList(ListOf[CheckpointOut]):
+    """A job's training checkpoints."""

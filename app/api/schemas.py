@@ -7,6 +7,7 @@ from typing import Literal
 
 from pydantic import BaseModel
 
+from app.api.pagination import ListOf, Page
 from app.db.models import Dataset
 
 
@@ -33,10 +34,8 @@ class DatasetOut(BaseModel):
         )
 
 
-class DatasetList(BaseModel):
-    object: Literal["list"] = "list"
-    data: list[DatasetOut]
-    has_more: bool
+class DatasetList(Page[DatasetOut]):
+    """A page of the tenant's datasets, newest first."""
 
 
 class ModelOut(BaseModel):
@@ -44,6 +43,5 @@ class ModelOut(BaseModel):
     object: Literal["model"] = "model"
 
 
-class ModelList(BaseModel):
-    object: Literal["list"] = "list"
-    data: list[ModelOut]
+class ModelList(ListOf[ModelOut]):
+    """The models this server serves."""

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from app.api.deps import SessionDep, SettingsDep, TenantDep
-from app.api.pagination import After, Limit, check_cursor
+from app.api.pagination import After, Limit, Page, check_cursor
 from app.db.models import WEBHOOK_EVENTS, Webhook, WebhookDelivery
 from app.jobs.states import DeliveryStatus
 from app.webhooks import service
@@ -50,10 +50,8 @@ class WebhookCreated(WebhookOut):
     secret: str
 
 
-class WebhookList(BaseModel):
-    object: Literal["list"] = "list"
-    data: list[WebhookOut]
-    has_more: bool
+class WebhookList(Page[WebhookOut]):
+    """A page of the tenant's webhooks, newest first."""
 
 
 class DeliveryOut(BaseModel):
@@ -84,10 +82,8 @@ class DeliveryOut(BaseModel):
         )  # fmt: skip
 
 
-class DeliveryList(BaseModel):
-    object: Literal["list"] = "list"
-    data: list[DeliveryOut]
-    has_more: bool
+class DeliveryList(Page[DeliveryOut]):
+    """A page of a webhook's deliveries, newest first."""
 
 
 @router.post("", status_code=201, response_model=WebhookCreated)
