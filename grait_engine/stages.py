@@ -19,7 +19,8 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from pathlib import Path
+from typing import Any, Protocol
 
 ProgressFn = Callable[[str, int, int, str], None]
 CancelFn = Callable[[], bool]
@@ -34,6 +35,21 @@ STAGE_FINISHED = "stage_finished"
 class StageCancelled(RuntimeError):
     """The cancel callback asked to stop. Every stage's ``...Cancelled`` error (and the
     pipeline's ``JobCancelled``, seen between stages) is one of these."""
+
+
+class StageResult(Protocol):
+    """What every stage function returns (besides its own fields): the stage's output
+    ``directory``, ``skipped`` when a complete output for the same ``inputs_hash`` (the
+    content hash of everything the output depends on) was reused as it was."""
+
+    @property
+    def directory(self) -> Path: ...
+
+    @property
+    def skipped(self) -> bool: ...
+
+    @property
+    def inputs_hash(self) -> str: ...
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from grait_engine.artifacts import atomic_write_json, config_hash, read_manifest, sha256_file
 from grait_engine.methods import MethodExamples, build_examples
@@ -35,7 +35,10 @@ from grait_engine.stages import (
     StageCancelled,
     StageClock,
     StageEventFn,
+    StageResult,
 )
+
+StageResultT = TypeVar("StageResultT", bound=StageResult)
 
 
 class JobCancelled(StageCancelled):
@@ -80,12 +83,13 @@ class _Job:
         self.stop_if_cancelled(stage)
         return StageClock(stage, self.callbacks.on_stage)
 
-    def timed(self, stage: str, work: Callable[[], Any], cached: Callable[[Any], bool]) -> Any:
-        """Run ``work()`` as ``stage``: record ``{seconds, cached}`` for the report and tell
-        ``on_stage`` (started, finished with that entry); returns ``work``'s result."""
+    def timed(self, stage: str, work: Callable[[], StageResultT]) -> StageResultT:
+        """Run ``work()`` as ``stage``: record ``{seconds, cached}`` for the report (cached:
+        the result was ``skipped``) and tell ``on_stage`` (started, finished with that
+        entry); returns ``work``'s result."""
         clock = self.start(stage)
         result = work()
-        self.stages[stage] = clock.finish(bool(cached(result)))
+        self.stages[stage] = clock.finish(result.skipped)
         return result
 
 
@@ -187,7 +191,6 @@ def _probe(job: _Job, model: Any, tokenizer: Any, items: list, root: list[Any]) 
             model_revision=c.model_revision, batch_size=job.batch_size,
             progress=cb.progress, cancel=cb.cancel, notice=cb.notice,
         ),
-        lambda r: r.skipped,
     )  # fmt: skip
     return out
 
@@ -196,9 +199,7 @@ def _split(job: _Job, probe_dir: Path) -> dict[str, Any]:
     from grait_engine.probe.split import run_split
 
     out = job.stage_dir("split", [job.keys["probe"], job.config.tau])
-    result = job.timed(
-        "split", lambda: run_split(probe_dir, out, job.config.tau), lambda r: r.skipped
-    )
+    result = job.timed("split", lambda: run_split(probe_dir, out, job.config.tau))
     return json.loads(result.path.read_text())
 
 
@@ -243,7 +244,7 @@ def _knowledge_flow(
     from grait_engine.probe.stage import run_probe
     from grait_engine.probe.store import read_probe
     from grait_engine.training.loss import Example
-    from grait_engine.training.stage import run_training, training_inputs_hash
+    from grait_engine.training.stage import run_training
 
     c, cb = job.config, job.callbacks
     correctness = {k: float(v) for k, v in split_doc["correctness"].items()}
@@ -253,9 +254,6 @@ def _knowledge_flow(
     rehearse_out = job.stage_dir(
         "rehearse", [job.keys["probe"], ids, c.resolved()["training"], c.seed]
     )
-    previous = read_manifest(rehearse_out)
-    expected = training_inputs_hash(c.training, rehearsal, c.seed, c.model_revision)
-    cached = previous is not None and previous.get("inputs_hash") == expected
     trained = job.timed(
         "rehearse",
         lambda: run_training(
@@ -263,7 +261,6 @@ def _knowledge_flow(
             model_revision=c.model_revision, progress=_renamed(cb.progress, "rehearse"),
             cancel=cb.cancel, notice=cb.notice,
         ),
-        lambda _: cached,
     )  # fmt: skip
     reprobe_out = job.stage_dir("reprobe", [job.keys["rehearse"], c.probe.to_dict(), c.seed])
     try:
@@ -275,7 +272,6 @@ def _knowledge_flow(
                 batch_size=job.batch_size, progress=_renamed(cb.progress, "reprobe"),
                 cancel=cb.cancel, notice=cb.notice,
             ),
-            lambda r: r.skipped,
         )  # fmt: skip
     finally:
         remove_lora(trained.model)  # back to M0 for the final fine-tune
@@ -311,7 +307,6 @@ def _select(
             c.features, model, tokenizer, items, split_doc["correctness"], features_out,
             c.seed, speed=speed, progress=cb.progress, cancel=cb.cancel, notice=cb.notice,
         ),
-        lambda r: r.skipped,
     )  # fmt: skip
     # What "auto" became on this machine (model dtype, device kind, projection dtype).
     manifest = read_manifest(features.directory) or {}
@@ -324,7 +319,6 @@ def _select(
             c.selection, split, features.features_dir, select_out, seed=c.seed,
             progress=cb.progress, cancel=cb.cancel,
         ),
-        lambda r: r.skipped,
     )  # fmt: skip
     return json.loads(result.path.read_text())
 
@@ -332,16 +326,13 @@ def _select(
 def _train(job: _Job, model: Any, tokenizer: Any, items: list, examples: MethodExamples) -> Any:
     """The weighted LoRA fine-tune; returns the tuned (peft) model."""
     from grait_engine.training.loss import Example
-    from grait_engine.training.stage import run_training, training_inputs_hash
+    from grait_engine.training.stage import run_training
 
     c, cb = job.config, job.callbacks
     by_id = {item.id: item for item in items}
     train = [Example(by_id[i], refuse, weight) for i, refuse, weight in examples.entries]
     parts = [job.keys["split"], job.keys.get("select"), examples.entries, c.seed]
     out = job.stage_dir("train", [c.model_revision, parts, c.resolved()["training"]])
-    previous = read_manifest(out)
-    expected = training_inputs_hash(c.training, train, c.seed, c.model_revision)
-    cached = previous is not None and previous.get("inputs_hash") == expected
     on_metric = MetricLog(out / METRICS_FILE, cb.metric)
     result = job.timed(
         "train",
@@ -349,7 +340,6 @@ def _train(job: _Job, model: Any, tokenizer: Any, items: list, examples: MethodE
             model, tokenizer, train, c.training, out, c.seed, model_revision=c.model_revision,
             progress=cb.progress, cancel=cb.cancel, on_metric=on_metric, notice=cb.notice,
         ),
-        lambda _: cached,
     )  # fmt: skip
     return result.model
 

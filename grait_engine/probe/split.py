@@ -29,7 +29,8 @@ DEFAULT_TAU = 0.5
 
 @dataclass(frozen=True)
 class SplitResult:
-    """Where ``split.json`` is and its counts; ``skipped`` when reused as it was."""
+    """Where ``split.json`` is and its counts; ``skipped`` when reused as it was; its
+    ``directory`` and ``inputs_hash`` (``stages.StageResult``)."""
 
     path: Path
     tau: float
@@ -37,6 +38,8 @@ class SplitResult:
     n_ik: int
     n_idk: int
     skipped: bool
+    directory: Path
+    inputs_hash: str
 
 
 def check_tau(tau: Any) -> float:
@@ -80,13 +83,13 @@ def run_split(
     inputs_hash = config_hash([manifest["inputs_hash"], manifest["files"], tau], 32)
     previous = read_manifest(out)
     if previous is not None and previous.get("inputs_hash") == inputs_hash:
-        return _result(out, skipped=True)
+        return _result(out, inputs_hash, skipped=True)
     document = split_document([r["id"] for r in records], [r["correctness"] for r in records], tau)
     document["task"] = manifest.get("task")
     document["probe_inputs_hash"] = manifest["inputs_hash"]
     atomic_write_json(out / SPLIT, document)
     write_manifest(out, [SPLIT], {"stage": STAGE, "inputs_hash": inputs_hash})
-    return _result(out, skipped=False)
+    return _result(out, inputs_hash, skipped=False)
 
 
 def load_split(path: str | os.PathLike[str]) -> PoolSplit:
@@ -101,7 +104,7 @@ def load_split(path: str | os.PathLike[str]) -> PoolSplit:
     )
 
 
-def _result(out: Path, *, skipped: bool) -> SplitResult:
+def _result(out: Path, inputs_hash: str, *, skipped: bool) -> SplitResult:
     document = json.loads((out / SPLIT).read_text())
     return SplitResult(
         out / SPLIT,
@@ -110,4 +113,6 @@ def _result(out: Path, *, skipped: bool) -> SplitResult:
         document["n_ik"],
         document["n_idk"],
         skipped,
+        out,
+        inputs_hash,
     )

@@ -41,7 +41,8 @@ class SelectionCancelled(StageCancelled):
 
 @dataclass(frozen=True)
 class SelectionResult:
-    """Where ``selection.json`` is, what it holds, and whether it was reused."""
+    """Where ``selection.json`` is, what it holds, and whether it was reused; its
+    ``directory`` and ``inputs_hash`` (``stages.StageResult``)."""
 
     path: Path
     variant: str
@@ -49,6 +50,8 @@ class SelectionResult:
     n_idk: int
     notes: tuple[str, ...]
     skipped: bool
+    directory: Path
+    inputs_hash: str
 
 
 def run_selection(
@@ -75,7 +78,7 @@ def run_selection(
     inputs_hash = config_hash(inputs, length=32)
     previous = read_manifest(out)
     if previous is not None and previous.get("inputs_hash") == inputs_hash:
-        return _result(out, skipped=True)
+        return _result(out, inputs_hash, skipped=True)
 
     def on_block(done: int, total: int) -> None:
         if progress is not None:
@@ -89,7 +92,7 @@ def run_selection(
     on_block(len(outcome.idk_ids), len(outcome.idk_ids))
     atomic_write_json(out / SELECTION, selection_document(config, seed, outcome))
     write_manifest(out, [SELECTION], {"stage": STAGE, "inputs_hash": inputs_hash})
-    return _result(out, skipped=False)
+    return _result(out, inputs_hash, skipped=False)
 
 
 def compute_selection(
@@ -192,7 +195,7 @@ def _numeric_notes(weights: torch.Tensor, n_ik_pool: int, norm_deviation: float)
     return tuple(notes)
 
 
-def _result(out: Path, *, skipped: bool) -> SelectionResult:
+def _result(out: Path, inputs_hash: str, *, skipped: bool) -> SelectionResult:
     document = json.loads((out / SELECTION).read_text())
     return SelectionResult(
         path=out / SELECTION,
@@ -201,4 +204,6 @@ def _result(out: Path, *, skipped: bool) -> SelectionResult:
         n_idk=document["n_idk"],
         notes=tuple(document["notes"]),
         skipped=skipped,
+        directory=out,
+        inputs_hash=inputs_hash,
     )

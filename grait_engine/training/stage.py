@@ -73,7 +73,8 @@ class TrainingResult:
     """A finished fine-tune: ``model`` (the PeftModel in eval mode; the merged plain model
     when trained with ``merge=True``), ``adapter_dir``, ``steps``
     (optimiser steps in total), ``resumed_from`` (step of the checkpoint restored, or None),
-    ``final_loss`` (loss of the last step) and the stage ``inputs_hash``."""
+    ``final_loss`` (loss of the last step), the stage ``inputs_hash`` and ``skipped`` when
+    a finished result for the same inputs was reused (``stages.StageResult``)."""
 
     model: Any
     directory: Path
@@ -82,6 +83,7 @@ class TrainingResult:
     resumed_from: int | None
     final_loss: float | None
     inputs_hash: str
+    skipped: bool
 
 
 def training_inputs_hash(config: TrainingConfig, examples: Sequence[Example], seed: int,
@@ -209,7 +211,9 @@ def _finish(run: _Run, root: Path, inputs_hash: str, resumed: int | None, merge:
             str(p.relative_to(root)) for p in sorted((root / MERGED_DIR).iterdir()) if p.is_file()
         ]
     write_manifest(root, files, info)
-    return TrainingResult(model, root, root / ADAPTER_DIR, run.step, resumed, run.loss, inputs_hash)
+    return TrainingResult(
+        model, root, root / ADAPTER_DIR, run.step, resumed, run.loss, inputs_hash, False
+    )
 
 
 def _reuse(base_model: Any, root: Path, inputs_hash: str, merge: bool) -> TrainingResult | None:
@@ -226,7 +230,7 @@ def _reuse(base_model: Any, root: Path, inputs_hash: str, merge: bool) -> Traini
 
     model = load_adapter(base_model, root / ADAPTER_DIR)
     steps, loss = int(manifest["steps"]), manifest.get("final_loss")
-    return TrainingResult(model, root, root / ADAPTER_DIR, steps, None, loss, inputs_hash)
+    return TrainingResult(model, root, root / ADAPTER_DIR, steps, None, loss, inputs_hash, True)
 
 
 def run_training(

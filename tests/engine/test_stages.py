@@ -43,3 +43,17 @@ def test_clock_emits_started_then_the_reported_entry() -> None:
 def test_callbacks_cancelled() -> None:
     assert StageCallbacks().cancelled() is False
     assert StageCallbacks(cancel=lambda: True).cancelled() is True
+
+
+def test_every_stage_result_has_the_common_shape() -> None:
+    from dataclasses import fields
+
+    from grait_engine.features.stage import FeaturesResult
+    from grait_engine.probe.split import SplitResult
+    from grait_engine.probe.stage import ProbeResult
+    from grait_engine.selection.select import SelectionResult
+    from grait_engine.training.stage import TrainingResult
+
+    for result in (ProbeResult, SplitResult, FeaturesResult, SelectionResult, TrainingResult):
+        names = {field.name for field in fields(result)}
+        assert {"directory", "skipped", "inputs_hash"} <= names, result
