@@ -18,17 +18,13 @@ import os
 import socket
 import threading
 import uuid
-from datetime import timedelta
 from functools import cache
 from typing import Any
 
 from celery.signals import worker_shutting_down  # type: ignore[import-untyped]
-from sqlalchemy import update
 from sqlalchemy.orm import Session, sessionmaker
 
-from app.db.models import Job
-from app.db.session import make_engine, make_session_factory, unit_of_work
-from app.db.types import utcnow
+from app.db.session import make_engine, make_session_factory
 from app.jobs import lease
 from app.jobs.queue import GPU_QUEUE, PUBLISH_RETRY, RUN_JOB_TASK
 from app.jobs.states import JobStatus
@@ -95,29 +91,13 @@ def run_job(job_id: str) -> str:
     return status or "recorded"
 
 
-def touch_stale_queued(factory: sessionmaker[Session], older_than: float) -> list[str]:
-    """Ids of jobs ``queued`` and unchanged for ``older_than`` seconds; their ``updated_at``
-    is set to now, so each is re-sent at most once per ``older_than`` (one UPDATE)."""
-    now = utcnow()
-    with unit_of_work(factory) as session:
-        rows = session.execute(
-            update(Job)
-            .where(
-                Job.status == JobStatus.QUEUED, Job.updated_at < now - timedelta(seconds=older_than)
-            )
-            .values(updated_at=now)
-            .returning(Job.id)
-        )
-        return [row[0] for row in rows]
-
-
 @app.task(name=REAP_TASK)
 def reap() -> dict[str, list[str]]:
     """Requeue jobs whose lease expired (failing those out of attempts) and re-send them
     and the jobs queued too long; returns ``{requeued, resent}`` job ids."""
     factory = session_factory()
     requeued = lease.reap(factory)
-    stale = touch_stale_queued(factory, settings.resend_queued_after_seconds)
+    stale = lease.touch_stale_queued(factory, settings.resend_queued_after_seconds)
     for job_id in dict.fromkeys(requeued + stale):
         enqueue(job_id)
     if requeued or stale:

@@ -18,18 +18,17 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import StreamingResponse
-from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.concurrency import run_in_threadpool
 
 from app.api.deps import SessionDep, TenantDep
 from app.api.job_schemas import EventList, EventOut
 from app.api.jobs import get_job_or_404
-from app.db.models import TERMINAL_STATUSES, Job, JobEvent
+from app.db.models import TERMINAL_STATUSES
 from app.db.session import unit_of_work
 from app.errors import BadRequest, TooManyRequests
 from app.event_watcher import EventWatcher, StreamQuota
-from app.jobs.repository import list_events
+from app.jobs.repository import JobRepository, job_status, list_events
 
 router = APIRouter(prefix="/v1/jobs", tags=["events"])
 POLL_SECONDS = 0.5
@@ -50,17 +49,10 @@ def events(
     One query in the common case (a poll): the events joined to the tenant's job; the job
     is looked up on its own only when no event came back, to tell "none yet" from 404.
     """
-    query = (
-        select(JobEvent)
-        .join(Job, Job.id == JobEvent.job_id)
-        .where(Job.id == job_id, Job.tenant_id == tenant.id, JobEvent.id > after)
-        .order_by(JobEvent.id)
-        .limit(limit + 1)
-    )
-    rows = session.scalars(query).all()
+    rows, has_more = JobRepository(session, tenant.id).events(job_id, after=after, limit=limit)
     if not rows:
         get_job_or_404(session, tenant.id, job_id)
-    return EventList(data=[EventOut.of(row) for row in rows[:limit]], has_more=len(rows) > limit)
+    return EventList(data=[EventOut.of(row) for row in rows], has_more=has_more)
 
 
 @router.get("/{job_id}/events/stream", response_class=StreamingResponse)
@@ -114,7 +106,7 @@ def parse_last_event_id(value: str) -> int:
 def _poll(factory: sessionmaker[Session], job_id: str, after: int) -> tuple[list[EventOut], bool]:
     """(new events, whether the job is terminal) in one short session."""
     with unit_of_work(factory) as session:
-        status = session.scalar(select(Job.status).where(Job.id == job_id))
+        status = job_status(session, job_id)
         rows, _ = list_events(session, job_id, after=after, limit=500)
         return [EventOut.of(row) for row in rows], status in TERMINAL_STATUSES
 

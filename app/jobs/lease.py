@@ -1,4 +1,6 @@
-"""Leases on job rows: claim, heartbeat, finish, requeue and reap (conditional UPDATEs).
+"""The run store: the one writer of a job's status and lease columns. Leases on job rows
+(claim, heartbeat, finish, requeue and reap), a cancel request and the stale-queue resend,
+each a conditional UPDATE.
 
 A runner (local runner or Celery task) owns a job while ``lease_owner`` is its id and
 ``lease_expires_at`` is in the future; it renews the lease by heartbeats. Every state change
@@ -182,6 +184,45 @@ def _give_up(
         return None
     status_event(session, job.id, status, reason, attempt=job.attempt)
     return status
+
+
+def request_cancel(session: Session, job_id: str) -> JobStatus | None:
+    """Ask job ``job_id`` to stop, in the caller's unit of work (the API request): a
+    ``queued`` job is ``cancelled`` at once, a ``running`` one becomes ``cancelling`` (its
+    runner stops it). Returns the new status, or None when the job was in neither (nothing
+    changes: cancel is idempotent). Adds the status event."""
+    now = utcnow()
+    moves = (
+        (JobStatus.QUEUED, JobStatus.CANCELLED),
+        (JobStatus.RUNNING, JobStatus.CANCELLING),
+    )
+    for before, after in moves:
+        values: dict[str, Any] = {"status": after, "updated_at": now}
+        if after == JobStatus.CANCELLED:
+            values["finished_at"] = now
+        changed = rows_changed(
+            session, update(Job).where(Job.id == job_id, Job.status == before).values(**values)
+        )
+        if changed == 1:
+            status_event(session, job_id, after, "cancel requested")
+            return after
+    return None
+
+
+def touch_stale_queued(factory: Factory, older_than: float) -> list[str]:
+    """Ids of jobs ``queued`` and unchanged for ``older_than`` seconds; their ``updated_at``
+    is set to now, so each is re-sent at most once per ``older_than`` (one UPDATE)."""
+    now = utcnow()
+    with unit_of_work(factory) as session:
+        rows = session.execute(
+            update(Job)
+            .where(
+                Job.status == JobStatus.QUEUED, Job.updated_at < now - timedelta(seconds=older_than)
+            )
+            .values(updated_at=now)
+            .returning(Job.id)
+        )
+        return [row[0] for row in rows]
 
 
 def next_queued(factory: Factory) -> str | None:

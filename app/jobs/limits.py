@@ -15,11 +15,12 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.db.models import ACTIVE_STATUSES, Job, Tenant
+from app.db.models import Tenant
 from app.errors import ProblemError, UnprocessableRequest
+from app.jobs.repository import JobRepository
 from app.settings import Settings
 
 # A resolved job config's knob (request names) -> the setting that caps it.
@@ -88,11 +89,7 @@ def check_active_jobs(session: Session, tenant_id: str, settings: Settings) -> N
     running or cancelling. Side effect: locks the tenant's row (PostgreSQL) until the
     caller's commit, so concurrent creates of one tenant count one after the other."""
     session.execute(select(Tenant.id).where(Tenant.id == tenant_id).with_for_update())
-    active = session.scalar(
-        select(func.count())
-        .select_from(Job)
-        .where(Job.tenant_id == tenant_id, Job.status.in_(ACTIVE_STATUSES))
-    )
+    active = JobRepository(session, tenant_id).count_active()
     cap = settings.max_active_jobs_per_tenant
     if (active or 0) >= cap:
         raise TooManyJobs(

@@ -11,14 +11,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from app.db.models import JOB_KINDS, Dataset, Job, dataset_refs
-from app.db.session import rows_changed
-from app.db.types import new_id, utcnow
+from app.db.models import JOB_KINDS, Job, dataset_refs
+from app.db.repositories import DatasetRepository
+from app.db.types import new_id
 from app.errors import Conflict, NotFound
+from app.jobs import lease
 from app.jobs.events import status_event
 from app.jobs.limits import check_active_jobs, invalid
 from app.jobs.repository import JobRepository
@@ -124,21 +124,7 @@ def cancel_job(session: Session, job: Job) -> Job:
     """Ask a job to stop. Queued: ``cancelled`` now. Running: ``cancelling`` (the runner
     stops at the next batch boundary, then kills it after the grace period). Otherwise
     nothing changes (cancel is idempotent)."""
-    now = utcnow()
-    moves = (
-        (JobStatus.QUEUED, JobStatus.CANCELLED),
-        (JobStatus.RUNNING, JobStatus.CANCELLING),
-    )
-    for before, after in moves:
-        values: dict[str, Any] = {"status": after, "updated_at": now}
-        if after == JobStatus.CANCELLED:
-            values["finished_at"] = now
-        changed = rows_changed(
-            session, update(Job).where(Job.id == job.id, Job.status == before).values(**values)
-        )
-        if changed == 1:
-            status_event(session, job.id, after, "cancel requested")
-            break
+    lease.request_cancel(session, job.id)
     session.refresh(job)
     return job
 
@@ -180,11 +166,9 @@ def _check_again(session: Session, job: Job, settings: Settings) -> dict[str, An
     config = dict(job.config)
     if job.model not in settings.models:
         raise invalid("model", f"{job.model!r} is not served here; see GET /v1/models")
+    datasets = DatasetRepository(session, job.tenant_id)
     for field, dataset_id in dataset_refs(config).items():
-        found = session.scalar(
-            select(Dataset.id).where(Dataset.tenant_id == job.tenant_id, Dataset.id == dataset_id)
-        )
-        if found is None:
+        if datasets.get(dataset_id) is None:
             raise invalid(field, f"no dataset {dataset_id!r}")
     if job.source_job_id is not None:
         succeeded_tune_job(session, job.tenant_id, job.source_job_id)

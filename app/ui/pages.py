@@ -13,12 +13,12 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.api.deps import SessionDep, StoreDep
 from app.db.models import Job, Tenant
 from app.jobs.public import public_message
+from app.jobs.repository import JobRepository
 from app.jobs.states import JobStatus
 from app.storage import ArtifactStore
 from app.ui.auth import router as login_router
@@ -56,9 +56,7 @@ def job_data(store: ArtifactStore, job: Job, label: str) -> JobData | None:
 
 def _tenant_jobs(session: Session, tenant: Tenant, ids: list[str]) -> list[Job]:
     """The tenant's jobs among ``ids``, in the order asked for."""
-    found = session.scalars(select(Job).where(Job.tenant_id == tenant.id, Job.id.in_(ids)))
-    by_id = {job.id: job for job in found}
-    return [by_id[i] for i in ids if i in by_id]
+    return JobRepository(session, tenant.id).get_many(ids)
 
 
 def headline(job: Job, store: ArtifactStore) -> dict[str, float | None]:
@@ -89,8 +87,7 @@ def jobs_page(request: Request, session: SessionDep, store: StoreDep) -> Respons
     tenant = ui_tenant(request, session)
     if isinstance(tenant, Response):
         return tenant
-    query = select(Job).where(Job.tenant_id == tenant.id)
-    jobs = session.scalars(query.order_by(Job.created_at.desc(), Job.id).limit(LIST_LIMIT)).all()
+    jobs = JobRepository(session, tenant.id).newest(LIST_LIMIT)
     if not jobs:
         return page("Jobs", note("no jobs yet"))
     rows = [
