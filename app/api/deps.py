@@ -1,4 +1,7 @@
-"""Request dependencies: settings, the request's session (committed once), the tenant."""
+"""Request dependencies: settings, the request's session (committed once), the tenant, and
+the app's shared objects (queue, store, session factory, event watcher...). Routes ask for
+these (``QueueDep``...) instead of reading ``request.app.state``: a route's signature says
+what it uses, and a test can override any of them (``app.dependency_overrides``)."""
 
 from __future__ import annotations
 
@@ -7,12 +10,16 @@ from typing import Annotated
 
 import anyio
 from fastapi import Depends, Request
-from sqlalchemy.orm import Session
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
 from starlette.concurrency import run_in_threadpool
 
 from app.db.models import Tenant
 from app.db.session import finish
 from app.errors import Unauthorized
+from app.event_watcher import EventWatcher, StreamQuota
+from app.jobs.queue import JobQueue
+from app.metrics import HttpMetrics
 from app.settings import Settings
 from app.storage import ArtifactStore
 
@@ -23,6 +30,35 @@ def get_app_settings(request: Request) -> Settings:
 
 def get_store(request: Request) -> ArtifactStore:
     return request.app.state.store
+
+
+# The getters below are async on purpose: they do no I/O, so FastAPI calls them on the event
+# loop instead of sending each to a worker thread.
+async def get_queue(request: Request) -> JobQueue:
+    """Where new jobs go after the commit (local runner or Celery)."""
+    return request.app.state.queue
+
+
+async def get_session_factory(request: Request) -> sessionmaker[Session]:
+    """For work that outlives the request's session (an event stream's polls)."""
+    return request.app.state.session_factory
+
+
+async def get_engine(request: Request) -> Engine:
+    return request.app.state.engine
+
+
+async def get_event_watcher(request: Request) -> EventWatcher:
+    return request.app.state.event_watcher
+
+
+async def get_event_streams(request: Request) -> StreamQuota:
+    """The per-tenant quota of open event streams."""
+    return request.app.state.event_streams
+
+
+async def get_http_metrics(request: Request) -> HttpMetrics:
+    return request.app.state.metrics
 
 
 async def get_session(request: Request) -> AsyncIterator[Session]:
@@ -46,6 +82,12 @@ async def get_session(request: Request) -> AsyncIterator[Session]:
 SessionDep = Annotated[Session, Depends(get_session, scope="function")]
 SettingsDep = Annotated[Settings, Depends(get_app_settings)]
 StoreDep = Annotated[ArtifactStore, Depends(get_store)]
+QueueDep = Annotated[JobQueue, Depends(get_queue)]
+FactoryDep = Annotated[sessionmaker[Session], Depends(get_session_factory)]
+EngineDep = Annotated[Engine, Depends(get_engine)]
+EventWatcherDep = Annotated[EventWatcher, Depends(get_event_watcher)]
+StreamQuotaDep = Annotated[StreamQuota, Depends(get_event_streams)]
+HttpMetricsDep = Annotated[HttpMetrics, Depends(get_http_metrics)]
 
 
 async def current_tenant(request: Request) -> Tenant:

@@ -4,9 +4,9 @@ an ordinary job (``GET /v1/jobs/{id}``, events, cancel, retry, report, artifacts
 
 from __future__ import annotations
 
-from fastapi import APIRouter, BackgroundTasks, Request, Response
+from fastapi import APIRouter, BackgroundTasks, Response
 
-from app.api.deps import SessionDep, SettingsDep, TenantDep
+from app.api.deps import QueueDep, SessionDep, SettingsDep, TenantDep
 from app.api.job_schemas import JobOut
 from app.api.jobs import IdempotencyKey, answer_new_job
 from app.jobs.evaluations import (
@@ -24,7 +24,7 @@ router = APIRouter(tags=["evaluations"])
 def evaluate_tuned(
     job_id: str,
     body: EvaluationCreate,
-    request: Request,
+    queue: QueueDep,
     response: Response,
     background: BackgroundTasks,
     session: SessionDep,
@@ -42,13 +42,13 @@ def evaluate_tuned(
         resolve=lambda: resolve_tuned_evaluation(session, source, body, settings),
         settings=settings, idempotency_key=idempotency_key, source_job=source,
     )  # fmt: skip
-    return answer_new_job(job, created, request, response, background)
+    return answer_new_job(job, created, queue, response, background)
 
 
 @router.post("/v1/evaluations", status_code=201, response_model=JobOut)
 def evaluate_base(
     body: BaseEvaluationCreate,
-    request: Request,
+    queue: QueueDep,
     response: Response,
     background: BackgroundTasks,
     session: SessionDep,
@@ -63,4 +63,4 @@ def evaluate_base(
         resolve=lambda: resolve_base_evaluation(session, tenant.id, body, settings),
         settings=settings, idempotency_key=idempotency_key,
     )  # fmt: skip
-    return answer_new_job(job, created, request, response, background)
+    return answer_new_job(job, created, queue, response, background)

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter
 from fastapi.responses import JSONResponse, PlainTextResponse
-from sqlalchemy import text
+from sqlalchemy import Engine, text
 
+from app.api.deps import EngineDep, HttpMetricsDep, StoreDep
 from app.api.problems import problem_response
 from app.db.migrate import is_head
 from app.errors import PROBLEM_BASE
+from app.storage import ArtifactStore
 
 router = APIRouter(tags=["health"])
 
@@ -18,11 +20,11 @@ def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-def readiness_checks(request: Request) -> dict[str, str]:
+def readiness_checks(engine: Engine, store: ArtifactStore) -> dict[str, str]:
     """Each check's outcome: ``ok`` or a short reason (no secrets, no URLs)."""
     checks: dict[str, str] = {}
     try:
-        with request.app.state.engine.connect() as connection:
+        with engine.connect() as connection:
             connection.execute(text("SELECT 1"))
             checks["database"] = "ok"
             checks["migrations"] = "ok" if is_head(connection) else "not at head"
@@ -30,7 +32,7 @@ def readiness_checks(request: Request) -> dict[str, str]:
         checks["database"] = f"unreachable ({type(exc).__name__})"
         checks["migrations"] = "unknown"
     try:
-        request.app.state.store.check_writable()
+        store.check_writable()
         checks["storage"] = "ok"
     except OSError as exc:
         checks["storage"] = f"not writable ({type(exc).__name__})"
@@ -38,9 +40,9 @@ def readiness_checks(request: Request) -> dict[str, str]:
 
 
 @router.get("/readyz")
-def readyz(request: Request) -> JSONResponse:
+def readyz(engine: EngineDep, store: StoreDep) -> JSONResponse:
     """200 when the database answers, migrations are at head and storage is writable."""
-    checks = readiness_checks(request)
+    checks = readiness_checks(engine, store)
     if all(value == "ok" for value in checks.values()):
         return JSONResponse({"status": "ready", "checks": checks})
     failing = ", ".join(name for name, value in checks.items() if value != "ok")
@@ -54,7 +56,5 @@ def readyz(request: Request) -> JSONResponse:
 
 
 @router.get("/metrics", response_class=PlainTextResponse)
-def metrics(request: Request) -> PlainTextResponse:
-    return PlainTextResponse(
-        request.app.state.metrics.render(), media_type="text/plain; version=0.0.4"
-    )
+def metrics(http_metrics: HttpMetricsDep) -> PlainTextResponse:
+    return PlainTextResponse(http_metrics.render(), media_type="text/plain; version=0.0.4")

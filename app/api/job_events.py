@@ -21,13 +21,13 @@ from fastapi.responses import StreamingResponse
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.concurrency import run_in_threadpool
 
-from app.api.deps import SessionDep, TenantDep
+from app.api.deps import EventWatcherDep, FactoryDep, SessionDep, StreamQuotaDep, TenantDep
 from app.api.job_schemas import EventList, EventOut
 from app.api.jobs import get_job_or_404
 from app.db.models import TERMINAL_STATUSES
 from app.db.session import unit_of_work
 from app.errors import BadRequest, TooManyRequests
-from app.event_watcher import EventWatcher, StreamQuota
+from app.event_watcher import EventWatcher
 from app.jobs.repository import JobRepository, job_status, list_events
 
 router = APIRouter(prefix="/v1/jobs", tags=["events"])
@@ -61,6 +61,9 @@ def stream(
     request: Request,
     session: SessionDep,
     tenant: TenantDep,
+    quota: StreamQuotaDep,
+    factory: FactoryDep,
+    watcher: EventWatcherDep,
     after: EventCursor = 0,
     last_event_id: Annotated[str | None, Header(alias="Last-Event-ID", max_length=20)] = None,
 ) -> StreamingResponse:
@@ -68,12 +71,9 @@ def stream(
     job = get_job_or_404(session, tenant.id, job_id)
     if last_event_id is not None:
         after = max(after, parse_last_event_id(last_event_id))
-    quota: StreamQuota = request.app.state.event_streams
     close = quota.try_open(tenant.id)
     if close is None:
         raise TooManyRequests(f"at most {quota.limit} event streams may be open at once per tenant")
-    factory = request.app.state.session_factory
-    watcher: EventWatcher = request.app.state.event_watcher
     headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
     return _CountedStream(
         close, _event_source(factory, watcher, job.id, after, request),

@@ -6,12 +6,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from fastapi import APIRouter, BackgroundTasks, Request, Response
+from fastapi import APIRouter, BackgroundTasks, Response
 from pydantic import BaseModel
 
-from app.api.deps import SessionDep, SettingsDep, TenantDep
+from app.api.deps import QueueDep, SessionDep, SettingsDep, TenantDep
 from app.api.job_schemas import JobOut
 from app.api.jobs import IdempotencyKey, answer_new_job
+from app.jobs.queue import JobQueue
 from app.jobs.service import add_job, succeeded_tune_job
 from app.jobs.tools import (
     ExportCreate,
@@ -28,7 +29,7 @@ router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
 def generate(
     job_id: str,
     body: GenerationCreate,
-    request: Request,
+    queue: QueueDep,
     response: Response,
     background: BackgroundTasks,
     session: SessionDep,
@@ -41,7 +42,7 @@ def generate(
     ``answers.json``. 404 for another tenant's job, 409 unless a succeeded tune job, 422
     naming a bad question (``questions.0.choices``), 429 at the active-job limit."""
     return _queue(
-        "generate", job_id, body, generation_config, request, response, background, session,
+        "generate", job_id, body, generation_config, queue, response, background, session,
         tenant.id, settings, idempotency_key,
     )  # fmt: skip
 
@@ -49,7 +50,7 @@ def generate(
 @router.post("/{job_id}/exports", status_code=201, response_model=JobOut)
 def export(
     job_id: str,
-    request: Request,
+    queue: QueueDep,
     response: Response,
     background: BackgroundTasks,
     session: SessionDep,
@@ -62,14 +63,14 @@ def export(
     job's artifacts as ``merged/`` (config, ``model*.safetensors``, tokenizer files). The
     body ``{"merge": true}`` may be left out. 404/409/429 as for generations."""
     return _queue(
-        "export", job_id, body or ExportCreate(), export_config, request, response,
+        "export", job_id, body or ExportCreate(), export_config, queue, response,
         background, session, tenant.id, settings, idempotency_key,
     )  # fmt: skip
 
 
 def _queue(
     kind: str, job_id: str, body: BaseModel, configure: Callable[[Any, Any], dict[str, Any]],
-    request: Request, response: Response, background: BackgroundTasks, session: SessionDep,
+    queue: JobQueue, response: Response, background: BackgroundTasks, session: SessionDep,
     tenant_id: str, settings: SettingsDep, idempotency_key: str | None,
 ) -> JobOut:  # fmt: skip
     """Check the source job, queue the new job (``add_job``) and enqueue it after the
@@ -80,4 +81,4 @@ def _queue(
         resolve=lambda: configure(source, body), settings=settings,
         idempotency_key=idempotency_key, source_job=source,
     )  # fmt: skip
-    return answer_new_job(job, created, request, response, background)
+    return answer_new_job(job, created, queue, response, background)

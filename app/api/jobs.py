@@ -4,14 +4,15 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, BackgroundTasks, Header, Request, Response
+from fastapi import APIRouter, BackgroundTasks, Header, Response
 from sqlalchemy.orm import Session
 
-from app.api.deps import SessionDep, SettingsDep, TenantDep
+from app.api.deps import QueueDep, SessionDep, SettingsDep, TenantDep
 from app.api.job_schemas import JobList, JobOut
 from app.api.pagination import After, Limit, check_cursor
 from app.db.models import Job
 from app.errors import NotFound
+from app.jobs.queue import JobQueue
 from app.jobs.repository import JobRepository
 from app.jobs.service import cancel_job, create_job, retry_job
 from app.jobs.spec import JobCreate
@@ -35,19 +36,19 @@ def get_job_or_404(session: Session, tenant_id: str, job_id: str) -> Job:
     return job
 
 
-def _enqueue_after_commit(request: Request, background: BackgroundTasks, job_id: str) -> None:
+def _enqueue_after_commit(queue: JobQueue, background: BackgroundTasks, job_id: str) -> None:
     # Background tasks run after the response, so after the request's commit.
-    background.add_task(request.app.state.queue.enqueue, job_id)
+    background.add_task(queue.enqueue, job_id)
 
 
 def answer_new_job(
-    job: Job, created: bool, request: Request, response: Response, background: BackgroundTasks
+    job: Job, created: bool, queue: JobQueue, response: Response, background: BackgroundTasks
 ) -> JobOut:
     """The answer of every job-creating route (``add_job``'s result): 201 and the job
     enqueued after the commit, or 200 with ``Idempotent-Replayed`` for the job an earlier
     request with the same ``Idempotency-Key`` created."""
     if created:
-        _enqueue_after_commit(request, background, job.id)
+        _enqueue_after_commit(queue, background, job.id)
     else:
         response.status_code = 200
         response.headers["Idempotent-Replayed"] = "true"
@@ -57,7 +58,7 @@ def answer_new_job(
 @router.post("", status_code=201, response_model=JobOut)
 def create(
     body: JobCreate,
-    request: Request,
+    queue: QueueDep,
     response: Response,
     background: BackgroundTasks,
     session: SessionDep,
@@ -71,7 +72,7 @@ def create(
     job, created = create_job(
         session, tenant.id, body, settings=settings, idempotency_key=idempotency_key
     )
-    return answer_new_job(job, created, request, response, background)
+    return answer_new_job(job, created, queue, response, background)
 
 
 @router.get("", response_model=JobList)
@@ -103,7 +104,7 @@ def cancel(job_id: str, session: SessionDep, tenant: TenantDep) -> JobOut:
 @router.post("/{job_id}/retry", status_code=201, response_model=JobOut)
 def retry(
     job_id: str,
-    request: Request,
+    queue: QueueDep,
     background: BackgroundTasks,
     session: SessionDep,
     tenant: TenantDep,
@@ -114,5 +115,5 @@ def retry(
     tenant has too many jobs queued or running."""
     job = get_job_or_404(session, tenant.id, job_id)
     new = retry_job(session, job, settings=settings)
-    _enqueue_after_commit(request, background, new.id)
+    _enqueue_after_commit(queue, background, new.id)
     return JobOut.of(new)
