@@ -14,10 +14,10 @@ import time
 from typing import Annotated
 from urllib.parse import urlsplit
 
-from fastapi import APIRouter, Form, Request
+from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import RedirectResponse, Response
 
-from app.api.deps import SessionDep
+from app.api.deps import SessionDep, SettingsDep
 from app.auth import authenticate
 from app.db.models import Tenant
 from app.errors import Unauthorized
@@ -36,13 +36,22 @@ LOGIN_FORM = (
 )
 
 
+async def get_ui_secret(request: Request) -> bytes:
+    """The key that signs UI cookies (``app.ui.session.signing_key``)."""
+    return request.app.state.ui_secret
+
+
+UiSecretDep = Annotated[bytes, Depends(get_ui_secret)]
+
+
 def to_login() -> RedirectResponse:
     """303 to the login page (a browser without a usable key)."""
     return RedirectResponse(LOGIN, status_code=303)
 
 
-def ui_tenant(request: Request, session: SessionDep) -> Tenant | Response:
-    """The tenant of the request's bearer header, else of the UI cookie.
+def ui_tenant(request: Request, session: SessionDep, secret: bytes) -> Tenant | Response:
+    """The tenant of the request's bearer header, else of the UI cookie (signed with
+    ``secret``).
 
     Returns a response to send instead when there is none: 401 page for a bad bearer
     header, 303 to the login page (clearing the cookie) when the cookie is missing or bad.
@@ -56,7 +65,7 @@ def ui_tenant(request: Request, session: SessionDep) -> Tenant | Response:
     cookie = request.cookies.get(COOKIE)
     if not cookie:
         return to_login()
-    tenant = tenant_of_token(session, request.app.state.ui_secret, cookie, time.time())
+    tenant = tenant_of_token(session, secret, cookie, time.time())
     if tenant is None:  # expired, forged, or its key was revoked
         response = to_login()
         response.delete_cookie(COOKIE, path="/ui")
@@ -79,7 +88,13 @@ def login_form() -> Response:
 
 
 @router.post("/login")
-def login(request: Request, session: SessionDep, api_key: Annotated[str, Form()] = "") -> Response:
+def login(
+    request: Request,
+    session: SessionDep,
+    settings: SettingsDep,
+    secret: UiSecretDep,
+    api_key: Annotated[str, Form()] = "",
+) -> Response:
     """Check ``api_key``; on success set the cookie and go to the jobs list, else a 401 page."""
     if not _same_origin(request):
         return page("Log in", note("cross-site login refused") + LOGIN_FORM, 403, nav=False)
@@ -88,8 +103,8 @@ def login(request: Request, session: SessionDep, api_key: Annotated[str, Form()]
         authenticate(session, f"Bearer {key}")
     except Unauthorized:
         return page("Log in", note("invalid API key") + LOGIN_FORM, status_code=401, nav=False)
-    lifetime = request.app.state.settings.ui_session_seconds
-    token = issue_token(request.app.state.ui_secret, key, time.time(), lifetime)
+    lifetime = settings.ui_session_seconds
+    token = issue_token(secret, key, time.time(), lifetime)
     response = RedirectResponse("/ui/jobs", status_code=303)
     response.set_cookie(
         COOKIE, token, max_age=math.ceil(lifetime), path="/ui", httponly=True, samesite="strict",

@@ -21,8 +21,8 @@ from app.jobs.public import public_message
 from app.jobs.repository import JobRepository
 from app.jobs.states import JobStatus
 from app.storage import ArtifactStore
+from app.ui.auth import UiSecretDep, ui_tenant
 from app.ui.auth import router as login_router
-from app.ui.auth import ui_tenant
 from app.ui.html import note, page, section, table, text
 from app.ui.views import config_table, differences_table, evaluation_sections, report_sections
 from grait_engine.reporting.data import JobData, load_job, read_report, ths_by_test_set
@@ -82,9 +82,11 @@ def _ths_cell(values: dict[str, float | None]) -> str:
 
 
 @router.get("/jobs")
-def jobs_page(request: Request, session: SessionDep, store: StoreDep) -> Response:
+def jobs_page(
+    request: Request, session: SessionDep, store: StoreDep, secret: UiSecretDep
+) -> Response:
     """The tenant's newest jobs with status, method, model and headline THS; pick to compare."""
-    tenant = ui_tenant(request, session)
+    tenant = ui_tenant(request, session, secret)
     if isinstance(tenant, Response):
         return tenant
     jobs = JobRepository(session, tenant.id).newest(LIST_LIMIT)
@@ -125,10 +127,15 @@ def _status_section(job: Job) -> str:
 
 @router.get("/jobs/{job_id}")
 def job_page(
-    request: Request, job_id: str, session: SessionDep, store: StoreDep, images: Images = "svg"
+    request: Request,
+    job_id: str,
+    session: SessionDep,
+    store: StoreDep,
+    secret: UiSecretDep,
+    images: Images = "svg",
 ) -> Response:
     """One job's report: results table, the five figures, stage timings and its config."""
-    tenant = ui_tenant(request, session)
+    tenant = ui_tenant(request, session, secret)
     if isinstance(tenant, Response):
         return tenant
     found = _tenant_jobs(session, tenant, [job_id])
@@ -183,11 +190,12 @@ def compare_page(
     request: Request,
     session: SessionDep,
     store: StoreDep,
+    secret: UiSecretDep,
     ids: Annotated[list[str], Query()] = [],  # noqa: B006 (FastAPI copies the default)
     images: Images = "svg",
 ) -> Response:
     """Two or more jobs side by side: results, overlaid figures and config differences."""
-    tenant = ui_tenant(request, session)
+    tenant = ui_tenant(request, session, secret)
     if isinstance(tenant, Response):
         return tenant
     wanted = _compare_ids(ids)
