@@ -186,6 +186,32 @@ def _give_up(
     return status
 
 
+def set_progress(
+    session: Session,
+    job_id: str,
+    owner: str,
+    stage: str,
+    done: int,
+    total: int,
+    eta_seconds: float | None,
+) -> None:
+    """The job row's progress columns (``stage``, done of total, ETA), in the caller's
+    unit of work; only while ``owner`` holds the lease (else nothing changes)."""
+    session.execute(
+        update(Job)
+        .where(Job.id == job_id, Job.lease_owner == owner)
+        .values(stage=stage, progress_done=done, progress_total=total, eta_seconds=eta_seconds)
+    )
+
+
+def runs_under(session: Session, job_id: str, owner: str) -> bool:
+    """True while job ``job_id`` is ``running`` under ``owner``'s lease: False once a
+    cancel was asked (``cancelling``) or the lease is lost (the run should stop)."""
+    query = select(Job.status, Job.lease_owner).where(Job.id == job_id)
+    row = session.execute(query).one_or_none()
+    return row is not None and row[0] == JobStatus.RUNNING and row[1] == owner
+
+
 def request_cancel(session: Session, job_id: str) -> JobStatus | None:
     """Ask job ``job_id`` to stop, in the caller's unit of work (the API request): a
     ``queued`` job is ``cancelled`` at once, a ``running`` one becomes ``cancelling`` (its

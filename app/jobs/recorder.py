@@ -20,10 +20,9 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from app.db.models import Job, JobMetric
+from app.db.models import JobMetric
 from app.db.session import unit_of_work
 from app.jobs import lease
 from app.jobs.events import add_event
@@ -67,11 +66,7 @@ class JobRecorder:
 
             def started(session: Session) -> None:
                 add_event(session, self.job_id, EventType.STAGE_STARTED, stage=stage)
-                session.execute(
-                    update(Job)
-                    .where(Job.id == self.job_id, Job.lease_owner == self.owner)
-                    .values(stage=stage, progress_done=0, progress_total=0, eta_seconds=None)
-                )
+                lease.set_progress(session, self.job_id, self.owner, stage, 0, 0, None)
 
             self._write(started, "stage start")
         elif event == EventType.STAGE_FINISHED:
@@ -104,14 +99,7 @@ class JobRecorder:
 
             def write() -> None:
                 with unit_of_work(self.factory) as session:
-                    session.execute(
-                        update(Job)
-                        .where(Job.id == self.job_id, Job.lease_owner == self.owner)
-                        .values(
-                            stage=stage, progress_done=done, progress_total=total,
-                            eta_seconds=eta,
-                        )
-                    )  # fmt: skip
+                    lease.set_progress(session, self.job_id, self.owner, stage, done, total, eta)
                     if write_event:
                         data = {"done": done, "total": total, "eta_seconds": eta}
                         add_event(
@@ -177,18 +165,17 @@ class JobRecorder:
             return self.cancel_seen
         self.last_cancel_check = now
 
-        def read() -> Any:
+        def read() -> bool:
             with unit_of_work(self.factory) as session:
-                query = select(Job.status, Job.lease_owner).where(Job.id == self.job_id)
-                return session.execute(query).one_or_none()
+                return lease.runs_under(session, self.job_id, self.owner)
 
-        row = retry_transient(read, what=f"cancel check of job {self.job_id}")
-        self.cancel_seen = row is None or row[0] != JobStatus.RUNNING or row[1] != self.owner
+        runs = retry_transient(read, what=f"cancel check of job {self.job_id}")
+        self.cancel_seen = not runs
         return self.cancel_seen
 
     def finish(
         self,
-        status: str,
+        status: JobStatus,
         *,
         error: tuple[str, str] | None = None,
         result: dict[str, Any] | None = None,
