@@ -40,11 +40,11 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
-from app.db.models import Dataset, Job, dataset_refs
+from app.db.models import Job, dataset_refs
+from app.db.repositories import DatasetRepository
 from app.db.session import unit_of_work
 from app.jobs.public import DATABASE_ERROR_MESSAGE
 from app.jobs.recorder import JobRecorder
@@ -265,15 +265,14 @@ def _job_row(factory: sessionmaker[Session], settings: Settings, job_id: str) ->
     """The job's row as the child needs it; JobInputError for a missing job or dataset."""
     store = ArtifactStore(settings.artifacts)
     with unit_of_work(factory) as session:
-        job = session.scalar(select(Job).where(Job.id == job_id))
+        job = session.get(Job, job_id)  # the claimed job: any tenant's
         if job is None:
             raise JobInputError("job", f"no job {job_id}")
         config = dict(job.config)
         paths = {}
+        datasets = DatasetRepository(session, job.tenant_id)
         for field, dataset_id in dataset_refs(config).items():
-            dataset = session.scalar(
-                select(Dataset).where(Dataset.tenant_id == job.tenant_id, Dataset.id == dataset_id)
-            )
+            dataset = datasets.get(dataset_id)
             if dataset is None:
                 raise JobInputError(field, f"dataset {dataset_id} was deleted")
             paths[field] = str(store.resolve(dataset.storage_path))
