@@ -20,12 +20,11 @@ import json
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.db.models import Dataset, Job
+from app.db.models import Job
 from app.jobs.limits import check_caps, check_finite, invalid
-from app.jobs.spec import DatasetId, SetName
+from app.jobs.spec import DatasetId, SetName, check_datasets
 from app.settings import Settings
 from grait_engine.pipeline.runtime import RuntimeConfig, RuntimeConfigError
 from grait_engine.probe.config import ProbeConfig
@@ -110,17 +109,8 @@ def _resolve(
     check_finite({"runtime": runtime})
     if model not in settings.models:
         raise invalid("model", f"{model!r} is not served here; see GET /v1/models")
-    for name, dataset_id in eval_datasets.items():
-        field = f"eval_datasets.{name}"
-        dataset = session.scalar(
-            select(Dataset)
-            .where(Dataset.tenant_id == tenant_id, Dataset.id == dataset_id)
-            .with_for_update(read=True)
-        )
-        if dataset is None:
-            raise invalid(field, f"no dataset {dataset_id!r}")
-        if dataset.task != task:
-            raise invalid(field, f"dataset {dataset_id} is a {dataset.task} dataset, not {task}")
+    refs = {f"eval_datasets.{name}": dataset_id for name, dataset_id in eval_datasets.items()}
+    check_datasets(session, tenant_id, refs, task)
     try:
         resolved_runtime = RuntimeConfig.from_dict(runtime).to_dict()
     except RuntimeConfigError as error:

@@ -85,19 +85,8 @@ def resolve_job(
     check_finite(body.model_dump(mode="python"))
     if body.model not in settings.models:
         raise invalid("model", f"{body.model!r} is not served here; see GET /v1/models")
-    named = dataset_refs(body.model_dump(include=set(DATASET_FIELDS))).items()
-    for field, dataset_id in named:
-        dataset = session.scalar(
-            select(Dataset)
-            .where(Dataset.tenant_id == tenant_id, Dataset.id == dataset_id)
-            .with_for_update(read=True)
-        )
-        if dataset is None:
-            raise invalid(field, f"no dataset {dataset_id!r}")
-        if dataset.task != body.task:
-            raise invalid(
-                field, f"dataset {dataset_id} is a {dataset.task} dataset, not {body.task}"
-            )
+    refs = dataset_refs(body.model_dump(include=set(DATASET_FIELDS)))
+    check_datasets(session, tenant_id, refs, body.task)
     request: dict[str, Any] = {"method": body.method, "seed": body.seed}
     request |= {engine: getattr(body, name) for name, engine in SECTIONS.items()}
     if body.tau is not None:
@@ -122,6 +111,23 @@ def resolve_job(
     }
     check_caps(config, settings)
     return config
+
+
+def check_datasets(session: Session, tenant_id: str, refs: dict[str, str], task: str) -> None:
+    """422 naming the request field (``refs``: ``{field: dataset id}``) of a dataset that is
+    not the tenant's or not of ``task``. Side effect: share-locks the datasets' rows until
+    the caller commits (PostgreSQL), so a concurrent delete waits and then sees the new job
+    using them (``datasets.service.delete_dataset`` answers 409)."""
+    for field, dataset_id in refs.items():
+        dataset = session.scalar(
+            select(Dataset)
+            .where(Dataset.tenant_id == tenant_id, Dataset.id == dataset_id)
+            .with_for_update(read=True)
+        )
+        if dataset is None:
+            raise invalid(field, f"no dataset {dataset_id!r}")
+        if dataset.task != task:
+            raise invalid(field, f"dataset {dataset_id} is a {dataset.task} dataset, not {task}")
 
 
 def _request_field(engine_field: str) -> str:

@@ -31,11 +31,11 @@ from grait_engine.artifacts import (
     config_hash,
     sha256_file,
 )
+from grait_engine.pipeline.report import rates_table, stages_table
 from grait_engine.pipeline.run import JobCancelled, base_eval_cache, model_compute
 from grait_engine.pipeline.runtime import RuntimeConfig
 from grait_engine.probe.config import ProbeConfig
 from grait_engine.probe.split import DEFAULT_TAU, check_tau
-from grait_engine.reporting.data import MODELS, RESULT_COLUMNS, result_values
 from grait_engine.stages import CancelFn, NoticeFn, ProgressFn, StageClock, StageEventFn
 
 log = logging.getLogger(__name__)
@@ -235,12 +235,6 @@ def knowledge_summary(
     return summary
 
 
-def _cell(value: Any, key: str) -> str:
-    if value is None:
-        return "n/a"
-    return f"{float(value):.2f}" if key == "oracle_share" else f"{float(value):.1f}"
-
-
 def evaluation_markdown(report: dict[str, Any], plane: str | None = None) -> str:
     """``report.md`` of an evaluation job: the rates table, the knowledge histograms
     (base-only), stage timings and, when ``plane`` (a relative PNG path) is given, a link."""
@@ -252,16 +246,8 @@ def evaluation_markdown(report: dict[str, Any], plane: str | None = None) -> str
         "",
         f"task {job['task']}; eval sets: {', '.join(report['eval'])}.",
         "",
-        "| test set | model | n | " + " | ".join(h for _, h in RESULT_COLUMNS) + " |",
-        "|---|---|---:|" + "---:|" * len(RESULT_COLUMNS),
+        *rates_table(report["eval"]),
     ]
-    for name, block in report["eval"].items():
-        for model in MODELS:
-            if model not in block:
-                continue
-            values = result_values(model, block[model])
-            cells = [_cell(values[key], key) for key, _ in RESULT_COLUMNS]
-            lines.append(f"| {name} | {model} | {block[model]['n']} | " + " | ".join(cells) + " |")
     for name, entry in (report.get("knowledge") or {}).items():
         lines += [
             "",
@@ -277,9 +263,7 @@ def evaluation_markdown(report: dict[str, Any], plane: str | None = None) -> str
         for index, count in enumerate(entry["counts"]):
             close = "]" if index == len(entry["counts"]) - 1 else ")"
             lines.append(f"| [{edges[index]:.1f}, {edges[index + 1]:.1f}{close} | {count} |")
-    lines += ["", "| stage | seconds | cached |", "|---|---:|---|"]
-    for stage, info in report["stages"].items():
-        lines.append(f"| {stage} | {info['seconds']:.1f} | {info['cached']} |")
+    lines += stages_table(report["stages"])
     if plane is not None:
         lines += ["", "## Figures", "", f"![Pc against Pw]({plane})"]
     return "\n".join(lines) + "\n"

@@ -29,6 +29,31 @@ def _cell(value: Any, key: str = "") -> str:
     return f"{float(value):.2f}" if key == "oracle_share" else f"{float(value):.1f}"
 
 
+def rates_table(evals: dict[str, Any]) -> list[str]:
+    """Markdown lines of the rates table: a row per (test set, model present) of a report's
+    ``eval`` blocks (tune and evaluation reports alike), columns ``RESULT_COLUMNS``."""
+    lines = [
+        "| test set | model | n | " + " | ".join(h for _, h in RESULT_COLUMNS) + " |",
+        "|---|---|---:|" + "---:|" * len(RESULT_COLUMNS),
+    ]
+    for name, block in evals.items():
+        for model in MODELS:
+            if model not in block:
+                continue
+            values = result_values(model, block[model])
+            cells = [_cell(values[key], key) for key, _ in RESULT_COLUMNS]
+            lines.append(f"| {name} | {model} | {block[model]['n']} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def stages_table(stages: dict[str, Any]) -> list[str]:
+    """Markdown lines of the stage timings (a blank line first)."""
+    lines = ["", "| stage | seconds | cached |", "|---|---:|---|"]
+    for stage, info in stages.items():
+        lines.append(f"| {stage} | {info['seconds']:.1f} | {info['cached']} |")
+    return lines
+
+
 def report_markdown(report: dict[str, Any], plots: dict[str, str] | None = None) -> str:
     """A readable table of Pc, Pw, Pr and THS per test set and model, the stage timings and,
     when ``plots`` (``{figure name: relative PNG path}``) is given, an image link per figure."""
@@ -41,19 +66,9 @@ def report_markdown(report: dict[str, Any], plots: dict[str, str] | None = None)
         f"{report['split']['tau']}); trained on {report['selection']['n_ik']} answers + "
         f"{report['selection']['n_idk']} refusals.",
         "",
-        "| test set | model | n | " + " | ".join(h for _, h in RESULT_COLUMNS) + " |",
-        "|---|---|---:|" + "---:|" * len(RESULT_COLUMNS),
+        *rates_table(report["eval"]),
+        *stages_table(report["stages"]),
     ]
-    for name, block in report["eval"].items():
-        for model in MODELS:
-            if model not in block:
-                continue
-            values = result_values(model, block[model])
-            cells = [_cell(values[key], key) for key, _ in RESULT_COLUMNS]
-            lines.append(f"| {name} | {model} | {block[model]['n']} | " + " | ".join(cells) + " |")
-    lines += ["", "| stage | seconds | cached |", "|---|---:|---|"]
-    for stage, info in report["stages"].items():
-        lines.append(f"| {stage} | {info['seconds']:.1f} | {info['cached']} |")
     lines += _plot_lines(plots)
     return "\n".join(lines) + "\n"
 
