@@ -5,11 +5,23 @@ Torch-free, so the service can validate a job's settings before queueing it.
 
 from __future__ import annotations
 
-import math
-from dataclasses import asdict, dataclass
-from typing import Any
+from dataclasses import dataclass
+from typing import ClassVar
 
-from grait_engine.errors import FieldError, reject_unknown_keys
+from grait_engine.errors import FieldError
+from grait_engine.knobs import (
+    ADAMW_KNOBS,
+    LORA_KNOBS,
+    AdamWSettings,
+    KnobConfig,
+    LoraSettings,
+    adamw_of,
+    choice,
+    integer,
+    knob,
+    lora_of,
+    number,
+)
 
 
 class FeaturesConfigError(FieldError):
@@ -17,7 +29,7 @@ class FeaturesConfigError(FieldError):
 
 
 @dataclass(frozen=True)
-class FeaturesConfig:
+class FeaturesConfig(KnobConfig):
     """What the features stage computes; every knob here changes the features.
 
     Warmup (METHOD.md stage 3.1): a LoRA of rank ``lora_r`` / ``lora_alpha`` /
@@ -38,68 +50,31 @@ class FeaturesConfig:
     are arguments of ``run_features``, not knobs.
     """
 
-    dim: int = 8192
-    projection_dtype: str = "auto"
-    lora_r: int = 8
-    lora_alpha: float = 16.0
-    lora_dropout: float = 0.1
-    target_modules: tuple[str, ...] | None = None
-    lr: float = 2e-4
-    weight_decay: float = 0.0
-    adam_betas: tuple[float, float] = (0.9, 0.999)
-    adam_eps: float = 1e-8
-    precondition_eps: float = 1e-8
-    warmup_epochs: int = 1
-    warmup_batch_size: int = 8
-    warmup_min_correct: float = 0.99
-    warmup_max_items: int = 1000
-    warmup_fallback_items: int = 64
+    error: ClassVar[type[FieldError]] = FeaturesConfigError
 
-    def __post_init__(self) -> None:
-        for name in ("dim", "lora_r", "warmup_epochs", "warmup_batch_size"):
-            _positive_int(name, getattr(self, name))
-        for name in ("warmup_max_items", "warmup_fallback_items"):
-            _positive_int(name, getattr(self, name))
-        for name in ("lora_alpha", "lr", "adam_eps", "precondition_eps"):
-            if not getattr(self, name) > 0:
-                raise FeaturesConfigError(name, f"must be > 0, got {getattr(self, name)}")
-        if not 0 <= self.lora_dropout < 1:
-            raise FeaturesConfigError("lora_dropout", "must be in [0, 1)")
-        if self.projection_dtype not in ("auto", "float32", "bfloat16"):
-            raise FeaturesConfigError("projection_dtype", "must be auto, float32 or bfloat16")
-        if self.weight_decay < 0:
-            raise FeaturesConfigError("weight_decay", "must be >= 0")
-        for name in ("lora_alpha", "lr", "adam_eps", "precondition_eps", "weight_decay"):
-            # NaN and Infinity pass the comparisons above.
-            if not math.isfinite(getattr(self, name)):
-                raise FeaturesConfigError(name, f"must be finite, got {getattr(self, name)!r}")
-        if not 0 <= self.warmup_min_correct <= 1:
-            raise FeaturesConfigError("warmup_min_correct", "must be in [0, 1]")
-        b1, b2 = self.adam_betas
-        if not (0 <= b1 < 1 and 0 <= b2 < 1):
-            raise FeaturesConfigError("adam_betas", f"each must be in [0, 1), got {b1}, {b2}")
-        # Canonical types, so to_dict() and the content hash do not depend on list vs tuple.
-        object.__setattr__(self, "adam_betas", (float(b1), float(b2)))
-        if self.target_modules is not None:
-            object.__setattr__(self, "target_modules", tuple(self.target_modules))
+    dim: int = knob(8192, integer(low=1))
+    projection_dtype: str = knob("auto", choice(("auto", "float32", "bfloat16")))
+    lora_r: int = knob(8, LORA_KNOBS["lora_r"])
+    lora_alpha: float = knob(16.0, LORA_KNOBS["lora_alpha"])
+    lora_dropout: float = knob(0.1, LORA_KNOBS["lora_dropout"])
+    target_modules: tuple[str, ...] | None = knob(None, LORA_KNOBS["target_modules"])
+    lr: float = knob(2e-4, ADAMW_KNOBS["lr"])
+    weight_decay: float = knob(0.0, ADAMW_KNOBS["weight_decay"])
+    adam_betas: tuple[float, float] = knob((0.9, 0.999), ADAMW_KNOBS["adam_betas"])
+    adam_eps: float = knob(1e-8, ADAMW_KNOBS["adam_eps"])
+    precondition_eps: float = knob(1e-8, number(above=0))
+    warmup_epochs: int = knob(1, integer(low=1))
+    warmup_batch_size: int = knob(8, integer(low=1))
+    warmup_min_correct: float = knob(0.99, number(low=0, high=1))
+    warmup_max_items: int = knob(1000, integer(low=1))
+    warmup_fallback_items: int = knob(64, integer(low=1))
 
-    @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> FeaturesConfig:
-        """A config from a (partial) dict; unknown keys raise FeaturesConfigError.
+    @property
+    def lora(self) -> LoraSettings:
+        """The warmup LoRA's knobs as a ``LoraSettings``."""
+        return lora_of(self)
 
-        Lists (from YAML/JSON) become tuples in __post_init__."""
-        reject_unknown_keys(cls, values, FeaturesConfigError)
-        return cls(**values)
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready dict of every knob (hashed into the stage inputs)."""
-        out = asdict(self)
-        out["adam_betas"] = list(self.adam_betas)
-        if self.target_modules is not None:
-            out["target_modules"] = list(self.target_modules)
-        return out
-
-
-def _positive_int(name: str, value: Any) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise FeaturesConfigError(name, f"must be an integer >= 1, got {value!r}")
+    @property
+    def adamw(self) -> AdamWSettings:
+        """The warmup optimiser's knobs as an ``AdamWSettings``."""
+        return adamw_of(self)

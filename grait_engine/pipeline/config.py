@@ -19,7 +19,7 @@ the model check, which imports ``modeling`` on use (it never loads weights).
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -91,14 +91,6 @@ class JobConfig:
         }
 
 
-def _training_dict(config: TrainingConfig) -> dict[str, Any]:
-    out = {f.name: getattr(config, f.name) for f in fields(config)}
-    out["adam_betas"] = list(config.adam_betas)
-    if config.target_modules is not None:
-        out["target_modules"] = list(config.target_modules)
-    return out
-
-
 def load_job_config(source: str | os.PathLike[str] | dict[str, Any]) -> JobConfig:
     """Read (YAML path) or take (dict) a job config and validate all of it.
 
@@ -157,7 +149,7 @@ class _Knobs:
             "method": method,
             "probe": self.probe.to_dict(),
             "features": self.features.to_dict(),
-            "training": _training_dict(self.training),
+            "training": self.training.to_dict(),
             "runtime": self.runtime.to_dict(),
             "tau": self.tau,
             "seed": self.seed,
