@@ -22,7 +22,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import Field, asdict, dataclass, field, fields
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Self
 
 from grait_engine.errors import FieldError, reject_unknown_keys
 
@@ -91,12 +91,15 @@ def number(
     return check
 
 
-def choice(options: Sequence[Any]) -> Check:
-    """A check: one of ``options`` (compared with ==, so a list or a dict is refused)."""
+def choice(options: Sequence[Any], optional: bool = False) -> Check:
+    """A check: one of ``options`` (not a bool, a list or a mapping); None too if ``optional``."""
+    allowed = f"is not one of {tuple(options)}" + (" or null" if optional else "")
 
     def check(value: Any) -> Any:
-        if isinstance(value, list | dict | set) or value not in options:
-            raise BadKnob(f"{shown(value)} is not one of {tuple(options)}")
+        if value is None and optional:
+            return None
+        if isinstance(value, bool | list | dict | set) or value not in options:
+            raise BadKnob(f"{shown(value)} {allowed}")
         return value
 
     return check
@@ -159,7 +162,7 @@ class KnobConfig:
         """Rules across knobs, after each knob's own check (none by default)."""
 
     @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> Any:
+    def from_dict(cls, values: dict[str, Any]) -> Self:
         """A config from a (partial) dict; an unknown key raises ``error`` naming it."""
         reject_unknown_keys(cls, values, cls.error, noun=cls.noun)
         return cls(**values)

@@ -10,10 +10,11 @@ Torch-free, so the service can validate a job's ``runtime`` section before queue
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
-from typing import Any
+from dataclasses import dataclass
+from typing import ClassVar
 
-from grait_engine.errors import FieldError, reject_unknown_keys
+from grait_engine.errors import FieldError
+from grait_engine.knobs import KnobConfig, boolean, choice, integer, knob
 
 # Forward passes per batch when nothing sets it: CPUs gain little from larger batches, and
 # on GPUs a batch that does not fit halves itself (grait_engine.memory).
@@ -27,7 +28,7 @@ class RuntimeConfigError(FieldError):
 
 
 @dataclass(frozen=True)
-class RuntimeConfig:
+class RuntimeConfig(KnobConfig):
     """A job's runtime settings; None means "the worker's default, else automatic".
 
     ``batch_size``: sequences per forward pass in the probe, features and evaluation (auto:
@@ -40,31 +41,13 @@ class RuntimeConfig:
     (QLoRA; CUDA with the ``gpu`` extra only).
     """
 
-    batch_size: int | None = None
-    memory_budget_mb: int | None = None
-    tf32: bool = True
-    quantization: str | None = None
+    error: ClassVar[type[FieldError]] = RuntimeConfigError
+    noun: ClassVar[str] = "setting"
 
-    def __post_init__(self) -> None:
-        for name, top in (("batch_size", MAX_BATCH_SIZE), ("memory_budget_mb", 2**24)):
-            value = getattr(self, name)
-            if value is None:
-                continue
-            if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= top:
-                raise RuntimeConfigError(name, f"must be an integer in [1, {top}] or null")
-        if not isinstance(self.tf32, bool):
-            raise RuntimeConfigError("tf32", "must be true or false")
-        if self.quantization is not None and self.quantization not in QUANTIZATIONS:
-            raise RuntimeConfigError("quantization", f"must be one of {QUANTIZATIONS} or null")
-
-    @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> RuntimeConfig:
-        """A config from a (partial) dict; unknown keys raise RuntimeConfigError."""
-        reject_unknown_keys(cls, values, RuntimeConfigError, noun="setting")
-        return cls(**values)
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+    batch_size: int | None = knob(None, integer(low=1, high=MAX_BATCH_SIZE, optional=True))
+    memory_budget_mb: int | None = knob(None, integer(low=1, high=2**24, optional=True))
+    tf32: bool = knob(True, boolean)
+    quantization: str | None = knob(None, choice(QUANTIZATIONS, optional=True))
 
     def with_defaults(self, batch_size: int | None, memory_budget_mb: int | None) -> RuntimeConfig:
         """These settings with a worker's defaults filled in where the job left None."""

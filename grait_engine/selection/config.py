@@ -5,11 +5,11 @@ Torch-free, so the service can validate a job's selection settings before queuei
 
 from __future__ import annotations
 
-import math
-from dataclasses import asdict, dataclass
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, ClassVar
 
-from grait_engine.errors import FieldError, reject_unknown_keys
+from grait_engine.errors import FieldError
+from grait_engine.knobs import BadKnob, KnobConfig, choice, integer, knob, number, shown
 
 VARIANTS = ("greedy", "o1_top", "random", "code_literal")
 WEIGHTINGS = ("adaptive", "none")
@@ -19,8 +19,15 @@ class SelectionConfigError(FieldError):
     """A selection knob with a bad value (see ``FieldError``)."""
 
 
+def _sign(value: Any) -> int:
+    """A check: -1 or +1 (1.0 allowed), as an int."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or value not in (-1, 1):
+        raise BadKnob(f"must be -1 or +1, got {shown(value)}")
+    return int(value)
+
+
 @dataclass(frozen=True)
-class SelectionConfig:
+class SelectionConfig(KnobConfig):
     """What to select and how to weight it.
 
     - ``n_ik``: answered items kept (top by correctness ``c_i``); ``n_idk``: refusal items.
@@ -33,49 +40,17 @@ class SelectionConfig:
       ``sign=+1, mean_weight=0.5`` is the released code's formula.
     """
 
-    n_ik: int = 4000
-    n_idk: int = 1000
-    variant: str = "greedy"
-    weighting: str = "adaptive"
-    temperature: float = 0.05
-    sign: int = -1
-    mean_weight: float = 1.0
+    error: ClassVar[type[FieldError]] = SelectionConfigError
 
-    def __post_init__(self) -> None:
-        for name in ("n_ik", "n_idk"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int):
-                raise SelectionConfigError(name, f"must be an integer, got {value!r}")
-            if value < 0:
-                raise SelectionConfigError(name, f"must be >= 0, got {value}")
-        if self.variant not in VARIANTS:
-            raise SelectionConfigError("variant", f"{self.variant!r} is not one of {VARIANTS}")
-        if self.weighting not in WEIGHTINGS:
-            raise SelectionConfigError(
-                "weighting", f"{self.weighting!r} is not one of {WEIGHTINGS}"
-            )
-        _positive_finite("temperature", self.temperature)
-        _positive_finite("mean_weight", self.mean_weight)
-        if isinstance(self.sign, bool) or self.sign not in (-1, 1):
-            raise SelectionConfigError("sign", f"must be -1 or +1, got {self.sign!r}")
-        # Store the canonical types, so knobs() and the content hash do not depend on 1 vs 1.0.
-        object.__setattr__(self, "sign", int(self.sign))
-        object.__setattr__(self, "temperature", float(self.temperature))
-        object.__setattr__(self, "mean_weight", float(self.mean_weight))
-
-    @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> SelectionConfig:
-        """Build from a JSON-like dict; unknown keys are errors (a typo must not be ignored)."""
-        reject_unknown_keys(cls, values, SelectionConfigError)
-        return cls(**values)
+    n_ik: int = knob(4000, integer(low=0))
+    n_idk: int = knob(1000, integer(low=0))
+    variant: str = knob("greedy", choice(VARIANTS))
+    weighting: str = knob("adaptive", choice(WEIGHTINGS))
+    # Canonical types, so knobs() and the content hash do not depend on 1 vs 1.0.
+    temperature: float = knob(0.05, number(above=0, as_float=True))
+    sign: int = knob(-1, _sign)
+    mean_weight: float = knob(1.0, number(above=0, as_float=True))
 
     def knobs(self) -> dict[str, Any]:
-        """Every resolved knob, JSON-serialisable."""
-        return asdict(self)
-
-
-def _positive_finite(name: str, value: Any) -> None:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise SelectionConfigError(name, f"must be a number, got {value!r}")
-    if not math.isfinite(value) or value <= 0:
-        raise SelectionConfigError(name, f"must be finite and > 0, got {value!r}")
+        """Every resolved knob, JSON-serialisable (``to_dict()``)."""
+        return self.to_dict()

@@ -77,8 +77,8 @@ def test_shared_knobs_are_checked_once() -> None:
     ``lora`` / ``adamw`` views give the sub-configs."""
     checks = {spec.name: spec.metadata["check"] for spec in fields(LoraSettings)}
     checks |= {spec.name: spec.metadata["check"] for spec in fields(AdamWSettings)}
-    for config in (FeaturesConfig, TrainingConfig):
-        own = {spec.name: spec.metadata["check"] for spec in fields(config)}
+    for config_class in (FeaturesConfig, TrainingConfig):
+        own = {spec.name: spec.metadata["check"] for spec in fields(config_class)}
         assert own["lora_r"] is checks["r"] and own["lora_dropout"] is checks["dropout"]
         assert own["adam_betas"] is checks["betas"] and own["adam_eps"] is checks["eps"]
     config = TrainingConfig(lora_r=4, lr=1e-3, adam_betas=(0.8, 0.9))
@@ -161,3 +161,28 @@ def test_messages_cut_long_values() -> None:
     with pytest.raises(JobConfigError) as error:
         resolve_knobs({"method": {"type": "grait"}, "features": {"lr": "x" * 10_000}})
     assert error.value.field == "features.lr" and len(error.value.message) < 120
+
+
+@pytest.mark.parametrize(
+    ("section", "knob", "value"),
+    [
+        ("probe", "n_samples", "10"),
+        ("probe", "choice_shots", 5.0),
+        ("probe", "temperature", "hot"),
+        ("probe", "style", ["basic"]),
+        ("method", "sign", True),
+        ("method", "temperature", [0.05]),
+        ("method", "variant", None),
+        ("method", "mean_weight", "1"),
+        ("runtime", "tf32", 1),
+        ("runtime", "batch_size", 8.0),
+        ("runtime", "quantization", True),
+    ],
+)
+def test_other_sections_wrong_types_name_the_knob(section: str, knob: str, value: Any) -> None:
+    """The probe, selection (``method``) and runtime configs are on the same base."""
+    data: dict[str, Any] = {"method": {"type": "grait"}}
+    data[section] = {**data.get(section, {}), knob: value}
+    with pytest.raises(JobConfigError) as error:
+        resolve_knobs(data)
+    assert error.value.field == f"{section}.{knob}"
