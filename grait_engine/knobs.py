@@ -140,8 +140,7 @@ class KnobConfig:
     """Base of the stage configs: checks every ``knob`` field, builds from and to dicts.
 
     Subclasses set ``error`` (their ``FieldError`` subclass) and ``noun`` (``knob`` or
-    ``setting``, for the unknown-key message), and may override ``check_together`` for
-    rules across knobs."""
+    ``setting``, for the unknown-key message)."""
 
     error: ClassVar[type[FieldError]] = FieldError
     noun: ClassVar[str] = "knob"
@@ -156,10 +155,6 @@ class KnobConfig:
             except BadKnob as bad:
                 raise self.error(spec.name, str(bad)) from None
             object.__setattr__(self, spec.name, value)  # the canonical form
-        self.check_together()
-
-    def check_together(self) -> None:
-        """Rules across knobs, after each knob's own check (none by default)."""
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> Self:
