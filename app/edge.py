@@ -23,7 +23,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable, Iterable, MutableMapping
 from enum import Enum
 from typing import Any
 
@@ -235,7 +235,8 @@ def _releasing(send: Send, release: Release) -> Send:
 
 
 def _header(scope: Scope, name: bytes) -> str | None:
-    for key, value in scope["headers"]:
+    headers: Iterable[tuple[bytes, bytes]] = scope["headers"]  # ASGI: (name, value) byte pairs
+    for key, value in headers:
         if key.lower() == name:
             return value.decode("latin-1")
     return None

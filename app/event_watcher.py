@@ -21,8 +21,9 @@ from dataclasses import dataclass
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from app.db.models import TERMINAL_STATUSES, Job, JobEvent
+from app.db.models import Job, JobEvent
 from app.db.session import unit_of_work
+from app.jobs.states import TERMINAL_STATUSES
 
 log = logging.getLogger(__name__)
 

@@ -24,41 +24,51 @@ from app.settings import Settings
 from app.storage import ArtifactStore
 
 
+# ``request.app.state`` is untyped (Starlette): each getter below states the type of what
+# app.main.create_app stored there.
 def get_app_settings(request: Request) -> Settings:
-    return request.app.state.settings
+    settings: Settings = request.app.state.settings
+    return settings
 
 
 def get_store(request: Request) -> ArtifactStore:
-    return request.app.state.store
+    store: ArtifactStore = request.app.state.store
+    return store
 
 
 # The getters below are async on purpose: they do no I/O, so FastAPI calls them on the event
 # loop instead of sending each to a worker thread.
 async def get_queue(request: Request) -> JobQueue:
     """Where new jobs go after the commit (local runner or Celery)."""
-    return request.app.state.queue
+    queue: JobQueue = request.app.state.queue
+    return queue
 
 
 async def get_session_factory(request: Request) -> sessionmaker[Session]:
     """For work that outlives the request's session (an event stream's polls)."""
-    return request.app.state.session_factory
+    session_factory: sessionmaker[Session] = request.app.state.session_factory
+    return session_factory
 
 
 async def get_engine(request: Request) -> Engine:
-    return request.app.state.engine
+    engine: Engine = request.app.state.engine
+    return engine
 
 
 async def get_event_watcher(request: Request) -> EventWatcher:
-    return request.app.state.event_watcher
+    event_watcher: EventWatcher = request.app.state.event_watcher
+    return event_watcher
 
 
 async def get_event_streams(request: Request) -> StreamQuota:
     """The per-tenant quota of open event streams."""
-    return request.app.state.event_streams
+    event_streams: StreamQuota = request.app.state.event_streams
+    return event_streams
 
 
 async def get_http_metrics(request: Request) -> HttpMetrics:
-    return request.app.state.metrics
+    metrics: HttpMetrics = request.app.state.metrics
+    return metrics
 
 
 async def get_session(request: Request) -> AsyncIterator[Session]:

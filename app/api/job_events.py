@@ -24,11 +24,11 @@ from starlette.concurrency import run_in_threadpool
 from app.api.deps import EventWatcherDep, FactoryDep, SessionDep, StreamQuotaDep, TenantDep
 from app.api.job_schemas import EventList, EventOut
 from app.api.jobs import get_job_or_404
-from app.db.models import TERMINAL_STATUSES
 from app.db.session import unit_of_work
 from app.errors import BadRequest, TooManyRequests
 from app.event_watcher import EventWatcher
 from app.jobs.repository import JobRepository, job_status, list_events
+from app.jobs.states import TERMINAL_STATUSES
 
 router = APIRouter(prefix="/v1/jobs", tags=["events"])
 POLL_SECONDS = 0.5

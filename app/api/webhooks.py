@@ -11,8 +11,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from app.api.deps import SessionDep, SettingsDep, TenantDep
 from app.api.pagination import After, Limit, Page, check_cursor
-from app.db.models import WEBHOOK_EVENTS, Webhook, WebhookDelivery
-from app.jobs.states import DeliveryStatus
+from app.db.models import Webhook, WebhookDelivery
+from app.jobs.states import WEBHOOK_EVENTS, DeliveryStatus
 from app.webhooks import service
 from app.webhooks.outbox import DELIVERY_PREFIX
 

@@ -25,15 +25,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from app.db.types import AutoIncrementId, PortableJSON, UTCDateTime, utcnow
-from app.jobs.states import (  # noqa: F401  (re-exported: the models' vocabulary)
-    ACTIVE_STATUSES,
-    DELIVERY_STATUSES,
-    JOB_STATUSES,
-    TERMINAL_STATUSES,
-    WEBHOOK_EVENTS,
-    DeliveryStatus,
-    JobStatus,
-)
+from app.jobs.states import DeliveryStatus, JobStatus
 
 # Deterministic constraint names, so migrations (and SQLite batch mode) can refer to them.
 NAMING = {

@@ -6,14 +6,16 @@ flush; they never commit (the unit of work does, once).
 
 from __future__ import annotations
 
+import builtins
 from collections.abc import Sequence
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.db.models import ACTIVE_STATUSES, ApiKey, Dataset, Job, Tenant, dataset_refs
+from app.db.models import ApiKey, Dataset, Job, Tenant, dataset_refs
 from app.db.pagination import newest_first_page
 from app.db.types import new_id
+from app.jobs.states import ACTIVE_STATUSES
 
 
 class TenantRepository:
@@ -83,7 +85,8 @@ class DatasetRepository:
         )
         self.session.execute(query.with_for_update())
 
-    def active_jobs_using(self, dataset_id: str) -> list[str]:
+    # ``builtins.list``: inside the class, ``list`` names the method above.
+    def active_jobs_using(self, dataset_id: str) -> builtins.list[str]:
         """Ids of this tenant's queued or running jobs whose config names the dataset
         (as training, shots or evaluation set), oldest first. Active jobs per tenant are few
         (``max_active_jobs_per_tenant``), so their configs are read and checked here."""

@@ -37,7 +37,7 @@ class LocalRunner:
         self.owner = f"local:{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.wake_event, self.stop_event = threading.Event(), threading.Event()
         self.thread: threading.Thread | None = None
-        self.current: subprocess.Popen | None = None
+        self.current: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
         self.thread = threading.Thread(target=self._loop, name="grait-local-runner", daemon=True)
@@ -81,5 +81,5 @@ class LocalRunner:
         """Run one claimed job's child to its end, heartbeating and enforcing cancels."""
         run_claimed(self.factory, self.settings, job_id, self.owner, self.stop_event, self._track)
 
-    def _track(self, process: subprocess.Popen | None) -> None:
+    def _track(self, process: subprocess.Popen[bytes] | None) -> None:
         self.current = process

@@ -7,6 +7,7 @@ change only through ``app.jobs.lease`` (the run store); a new job is added here.
 
 from __future__ import annotations
 
+import builtins
 from collections.abc import Sequence
 
 from sqlalchemy import func, select
@@ -41,7 +42,8 @@ class JobRepository:
             query = query.where(Job.status == status)
         return newest_first_page(self.session, query, Job.id, after=after, limit=limit)
 
-    def get_many(self, job_ids: Sequence[str]) -> list[Job]:
+    # ``builtins.list``: inside the class, ``list`` names the method above.
+    def get_many(self, job_ids: Sequence[str]) -> builtins.list[Job]:
         """The tenant's jobs among ``job_ids``, in the order asked for (others left out)."""
         query = select(Job).where(Job.tenant_id == self.tenant_id, Job.id.in_(job_ids))
         by_id = {job.id: job for job in self.session.scalars(query)}

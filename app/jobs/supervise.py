@@ -49,7 +49,9 @@ def thread_env(settings: Settings) -> dict[str, str]:
     return {"OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads}
 
 
-def start_child(job_id: str, owner: str, settings: Settings, log_dir: Path) -> subprocess.Popen:
+def start_child(
+    job_id: str, owner: str, settings: Settings, log_dir: Path
+) -> subprocess.Popen[bytes]:
     """Start the child in its own process group (so a kill reaches its helpers too), with
     these settings and their thread counts in its environment and its output appended to
     ``log_dir/<job id>.log``."""
@@ -63,7 +65,7 @@ def start_child(job_id: str, owner: str, settings: Settings, log_dir: Path) -> s
         )  # fmt: skip
 
 
-def kill_group(process: subprocess.Popen) -> None:
+def kill_group(process: subprocess.Popen[bytes]) -> None:
     """SIGKILL the child's process group and reap the child."""
     try:
         os.killpg(process.pid, signal.SIGKILL)
@@ -73,7 +75,7 @@ def kill_group(process: subprocess.Popen) -> None:
 
 
 def watch(
-    process: subprocess.Popen,
+    process: subprocess.Popen[bytes],
     factory: sessionmaker[Session],
     job_id: str,
     owner: str,
@@ -121,7 +123,7 @@ def run_claimed(
     job_id: str,
     owner: str,
     stop: threading.Event,
-    on_start: Callable[[subprocess.Popen | None], None] | None = None,
+    on_start: Callable[[subprocess.Popen[bytes] | None], None] | None = None,
 ) -> JobStatus | None:
     """Run a job this runner has claimed (under ``owner``) in a child process, to its end.
 

@@ -38,7 +38,8 @@ LOGIN_FORM = (
 
 async def get_ui_secret(request: Request) -> bytes:
     """The key that signs UI cookies (``app.ui.session.signing_key``)."""
-    return request.app.state.ui_secret
+    ui_secret: bytes = request.app.state.ui_secret  # app.state is untyped (Starlette)
+    return ui_secret
 
 
 UiSecretDep = Annotated[bytes, Depends(get_ui_secret)]

@@ -81,7 +81,7 @@ class Outcome:
 def backoff_seconds(attempt: int, settings: Settings, jitter: float = 0.0) -> float:
     """Seconds to wait after failed try ``attempt`` (1-based); ``jitter`` in [0, 1) adds up
     to 10 % so deliveries that failed together do not all come back at once."""
-    base = settings.webhook_backoff_seconds * 2 ** min(attempt - 1, 60)
+    base = settings.webhook_backoff_seconds * 2.0 ** min(attempt - 1, 60)
     return min(base, settings.webhook_backoff_max_seconds) * (1.0 + 0.1 * jitter)
 
 

@@ -18,11 +18,12 @@ from urllib.parse import urlsplit
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
-from app.db.models import WEBHOOK_EVENTS, Webhook, WebhookDelivery
+from app.db.models import Webhook, WebhookDelivery
 from app.db.pagination import newest_first_page
 from app.db.types import new_id
 from app.errors import Conflict, NotFound
 from app.jobs.limits import invalid
+from app.jobs.states import WEBHOOK_EVENTS
 from app.settings import Settings
 
 MAX_URL_LENGTH = 2000  # the column's length
