@@ -103,9 +103,9 @@ def _ask_service(client: Any, args: argparse.Namespace, questions: list[dict[str
         print(f"error: {error}", file=sys.stderr)
         return 1
     if job["status"] != JobStatus.SUCCEEDED:
-        error = job.get("error") or {}
-        print(f"error: generate job {job['id']} {job['status']}: {error.get('code')}: "
-              f"{error.get('message')}", file=sys.stderr)  # fmt: skip
+        failure = job.get("error") or {}
+        print(f"error: generate job {job['id']} {job['status']}: {failure.get('code')}: "
+              f"{failure.get('message')}", file=sys.stderr)  # fmt: skip
         return 1
     print_result(job["result"], args.json)
     return 0

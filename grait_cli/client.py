@@ -114,8 +114,14 @@ class GraitClient:
         _raise_for_problem(response)
         return response
 
-    def _json(self, method: str, path: str, **kwargs: Any) -> Any:
-        return self.request(method, path, **kwargs).json()
+    def _json(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
+        """The JSON object an endpoint answers with (every JSON endpoint answers an object)."""
+        response = self.request(method, path, **kwargs)
+        body = response.json()
+        if not isinstance(body, dict):
+            problem = {"title": "Unexpected response", "detail": "the body is not a JSON object"}
+            raise ApiError(response.status_code, problem)
+        return body
 
     # datasets
     def upload_dataset(self, path: Path, task: str) -> dict[str, Any]:
@@ -132,7 +138,9 @@ class GraitClient:
         return self._json("GET", f"/v1/datasets/{dataset_id}")
 
     # jobs
-    def create_job(self, body: dict[str, Any], idempotency_key: str | None = None) -> dict:
+    def create_job(
+        self, body: dict[str, Any], idempotency_key: str | None = None
+    ) -> dict[str, Any]:
         """``POST /v1/jobs``; an idempotent replay returns the earlier job."""
         headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
         return self._json("POST", "/v1/jobs", json=body, headers=headers)

@@ -134,7 +134,7 @@ def submit(client: GraitClient, body: dict[str, Any]) -> dict[str, Any]:
     raise RuntimeError("too many failed demo jobs; remove <cache>/demo-service")
 
 
-def run_jobs(client: GraitClient, world: Any, size: str, seed: int) -> dict[str, dict]:
+def run_jobs(client: GraitClient, world: Any, size: str, seed: int) -> dict[str, dict[str, Any]]:
     """Upload, submit both jobs, follow them to their end; returns method -> final job."""
     datasets = upload_datasets(client, world)
     submitted = {}
@@ -154,7 +154,9 @@ def run_jobs(client: GraitClient, world: Any, size: str, seed: int) -> dict[str,
     return finished
 
 
-def print_summary(client: GraitClient, jobs: dict[str, dict], url: str, folders: Path) -> None:
+def print_summary(
+    client: GraitClient, jobs: dict[str, dict[str, Any]], url: str, folders: Path
+) -> None:
     """The comparison table and where to look next."""
     reports = [
         (m, client.report(j["id"])) for m, j in jobs.items() if j["status"] == JobStatus.SUCCEEDED

@@ -89,7 +89,7 @@ def load_config(path: Path) -> dict[str, Any]:
     """A job body from a JSON or YAML file."""
     text = path.read_text()
     if path.suffix.lower() in (".yaml", ".yml"):
-        import yaml  # type: ignore[import-untyped]
+        import yaml
 
         try:
             document = yaml.safe_load(text)
@@ -259,9 +259,9 @@ def evaluate_cmd(client: GraitClient, args: argparse.Namespace) -> int:
         return 0
     job = follow_job(client, job["id"])
     if job["status"] != JobStatus.SUCCEEDED:
-        error = job.get("error") or {}
-        print(f"error: evaluate job {job['id']} {job['status']}: {error.get('code')}: "
-              f"{error.get('message')}", file=sys.stderr)  # fmt: skip
+        failure = job.get("error") or {}
+        print(f"error: evaluate job {job['id']} {job['status']}: {failure.get('code')}: "
+              f"{failure.get('message')}", file=sys.stderr)  # fmt: skip
         return 1
     report = client.report(job["id"])
     print(f"evaluate job {job['id']} succeeded, rates in %")
