@@ -17,7 +17,7 @@ sent by the beat schedule every ``reap_interval_seconds``).
 
 from __future__ import annotations
 
-from celery import Celery  # type: ignore[import-untyped]
+from celery import Celery
 from kombu import Queue
 from pydantic import Field
 

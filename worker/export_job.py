@@ -41,17 +41,14 @@ def run(ctx: JobContext) -> dict[str, Any]:
         raise JobCancelled("cancelled before the merge")
     dtype = str(next(model.parameters()).dtype).removeprefix("torch.")
     folder = export_merged(model, tokenizer, adapter, ctx.out_dir / MERGED_DIR)
-    files = [
-        {"name": f"{MERGED_DIR}/{path.name}", "size_bytes": path.stat().st_size}
-        for path in sorted(folder.iterdir())
-        if path.is_file()
-    ]
+    sizes = {path.name: path.stat().st_size for path in sorted(folder.iterdir()) if path.is_file()}
+    files = [{"name": f"{MERGED_DIR}/{name}", "size_bytes": size} for name, size in sizes.items()]
     report = {
         "merged": {
             "folder": MERGED_DIR,
             "dtype": dtype,
             "files": files,
-            "size_bytes": sum(file["size_bytes"] for file in files),
+            "size_bytes": sum(sizes.values()),
         },
         # The adapter itself stays among the source job's artifacts.
         "adapter": {"job_id": ctx.row.source_job_id, "folder": "adapter"},

@@ -21,7 +21,7 @@ import uuid
 from functools import cache
 from typing import Any
 
-from celery.signals import worker_shutting_down  # type: ignore[import-untyped]
+from celery.signals import worker_shutting_down
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.db.session import make_engine, make_session_factory

@@ -40,7 +40,7 @@ class CeleryQueue:
     """Sends ``grait.run_job(job_id)`` to the GPU queue of the Celery broker."""
 
     def __init__(self, broker_url: str) -> None:
-        from celery import Celery  # type: ignore[import-untyped]
+        from celery import Celery
 
         self.app = Celery("grait-api", broker=broker_url)
         self.app.conf.update(
