@@ -10,12 +10,16 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from python_multipart.exceptions import FormParserError
 from python_multipart.multipart import MultipartParser, parse_options_header
 
 from app.datasets.sink import UploadSink, parse_task
 from app.errors import BadRequest, PayloadTooLarge, UnprocessableRequest
+
+if TYPE_CHECKING:  # python_multipart defines its callback type for type checkers only
+    from python_multipart.multipart import MultipartCallbacks
 
 FIELD_LIMIT = 1024
 MAX_FIELDS = 16
@@ -45,7 +49,7 @@ class _Events:
         self._header_name = b""
         self._header_value = b""
 
-    def callbacks(self) -> dict[str, object]:
+    def callbacks(self) -> MultipartCallbacks:
         return {
             "on_part_begin": lambda: self.items.append(("begin", b"")),
             "on_part_data": lambda data, start, end: self.items.append(("data", data[start:end])),
@@ -86,7 +90,7 @@ async def read_multipart(
     if not boundary:
         raise BadRequest("multipart body without a boundary")
     events = _Events()
-    parser = MultipartParser(boundary, events.callbacks())  # type: ignore[arg-type]
+    parser = MultipartParser(boundary, events.callbacks())
     result, part, received = MultipartResult(), _Part(), 0
     try:
         async for chunk in stream:
