@@ -1,7 +1,9 @@
-"""Lint and format are part of the test run (ruff, configured in pyproject.toml)."""
+"""Lint, format and type checks are part of the test run (ruff and mypy, configured in
+pyproject.toml)."""
 
 from __future__ import annotations
 
+import importlib.util
 import shutil
 import subprocess
 import sys
@@ -28,4 +30,14 @@ def test_ruff_format():
     result = subprocess.run(
         [*ruff(), "format", "--check", "."], cwd=ROOT, capture_output=True, text=True
     )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_mypy():
+    """mypy, strict on app, worker and grait_cli (pyproject's [tool.mypy]); its cache
+    (.mypy_cache) makes reruns fast, a fresh clone pays one cold run."""
+    if importlib.util.find_spec("mypy") is None:
+        pytest.fail("mypy is not installed: `pip install -e .[test]` installs it")
+    command = [sys.executable, "-m", "mypy", "--config-file", "pyproject.toml"]
+    result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
