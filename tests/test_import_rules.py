@@ -21,6 +21,7 @@ HEAVY = {"torch", "transformers", "peft", "safetensors", "tokenizers", "accelera
 
 # The engine modules the service may import: torch-free (checked below), so ``app`` stays light.
 APP_ENGINE_MODULES = (
+    "grait_engine.job_folder",
     "grait_engine.pipeline.config",
     "grait_engine.pipeline.runtime",
     "grait_engine.probe.config",

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from worker.compute import check_quantization
-from worker.execute import JobContext, JobInputError
+from worker.execute import JobContext, JobInputError, job_dir
 
 log = logging.getLogger(__name__)
 EVAL_PREFIX = "eval_datasets."
@@ -70,9 +70,9 @@ def run(ctx: JobContext) -> dict[str, Any]:
 
 def _method(ctx: JobContext) -> str:
     """The tuned model's method (from its tune job's report), ``base`` for a base model."""
-    from grait_engine.reporting.data import read_report
+    from grait_engine.job_folder import read_report
 
     if ctx.row.source_job_id is None:
         return "base"
-    report = read_report(ctx.out_dir.parent / ctx.row.source_job_id) or {}
+    report = read_report(job_dir(ctx.settings, ctx.row.source_job_id)) or {}
     return str(report.get("job", {}).get("method") or "tuned")

@@ -70,7 +70,7 @@ class JobInputError(Exception):
 
 def job_dir(settings: Settings, job_id: str) -> Path:
     """The job's own folder in the artifact store (report, predictions, adapter...)."""
-    return ArtifactStore(settings.artifacts).root / "jobs" / job_id
+    return ArtifactStore(settings.artifacts).job_dir(job_id)
 
 
 def execute_job(factory: sessionmaker[Session], settings: Settings, job_id: str, owner: str) -> str:
@@ -148,7 +148,7 @@ class JobContext:
         Raises JobInputError when the source job's adapter is gone."""
         if self.row.source_job_id is None:
             return None
-        from grait_engine.pipeline.outputs import ADAPTER_DIR
+        from grait_engine.job_folder import ADAPTER_DIR
 
         adapter = job_dir(self.settings, self.row.source_job_id) / ADAPTER_DIR
         if not adapter.is_dir():

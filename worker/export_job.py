@@ -14,8 +14,9 @@ from __future__ import annotations
 from typing import Any
 
 from grait_engine.artifacts import atomic_write_json
+from grait_engine.job_folder import MERGED_DIR, REPORT_FILE
 from worker.execute import JobContext, JobInputError
-from worker.generate_job import REPORT_FILE, load_base
+from worker.generate_job import load_base
 
 STAGE = "export"
 
@@ -25,7 +26,7 @@ def run(ctx: JobContext) -> dict[str, Any]:
     size_bytes}], "size_bytes"}, "adapter": {...}}``. Raises JobInputError when the source
     job's adapter is gone or the config asks for no merge; JobCancelled when a cancel was
     asked before the merge."""
-    from grait_engine.pipeline.export import MERGED_DIR, export_merged
+    from grait_engine.pipeline.export import export_merged
     from grait_engine.pipeline.run import JobCancelled
     from grait_engine.stages import StageClock
 

@@ -14,12 +14,11 @@ from __future__ import annotations
 from typing import Any
 
 from grait_engine.artifacts import atomic_write_json
+from grait_engine.job_folder import ANSWERS_FILE, REPORT_FILE
 from worker.compute import check_quantization
 from worker.execute import JobContext, JobInputError
 
 STAGE = "generate"
-ANSWERS_FILE = "answers.json"
-REPORT_FILE = "report.json"
 
 
 def run(ctx: JobContext) -> dict[str, Any]:

@@ -1,7 +1,7 @@
 """The UI pages: ``/ui/jobs`` (list), ``/ui/jobs/{id}`` (one report), ``/ui/compare``.
 
 Every query is scoped by the tenant of the cookie or bearer key; another tenant's job
-answers 404. A job's folder is ``store.root / "jobs" / job.id``, built only from the id
+answers 404. A job's folder is ``store.job_dir(job.id)``, built only from the id
 stored in the database (the worker runs ``run_job`` with that folder as ``out_dir``).
 """
 
@@ -40,7 +40,7 @@ def job_dir(store: ArtifactStore, job: Job) -> Path | None:
     """The job's folder, from the stored id only (None if that id is not path-safe)."""
     if not SAFE_ID.fullmatch(job.id):
         return None
-    return store.root / "jobs" / job.id
+    return store.job_dir(job.id)
 
 
 def job_data(store: ArtifactStore, job: Job, label: str) -> JobData | None:

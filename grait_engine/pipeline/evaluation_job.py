@@ -31,6 +31,7 @@ from grait_engine.artifacts import (
     config_hash,
     sha256_file,
 )
+from grait_engine.job_folder import EVAL_DIR, KNOWLEDGE_DIR, REPORT_FILE, REPORT_MD_FILE
 from grait_engine.pipeline.report import rates_table, stages_table
 from grait_engine.pipeline.run import JobCancelled, base_eval_cache, model_compute
 from grait_engine.pipeline.runtime import RuntimeConfig
@@ -40,7 +41,6 @@ from grait_engine.stages import CancelFn, NoticeFn, ProgressFn, StageClock, Stag
 
 log = logging.getLogger(__name__)
 HISTOGRAM_BINS = 10
-KNOWLEDGE_DIR = "knowledge"
 
 
 def knowledge_probe_config() -> ProbeConfig:
@@ -164,7 +164,7 @@ def _evaluate(
             for run in ("init_basic", "init_refuse")
         )
         blocks[name] = evaluate_set(
-            model, tokenizer, items[name], out / "eval" / name,
+            model, tokenizer, items[name], out / EVAL_DIR / name,
             tuned_model=model if tuned else None, batch_size=batching, progress=progress,
             cancel=cancel, base_cache=base_cache,
         )  # fmt: skip
@@ -273,7 +273,7 @@ def write_evaluation_report(out_dir: Path, report: dict[str, Any]) -> None:
     """Write ``report.json``, ``plots/plane.png`` and ``report.md`` into ``out_dir``
     (atomically). A figure that fails to draw is logged and left out."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(out_dir / "report.json", report)
+    atomic_write_json(out_dir / REPORT_FILE, report)
     plane: str | None = None
     try:
         from grait_engine.reporting.plots import plane_figure
@@ -285,4 +285,4 @@ def write_evaluation_report(out_dir: Path, report: dict[str, Any]) -> None:
         plane = "plots/plane.png"
     except Exception:  # a drawing bug must not fail a finished job
         log.exception("could not draw the evaluation's figure")
-    atomic_write_text(out_dir / "report.md", evaluation_markdown(report, plane))
+    atomic_write_text(out_dir / REPORT_MD_FILE, evaluation_markdown(report, plane))

@@ -18,8 +18,6 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-MERGED_DIR = "merged"
-
 
 def export_merged(model: Any, tokenizer: Any, adapter_dir: str | Path, out_dir: str | Path) -> Path:
     """Merge the adapter in ``adapter_dir`` (peft format) into the base ``model`` (as

@@ -11,7 +11,8 @@ stage directories::
 
 ``metrics.jsonl`` is appended by :class:`MetricLog` in the train stage directory while
 training runs; a resumed run repeats steps after its checkpoint, so readers keep the last
-value per (name, step) (:func:`read_metrics`). Torch-free: the service reads these files.
+value per (name, step) (``job_folder.read_metrics``). The names and readers live in
+``grait_engine.job_folder``.
 """
 
 from __future__ import annotations
@@ -21,15 +22,18 @@ import os
 import shutil
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 from grait_engine.artifacts import atomic_write_text
+from grait_engine.job_folder import (
+    ADAPTER_DIR,
+    METRICS_FILE,
+    SELECTION_FILE,
+    SPLIT_FILE,
+    read_metrics,
+)
 
-METRICS_FILE = "metrics.jsonl"
-STAGES_FILE = "stages.json"
 # stage -> file copied from that stage's directory into the job folder
-STAGE_FILES = {"split": "split.json", "select": "selection.json", "train": METRICS_FILE}
-ADAPTER_DIR = "adapter"
+STAGE_FILES = {"split": SPLIT_FILE, "select": SELECTION_FILE, "train": METRICS_FILE}
 
 
 class MetricLog:
@@ -48,30 +52,10 @@ class MetricLog:
             self.forward(name, step, value)
 
 
-def read_metrics(path: Path) -> dict[str, list[tuple[int, float]]]:
-    """``{name: [(step, value), ...]}`` sorted by step, last value kept per (name, step).
-
-    A missing file gives ``{}``; a torn last line (the process died mid-write) is skipped.
-    """
-    latest: dict[tuple[str, int], float] = {}
-    if not path.is_file():
-        return {}
-    for line in path.read_text(encoding="utf-8").splitlines():
-        try:
-            row: dict[str, Any] = json.loads(line)
-            latest[(str(row["name"]), int(row["step"]))] = float(row["value"])
-        except (ValueError, KeyError, TypeError):
-            continue
-    series: dict[str, list[tuple[int, float]]] = {}
-    for (name, step), value in sorted(latest.items()):
-        series.setdefault(name, []).append((step, value))
-    return series
-
-
 def copy_job_outputs(stage_dirs: dict[str, Path], out_dir: Path) -> None:
     """Copy the files of ``STAGE_FILES`` and the adapter from the stage dirs to ``out_dir``.
 
-    ``metrics.jsonl`` is rewritten de-duplicated (see :func:`read_metrics`). Files are
+    ``metrics.jsonl`` is rewritten de-duplicated (see ``job_folder.read_metrics``). Files are
     written through a temp file and ``os.replace``; missing sources are skipped.
     """
     out_dir.mkdir(parents=True, exist_ok=True)

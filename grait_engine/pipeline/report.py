@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from grait_engine.artifacts import atomic_write_json, atomic_write_text
+from grait_engine.job_folder import REPORT_FILE, REPORT_MD_FILE
 from grait_engine.reporting.data import MODELS, RESULT_COLUMNS, result_values
 
 log = logging.getLogger(__name__)
@@ -95,7 +96,7 @@ def write_report(out_dir: Path, report: dict[str, Any], *, plots: bool = True) -
     Files are written atomically; ``plots=False`` skips the figures.
     """
     out_dir.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(out_dir / "report.json", report)
+    atomic_write_json(out_dir / REPORT_FILE, report)
     links: dict[str, str] | None = None
     if plots:
         from grait_engine.reporting.files import write_plots
@@ -104,4 +105,4 @@ def write_report(out_dir: Path, report: dict[str, Any], *, plots: bool = True) -
             links = write_plots(out_dir)
         except Exception:  # a drawing bug must not fail a finished job
             log.exception("could not draw the report's figures")
-    atomic_write_text(out_dir / "report.md", report_markdown(report, links))
+    atomic_write_text(out_dir / REPORT_MD_FILE, report_markdown(report, links))

@@ -21,9 +21,10 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from grait_engine.artifacts import atomic_write_json, config_hash, read_manifest, sha256_file
+from grait_engine.job_folder import EVAL_DIR, METRICS_FILE, STAGES_FILE
 from grait_engine.methods import MethodExamples, build_examples
 from grait_engine.pipeline.config import JobConfig
-from grait_engine.pipeline.outputs import METRICS_FILE, STAGES_FILE, MetricLog, copy_job_outputs
+from grait_engine.pipeline.outputs import MetricLog, copy_job_outputs
 from grait_engine.pipeline.report import weight_summary, write_report
 from grait_engine.pipeline.runtime import RuntimeConfig
 from grait_engine.stages import (
@@ -366,7 +367,7 @@ def _evaluate(job: _Job, tuned: Any, tokenizer: Any, out_dir: Path) -> dict[str,
             for run in ("init_basic", "init_refuse")
         )
         blocks[name] = evaluate_set(
-            tuned, tokenizer, test, out_dir / "eval" / name, tuned_model=tuned,
+            tuned, tokenizer, test, out_dir / EVAL_DIR / name, tuned_model=tuned,
             batch_size=batching, progress=cb.progress, cancel=cb.cancel,
             base_cache=base_cache,
         )  # fmt: skip

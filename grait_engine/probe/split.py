@@ -19,11 +19,11 @@ from pathlib import Path
 from typing import Any
 
 from grait_engine.artifacts import atomic_write_json, config_hash, read_manifest, write_manifest
+from grait_engine.job_folder import SPLIT_FILE
 from grait_engine.probe.store import read_probe
 from grait_engine.selection.inputs import PoolSplit
 
 STAGE = "split"
-SPLIT = "split.json"
 DEFAULT_TAU = 0.5
 
 
@@ -87,15 +87,15 @@ def run_split(
     document = split_document([r["id"] for r in records], [r["correctness"] for r in records], tau)
     document["task"] = manifest.get("task")
     document["probe_inputs_hash"] = manifest["inputs_hash"]
-    atomic_write_json(out / SPLIT, document)
-    write_manifest(out, [SPLIT], {"stage": STAGE, "inputs_hash": inputs_hash})
+    atomic_write_json(out / SPLIT_FILE, document)
+    write_manifest(out, [SPLIT_FILE], {"stage": STAGE, "inputs_hash": inputs_hash})
     return _result(out, inputs_hash, skipped=False)
 
 
 def load_split(path: str | os.PathLike[str]) -> PoolSplit:
     """The selection stage's input from a ``split.json`` (or a directory holding one)."""
     path = Path(path)
-    document = json.loads((path / SPLIT if path.is_dir() else path).read_text())
+    document = json.loads((path / SPLIT_FILE if path.is_dir() else path).read_text())
     correctness = document["correctness"]
     return PoolSplit(
         ik_ids=tuple(document["ik"]),
@@ -105,9 +105,9 @@ def load_split(path: str | os.PathLike[str]) -> PoolSplit:
 
 
 def _result(out: Path, inputs_hash: str, *, skipped: bool) -> SplitResult:
-    document = json.loads((out / SPLIT).read_text())
+    document = json.loads((out / SPLIT_FILE).read_text())
     return SplitResult(
-        out / SPLIT,
+        out / SPLIT_FILE,
         document["tau"],
         document["n_pool"],
         document["n_ik"],

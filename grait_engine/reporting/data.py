@@ -13,11 +13,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from grait_engine.pipeline.outputs import METRICS_FILE, read_metrics
+from grait_engine.job_folder import (
+    METRICS_FILE,
+    REPORT_FILE,
+    SELECTION_FILE,
+    SPLIT_FILE,
+    read_json,
+    read_metrics,
+)
+from grait_engine.job_folder import read_report as read_report
 
-REPORT_FILE = "report.json"
-SPLIT_FILE = "split.json"
-SELECTION_FILE = "selection.json"
 MODELS = ("init_basic", "init_refuse", "tuned")
 
 
@@ -57,18 +62,9 @@ class JobData:
         return [item for item in self.selection.get("items", []) if item.get("role") == "idk"]
 
 
-def _read_json(path: Path) -> dict[str, Any] | None:
-    """The JSON object at ``path``, or None when the file is missing or unreadable."""
-    try:
-        value = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    return value if isinstance(value, dict) else None
-
-
 def report_ready(job_dir: Path) -> bool:
     """Whether ``job_dir`` holds a readable ``report.json`` (the job finished)."""
-    return _read_json(job_dir / REPORT_FILE) is not None
+    return read_json(job_dir / REPORT_FILE) is not None
 
 
 def load_job(job_dir: Path, label: str | None = None) -> JobData:
@@ -76,7 +72,7 @@ def load_job(job_dir: Path, label: str | None = None) -> JobData:
 
     ``label`` defaults to the report's job id, else the folder name. Reads files only.
     """
-    report = _read_json(job_dir / REPORT_FILE)
+    report = read_json(job_dir / REPORT_FILE)
     if report is None:
         raise FileNotFoundError(f"no readable {REPORT_FILE} in the job folder")
     if label is None:
@@ -84,8 +80,8 @@ def load_job(job_dir: Path, label: str | None = None) -> JobData:
     return JobData(
         label=label,
         report=report,
-        split=_read_json(job_dir / SPLIT_FILE),
-        selection=_read_json(job_dir / SELECTION_FILE),
+        split=read_json(job_dir / SPLIT_FILE),
+        selection=read_json(job_dir / SELECTION_FILE),
         metrics=read_metrics(job_dir / METRICS_FILE),
     )
 
@@ -152,8 +148,3 @@ def config_differences(configs: Sequence[Mapping[str, Any]]) -> list[tuple[str, 
         ):
             rows.append((key, values))
     return rows
-
-
-def read_report(job_dir: Path) -> dict[str, Any] | None:
-    """``job_dir/report.json`` as a dict, or None when the job has no readable report."""
-    return _read_json(job_dir / REPORT_FILE)

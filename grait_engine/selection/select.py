@@ -20,6 +20,7 @@ import torch
 
 from grait_engine.artifacts import atomic_write_json, config_hash, read_manifest, write_manifest
 from grait_engine.features_store import FeatureStore
+from grait_engine.job_folder import SELECTION_FILE
 from grait_engine.selection.config import SelectionConfig
 from grait_engine.selection.greedy import GreedyTuning
 from grait_engine.selection.ik import select_ik
@@ -31,7 +32,6 @@ from grait_engine.selection.weights import adaptive_weights, alpha_scores, unit_
 from grait_engine.stages import CancelFn, ProgressFn, StageCancelled
 
 STAGE = "select"
-SELECTION = "selection.json"
 NORM_TOLERANCE = 1e-3
 
 
@@ -90,8 +90,8 @@ def run_selection(
         config, split, store, seed=seed, tuning=tuning, block_rows=block_rows, on_block=on_block
     )
     on_block(len(outcome.idk_ids), len(outcome.idk_ids))
-    atomic_write_json(out / SELECTION, selection_document(config, seed, outcome))
-    write_manifest(out, [SELECTION], {"stage": STAGE, "inputs_hash": inputs_hash})
+    atomic_write_json(out / SELECTION_FILE, selection_document(config, seed, outcome))
+    write_manifest(out, [SELECTION_FILE], {"stage": STAGE, "inputs_hash": inputs_hash})
     return _result(out, inputs_hash, skipped=False)
 
 
@@ -196,9 +196,9 @@ def _numeric_notes(weights: torch.Tensor, n_ik_pool: int, norm_deviation: float)
 
 
 def _result(out: Path, inputs_hash: str, *, skipped: bool) -> SelectionResult:
-    document = json.loads((out / SELECTION).read_text())
+    document = json.loads((out / SELECTION_FILE).read_text())
     return SelectionResult(
-        path=out / SELECTION,
+        path=out / SELECTION_FILE,
         variant=document["variant"],
         n_ik=document["n_ik"],
         n_idk=document["n_idk"],

@@ -29,8 +29,9 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from grait_engine.artifacts import atomic_write_text, read_manifest, write_manifest
+from grait_engine.job_folder import CHECKPOINTS_DIR, checkpoint_name
 
-CHECKPOINTS = "checkpoints"
+CHECKPOINTS = CHECKPOINTS_DIR
 LATEST = "latest"
 STATE_TENSORS = "state.safetensors"
 STATE_JSON = "state.json"
@@ -47,10 +48,6 @@ class Checkpoint:
     @property
     def step(self) -> int:
         return int(self.state["step"])
-
-
-def checkpoint_name(step: int) -> str:
-    return f"step-{step:06d}"
 
 
 def capture(params: list[tuple[str, torch.nn.Parameter]], optimizer: torch.optim.Optimizer,

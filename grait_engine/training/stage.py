@@ -31,6 +31,7 @@ from peft import PeftModel
 from grait_engine.artifacts import config_hash, read_manifest, write_manifest
 from grait_engine.errors import Diverged
 from grait_engine.features.sequences import encode
+from grait_engine.job_folder import ADAPTER_DIR, MERGED_DIR
 from grait_engine.lora import (
     ADAPTER_FILES,
     attach_lora,
@@ -55,8 +56,6 @@ from grait_engine.training.loss import (
 )
 
 STAGE = "train"
-ADAPTER_DIR = "adapter"
-MERGED_DIR = "merged"
 
 
 class TrainingCancelled(StageCancelled):
