@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from grait_engine.evaluation.grade import rates, ths
+from grait_engine.job_folder import EVAL_DIR
 from grait_engine.reporting.data import RESULT_COLUMNS, row_metrics
 
 PREDICTIONS = "predictions.jsonl"  # as grait_engine.evaluation.evaluate writes it
@@ -39,7 +40,7 @@ def read_labels(job_dir: str | Path, test: str, model: str) -> dict[str, str]:
     ``<job_dir>/eval/<test>/<model>/predictions.jsonl``; labels are refused, correct, wrong or
     unparsed. Raises FileNotFoundError when the job has no such predictions.
     """
-    path = Path(job_dir) / "eval" / test / model / PREDICTIONS
+    path = Path(job_dir) / EVAL_DIR / test / model / PREDICTIONS
     labels: dict[str, str] = {}
     for line in path.read_text(encoding="utf-8").splitlines():
         if line.strip():
