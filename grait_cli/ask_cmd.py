@@ -62,7 +62,9 @@ def run(args: argparse.Namespace) -> int:
 
 def _ask_local(folder: Path, questions: list[dict[str, Any]], as_json: bool) -> int:
     """Answer in this process with the folder's model and adapter."""
-    report_path, adapter = folder / "report.json", folder / "adapter"
+    from grait_engine.job_folder import ADAPTER_DIR, REPORT_FILE
+
+    report_path, adapter = folder / REPORT_FILE, folder / ADAPTER_DIR
     if not report_path.is_file() or not adapter.is_dir():
         print(f"error: {folder} is not a finished `grait run` folder (report.json and "
               "adapter/ are needed)", file=sys.stderr)  # fmt: skip
