@@ -20,11 +20,14 @@ import json
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from grait_cli.client import GraitClient
 from grait_cli.common import follow_job, print_report_table
 from grait_cli.states import TERMINAL_STATUSES, JobStatus
+
+if TYPE_CHECKING:
+    from app.storage import ArtifactStore
 
 METHODS = ("cor_rait", "grait")
 SPLITS = {"train": "train", "id": "test_id", "ood": "test_ood"}
@@ -61,6 +64,7 @@ def idempotency_key(body: dict[str, Any], attempt: int = 0) -> str:
 
 def run(args: argparse.Namespace) -> int:
     from app.main import create_app
+    from app.storage import ArtifactStore
     from grait_cli.inprocess import serve_in_thread
     from grait_cli.progress import ProgressBars
     from grait_engine.toyworld.cache import default_cache_dir, ensure_world
@@ -77,7 +81,7 @@ def run(args: argparse.Namespace) -> int:
         key = create_key(app)
         with GraitClient(url, key) as client:
             jobs = run_jobs(client, world, args.size, args.seed)
-            print_summary(client, jobs, url, app.state.settings.artifacts / "jobs")
+            print_summary(client, jobs, url, ArtifactStore(app.state.settings.artifacts))
             print(f"\ndemo finished in {time.monotonic() - started:.0f} s")
             if args.keep_serving:
                 wait_for_interrupt(url, key)
@@ -155,7 +159,7 @@ def run_jobs(client: GraitClient, world: Any, size: str, seed: int) -> dict[str,
 
 
 def print_summary(
-    client: GraitClient, jobs: dict[str, dict[str, Any]], url: str, folders: Path
+    client: GraitClient, jobs: dict[str, dict[str, Any]], url: str, store: ArtifactStore
 ) -> None:
     """The comparison table and where to look next."""
     reports = [
@@ -169,8 +173,8 @@ def print_summary(
         print(f"  {method}: {url}/ui/jobs/{job['id']}")
     print("job folders (report.md, plots/, predictions, adapter):")
     for method, job in jobs.items():
-        print(f"  {method}: {folders / job['id']}")
-    data = folders.parent.parent
+        print(f"  {method}: {store.job_dir(job['id'])}")
+    data = store.root.parent
     print(f"to browse them later: GRAIT_DATA_DIR={data} grait serve")
     print(f"  with a key from: GRAIT_DATA_DIR={data} grait keys create --tenant {TENANT}")
 
