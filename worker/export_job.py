@@ -14,7 +14,7 @@ from __future__ import annotations
 from typing import Any
 
 from grait_engine.artifacts import atomic_write_json
-from grait_engine.job_folder import MERGED_DIR, REPORT_FILE
+from grait_engine.job_folder import ADAPTER_DIR, MERGED_DIR, REPORT_FILE
 from worker.execute import JobContext, JobInputError
 from worker.generate_job import load_base
 
@@ -52,7 +52,7 @@ def run(ctx: JobContext) -> dict[str, Any]:
             "size_bytes": sum(sizes.values()),
         },
         # The adapter itself stays among the source job's artifacts.
-        "adapter": {"job_id": ctx.row.source_job_id, "folder": "adapter"},
+        "adapter": {"job_id": ctx.row.source_job_id, "folder": ADAPTER_DIR},
     }
     atomic_write_json(ctx.out_dir / REPORT_FILE, report)
     ctx.recorder.progress(STAGE, 1, 1, f"merged model saved ({len(files)} files)")
