@@ -10,16 +10,12 @@ tune jobs.
 
 from __future__ import annotations
 
-import json
-import logging
-import os
 from pathlib import Path
 from typing import Any
 
 from worker.compute import check_quantization
-from worker.execute import JobContext, JobInputError, job_dir
+from worker.execute import JobContext, JobInputError, log_compute
 
-log = logging.getLogger(__name__)
 EVAL_PREFIX = "eval_datasets."
 
 
@@ -46,17 +42,12 @@ def run(ctx: JobContext) -> dict[str, Any]:
         if field.startswith(EVAL_PREFIX)
     }
     adapter = ctx.source_adapter()
-    log.info(
-        "job %s evaluates %s on device %s, dtype %s, torch threads %d (OMP_NUM_THREADS=%s); "
-        "runtime %s, first batch size %d",
-        ctx.row.job_id, "a tuned model" if adapter else "the base model", ctx.compute.device,
-        ctx.compute.dtype, ctx.compute.threads, os.environ.get("OMP_NUM_THREADS", "unset"),
-        json.dumps(runtime.to_dict()), runtime.batch_for(ctx.compute.device_type),
-    )  # fmt: skip
+    doing = "evaluates a tuned model" if adapter else "evaluates the base model"
+    log_compute(ctx.row.job_id, ctx.compute, runtime, doing)
     resolved = {**config, "runtime": runtime.to_dict(), "device": ctx.compute.device,
                 "dtype": ctx.compute.dtype}  # fmt: skip
     echoed = {
-        "id": ctx.row.job_id, "model": config["model"], "method": _method(ctx),
+        "id": ctx.row.job_id, "model": config["model"], "method": ctx.row.method,
         "source_job_id": ctx.row.source_job_id, "config": resolved,
     }  # fmt: skip
     return run_evaluation(
@@ -66,13 +57,3 @@ def run(ctx: JobContext) -> dict[str, Any]:
         progress=ctx.recorder.progress, cancel=ctx.recorder.cancel_requested,
         notice=ctx.recorder.notice, on_stage=ctx.recorder.on_stage,
     )  # fmt: skip
-
-
-def _method(ctx: JobContext) -> str:
-    """The tuned model's method (from its tune job's report), ``base`` for a base model."""
-    from grait_engine.job_folder import read_report
-
-    if ctx.row.source_job_id is None:
-        return "base"
-    report = read_report(job_dir(ctx.settings, ctx.row.source_job_id)) or {}
-    return str(report.get("job", {}).get("method") or "tuned")

@@ -112,6 +112,7 @@ class JobRow:
 
     job_id: str
     kind: str
+    method: str  # a tune job's method; for other kinds their source job's, or "base"
     tenant_id: str
     config: dict[str, Any]
     source_job_id: str | None
@@ -182,7 +183,7 @@ def _run_tune(
 
     config = _job_config(row, settings, recorder, compute)
     check_quantization(config.runtime.quantization, compute)
-    _log_compute(row.job_id, compute, config)
+    log_compute(row.job_id, compute, config.runtime)
     return run_job(
         config, job_dir(settings, row.job_id), stage_cache(settings, row.tenant_id),
         progress=recorder.progress, cancel=recorder.cancel_requested, job_id=row.job_id,
@@ -249,13 +250,13 @@ def _diverged_errors() -> tuple[type[BaseException], ...]:
     return (Diverged,)
 
 
-def _log_compute(job_id: str, compute: Compute, config: Any) -> None:
-    """One line in the job's log file (the child's output): where and how the job runs."""
-    runtime = config.runtime
+def log_compute(job_id: str, compute: Compute, runtime: Any, doing: str = "computes") -> None:
+    """One line in the job's log file (the child's output): where and how the job runs
+    (``doing``: what it does there, e.g. "evaluates the base model")."""
     log.info(
-        "job %s computes on device %s, dtype %s, torch threads %d (OMP_NUM_THREADS=%s); "
+        "job %s %s on device %s, dtype %s, torch threads %d (OMP_NUM_THREADS=%s); "
         "runtime %s, first batch size %d",
-        job_id, compute.device, compute.dtype, compute.threads,
+        job_id, doing, compute.device, compute.dtype, compute.threads,
         os.environ.get("OMP_NUM_THREADS", "unset"), json.dumps(runtime.to_dict()),
         runtime.batch_for(compute.device_type),
     )  # fmt: skip
@@ -276,7 +277,7 @@ def _job_row(factory: sessionmaker[Session], settings: Settings, job_id: str) ->
             if dataset is None:
                 raise JobInputError(field, f"dataset {dataset_id} was deleted")
             paths[field] = str(store.resolve(dataset.storage_path))
-        return JobRow(job.id, job.kind, job.tenant_id, config, job.source_job_id, paths)
+        return JobRow(job.id, job.kind, job.method, job.tenant_id, config, job.source_job_id, paths)
 
 
 def _job_config(row: JobRow, settings: Settings, recorder: JobRecorder, compute: Compute) -> Any:
