@@ -68,6 +68,7 @@ METHODS: dict[str, tuple[str, dict[str, Any]]] = {
     "craft": ("craft", {"type": "craft"}),
     "grait": ("grait", {"type": "grait"}),
     "grait_no_selection": ("grait, no selection", {"type": "grait", "variant": "random"}),
+    "grait_stratified": ("grait, stratified", {"type": "grait", "variant": "stratified"}),
     "grait_no_weighting": ("grait, no weighting", {"type": "grait", "weighting": "none"}),
     "grait_released_sign": (
         "grait, released sign",

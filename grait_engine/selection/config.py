@@ -11,7 +11,7 @@ from typing import Any, ClassVar
 from grait_engine.errors import FieldError
 from grait_engine.knobs import BadKnob, KnobConfig, choice, integer, knob, number, shown
 
-VARIANTS = ("greedy", "o1_top", "random", "code_literal")
+VARIANTS = ("greedy", "stratified", "o1_top", "random", "code_literal")
 WEIGHTINGS = ("adaptive", "none")
 
 
@@ -33,7 +33,9 @@ class SelectionConfig(KnobConfig):
     - ``n_ik``: answered items kept (top by correctness ``c_i``); ``n_idk``: refusal items.
       Budgets larger than their pool are not errors: the stage takes the whole pool and says
       so in ``selection.json`` notes.
-    - ``variant``: ``greedy`` (default), ``o1_top``, ``random`` (seeded), ``code_literal``.
+    - ``variant``: ``greedy`` (default), ``stratified`` (the greedy within seeded k-means
+      strata of F_idk, budget split by stratum size), ``o1_top``, ``random`` (seeded),
+      ``code_literal``.
     - ``weighting``: ``adaptive`` (``w = mean_weight * N_idk * softmax(sign * alpha / T)``)
       or ``none`` (all weights 1).
     - ``temperature`` T > 0, ``sign`` in {-1, +1}, ``mean_weight`` > 0 (the mean idk weight).

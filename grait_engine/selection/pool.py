@@ -32,6 +32,15 @@ class PoolOps(Protocol):
         """(n, k) float64 = rows @ ``vectors`` (d, k): one pass over the pool."""
         ...
 
+    def group_sums(self, labels: torch.Tensor, k: int) -> torch.Tensor:
+        """(k, d) float64 sums of the rows with each label (``labels`` (n,) in 0..k-1):
+        one pass over the pool."""
+        ...
+
+    def subset(self, positions: torch.Tensor) -> PoolOps:
+        """The pool of the rows at ``positions`` (strictly increasing), in that order."""
+        ...
+
 
 class MatrixPool:
     """An in-memory pool: ``features`` (n, d), converted once to float64."""
@@ -47,6 +56,14 @@ class MatrixPool:
     def project(self, vectors: torch.Tensor) -> torch.Tensor:
         self.passes += 1
         return self.features @ vectors
+
+    def group_sums(self, labels: torch.Tensor, k: int) -> torch.Tensor:
+        self.passes += 1
+        sums = torch.zeros(k, self.features.shape[1], dtype=F64)
+        return sums.index_add_(0, labels, self.features)
+
+    def subset(self, positions: torch.Tensor) -> MatrixPool:
+        return MatrixPool(self.features[positions])
 
 
 class StorePool:
@@ -79,6 +96,14 @@ class StorePool:
             else:
                 target.copy_((staging[:size] @ vectors)[block.index])
         return out
+
+    def group_sums(self, labels: torch.Tensor, k: int) -> torch.Tensor:
+        self.passes += 1
+        groups = [self.rows[labels == g] for g in range(k)]
+        return group_sums(self.store, self.name, groups, self.block_rows)[0]
+
+    def subset(self, positions: torch.Tensor) -> StorePool:
+        return StorePool(self.store, self.name, self.rows[positions], self.block_rows)
 
 
 def group_sums(

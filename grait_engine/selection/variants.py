@@ -1,4 +1,4 @@
-"""idk selection variants (METHOD.md stage 4): greedy, o1_top, random, code_literal.
+"""idk selection variants (METHOD.md stage 4): greedy, stratified, o1_top, random, code_literal.
 
 All work on pool positions (0..n-1 = ascending store rows) and return them in selection
 order with the score each item was selected on.
@@ -13,6 +13,7 @@ import torch
 
 from grait_engine.selection.greedy import GreedyTuning, greedy_select
 from grait_engine.selection.pool import PoolOps
+from grait_engine.selection.strata import spherical_kmeans, split_budget, strata_count
 
 F64 = torch.float64
 
@@ -54,11 +55,13 @@ def pick_idk(
         mean_sim = pool.project(idk_mean[:, None])[:, 0]
         order = torch.sort(mean_sim, descending=True, stable=True).indices[:n_pick]
         return IdkPicks(order, mean_sim[order], stats={"passes": 1})
-    if variant not in ("greedy", "code_literal"):
+    if variant not in ("greedy", "code_literal", "stratified"):
         raise ValueError(f"unknown variant {variant!r}")
     base = pool.project(answer_sum[:, None])[:, 0]
     if not torch.isfinite(base).all():
         raise ValueError("features contain non-finite values")
+    if variant == "stratified":
+        return _stratified(base, n_pick, pool, seed, tuning, on_block)
     run = greedy_select(base, n_pick, pool, tuning or GreedyTuning(), on_block)
     stats = {
         "passes": run.passes + 1,
@@ -90,3 +93,48 @@ def _lowest_leftovers(
             f"steps (pool {len(final)}): took them",
         )
     return IdkPicks(order, final[order], notes, stats)
+
+
+def _stratified(
+    base: torch.Tensor,
+    n_pick: int,
+    pool: PoolOps,
+    seed: int,
+    tuning: GreedyTuning | None,
+    on_block: Callable[[int, int], None] | None,
+) -> IdkPicks:
+    """The greedy run inside each stratum of the pool (``strata``), with a budget share
+    proportional to the stratum's size. Picks come stratum by stratum, each in its greedy
+    order; ``scores`` are the greedy gains within the stratum."""
+    k = strata_count(n_pick, pool.n)
+    labels = spherical_kmeans(pool, k, seed=seed)
+    members = [torch.nonzero(labels == s).flatten() for s in range(k)]
+    shares = split_budget([len(m) for m in members], n_pick)
+    orders, scores, done = [], [], 0
+    # Full passes (the start scores and k-means) and passes over single strata (greedy).
+    stats = {
+        "passes": pool_passes(pool),
+        "stratum_passes": 0,
+        "strata": sum(1 for m in members if len(m)),
+    }
+    for positions, share in zip(members, shares, strict=True):
+        if share == 0:
+            continue
+
+        def stratum_block(step: int, _total: int, offset: int = done) -> None:
+            if on_block is not None:
+                on_block(offset + step, n_pick)
+
+        run = greedy_select(base[positions], share, pool.subset(positions), tuning, stratum_block)
+        orders.append(positions[run.order])
+        scores.append(run.scores)
+        done += share
+        stats["stratum_passes"] += run.passes
+    order = torch.cat(orders) if orders else torch.zeros(0, dtype=torch.int64)
+    picked = torch.cat(scores) if scores else torch.zeros(0, dtype=F64)
+    return IdkPicks(order, picked, stats=stats)
+
+
+def pool_passes(pool: PoolOps) -> int:
+    """Passes the pool has counted so far (0 when it does not count)."""
+    return int(getattr(pool, "passes", 0))
