@@ -23,6 +23,7 @@ HEAVY = {"torch", "transformers", "peft", "safetensors", "tokenizers", "accelera
 APP_ENGINE_MODULES = (
     "grait_engine.job_folder",
     "grait_engine.pipeline.config",
+    "grait_engine.pipeline.knobs",
     "grait_engine.pipeline.runtime",
     "grait_engine.probe.config",
     "grait_engine.records.item",

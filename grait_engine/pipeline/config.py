@@ -11,45 +11,44 @@ YAML (or dict) keys::
     probe: {...ProbeConfig}   features: {...FeaturesConfig}   training: {...TrainingConfig}
     runtime: {batch_size, memory_budget_mb, tf32, quantization}   # how, not what (RuntimeConfig)
 
-Relative paths are relative to the YAML file. Every problem raises ``JobConfigError`` naming
-the field (``method.type``, ``probe.n_samples``, ``eval_datasets.id``...). Torch-free except
-the model check, which imports ``modeling`` on use (it never loads weights).
+The knobs (``method`` to ``seed``) become one ``JobKnobs`` (``pipeline.knobs``), which
+``JobConfig`` holds and also gives flat (``config.n_ik``). Relative paths are relative to the
+YAML file. Each dataset file is validated item by item, unless the caller validated it before
+and passes its sha256 (the service's worker: ``load_job_config(..., validated=...)``). Every
+problem raises ``JobConfigError`` naming the field (``method.type``, ``probe.n_samples``,
+``eval_datasets.id``...). Torch-free except the model check, which imports ``modeling`` on
+use (it never loads weights).
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from grait_engine.errors import FieldError
 from grait_engine.features.config import FeaturesConfig
-from grait_engine.methods import METHODS
+from grait_engine.pipeline.knobs import KNOB_KEYS, JobConfigError, JobKnobs
 from grait_engine.pipeline.runtime import RuntimeConfig
 from grait_engine.probe.config import ProbeConfig
-from grait_engine.probe.split import DEFAULT_TAU, check_tau
 from grait_engine.selection.config import SelectionConfig
 from grait_engine.training.config import TrainingConfig
 
+__all__ = ["TASKS", "TOP_KEYS", "JobConfig", "JobConfigError", "JobKnobs", "load_job_config"]
+
 TASKS = ("open", "choice")
-TOP_KEYS = (
-    "model", "task", "training_dataset", "eval_datasets", "method", "probe", "features",
-    "training", "runtime", "tau", "seed", "device", "dtype", "shots_dataset",
-)  # fmt: skip
-SELECTION_KNOBS = ("variant", "weighting", "temperature", "sign", "mean_weight")
-
-
-class JobConfigError(FieldError):
-    """A bad job setting (see ``FieldError``)."""
+PLACES = ("model", "task", "training_dataset", "eval_datasets", "device", "dtype", "shots_dataset")
+TOP_KEYS = PLACES + KNOB_KEYS
 
 
 @dataclass(frozen=True)
 class JobConfig:
-    """A validated job. ``model_path`` / ``model_revision`` are what ``model`` resolved to;
-    ``selection`` is set for ``grait`` only (its ``n_ik`` / ``n_idk`` are the budget)."""
+    """A validated job: what runs (``knobs``), on which model and data, and where.
+    ``model_path`` / ``model_revision`` are what ``model`` resolved to."""
 
     model: str
     model_path: Path
@@ -57,26 +56,54 @@ class JobConfig:
     task: str
     training_dataset: Path
     eval_datasets: dict[str, Path]
-    method: str
-    n_ik: int
-    n_idk: int
-    selection: SelectionConfig | None
-    probe: ProbeConfig
-    features: FeaturesConfig
-    training: TrainingConfig
-    tau: float = DEFAULT_TAU
-    seed: int = 0
+    knobs: JobKnobs
     device: str = "cpu"
     dtype: str = "float32"
-    runtime: RuntimeConfig = RuntimeConfig()
     shots_dataset: Path | None = None
+
+    # The knobs read flat (``config.n_ik``), as the stages and the pipeline read them.
+    @property
+    def method(self) -> str:
+        return self.knobs.method
+
+    @property
+    def n_ik(self) -> int:
+        return self.knobs.n_ik
+
+    @property
+    def n_idk(self) -> int:
+        return self.knobs.n_idk
+
+    @property
+    def selection(self) -> SelectionConfig | None:
+        return self.knobs.selection
+
+    @property
+    def probe(self) -> ProbeConfig:
+        return self.knobs.probe
+
+    @property
+    def features(self) -> FeaturesConfig:
+        return self.knobs.features
+
+    @property
+    def training(self) -> TrainingConfig:
+        return self.knobs.training
+
+    @property
+    def tau(self) -> float:
+        return self.knobs.tau
+
+    @property
+    def seed(self) -> int:
+        return self.knobs.seed
+
+    @property
+    def runtime(self) -> RuntimeConfig:
+        return self.knobs.runtime
 
     def resolved(self) -> dict[str, Any]:
         """Every resolved value, JSON-ready (echoed in report.json)."""
-        knobs = _Knobs(
-            self.method, self.n_ik, self.n_idk, self.selection, self.probe, self.features,
-            self.training, self.tau, self.seed, self.runtime,
-        )  # fmt: skip
         return {
             "model": self.model,
             "model_path": str(self.model_path),
@@ -85,17 +112,25 @@ class JobConfig:
             "training_dataset": str(self.training_dataset),
             "shots_dataset": None if self.shots_dataset is None else str(self.shots_dataset),
             "eval_datasets": {k: str(v) for k, v in self.eval_datasets.items()},
-            **knobs.to_dict(),
+            **self.knobs.to_dict(),
             "device": self.device,
             "dtype": self.dtype,
         }
 
 
-def load_job_config(source: str | os.PathLike[str] | dict[str, Any]) -> JobConfig:
+def load_job_config(
+    source: str | os.PathLike[str] | dict[str, Any],
+    *,
+    validated: Mapping[str, str] | None = None,
+) -> JobConfig:
     """Read (YAML path) or take (dict) a job config and validate all of it.
 
     Relative dataset and model paths resolve against the YAML file's folder (the current
-    folder for a dict). Raises JobConfigError naming the first bad field.
+    folder for a dict). ``validated``: ``{field: sha256}`` of dataset files whose items were
+    validated before (the service's uploads; fields ``training_dataset``, ``shots_dataset``,
+    ``eval_datasets.<name>``): such a file is checked by its sha256 instead of parsed again,
+    and a file whose bytes changed since is an error. Raises JobConfigError naming the first
+    bad field.
     """
     if isinstance(source, dict):
         data, base = dict(source), Path.cwd()
@@ -110,86 +145,30 @@ def load_job_config(source: str | os.PathLike[str] | dict[str, Any]) -> JobConfi
     task = data["task"]
     if task not in TASKS:
         raise JobConfigError("task", f"{task!r} is not one of {TASKS}")
-    knobs = _knobs(data)
-    train = _dataset("training_dataset", data["training_dataset"], task, base)
+    knobs = JobKnobs.from_dict(data)
+    known = dict(validated or {})
+
+    def dataset(field: str, value: Any) -> Path:
+        return _dataset(field, value, task, base, known.get(field))
+
+    train = dataset("training_dataset", data["training_dataset"])
     shots = data.get("shots_dataset")
-    shots_path = None if shots is None else _dataset("shots_dataset", shots, task, base)
-    evals = _eval_datasets(data["eval_datasets"], task, base)
+    shots_path = None if shots is None else dataset("shots_dataset", shots)
+    evals = _eval_datasets(data["eval_datasets"], dataset)
     device, dtype = str(data.get("device", "cpu")), str(data.get("dtype", "float32"))
     path, revision = _model(str(data["model"]), device, dtype, base)
     return JobConfig(
-        str(data["model"]), path, revision, task, train, evals, knobs.method, knobs.n_ik,
-        knobs.n_idk, knobs.selection, knobs.probe, knobs.features, knobs.training,
-        tau=knobs.tau, seed=knobs.seed, device=device, dtype=dtype, runtime=knobs.runtime,
+        model=str(data["model"]),
+        model_path=path,
+        model_revision=revision,
+        task=task,
+        training_dataset=train,
+        eval_datasets=evals,
+        knobs=knobs,
+        device=device,
+        dtype=dtype,
         shots_dataset=shots_path,
-    )  # fmt: skip
-
-
-@dataclass(frozen=True)
-class _Knobs:
-    """The method and stage settings of a job: everything but model, data and device."""
-
-    method: str
-    n_ik: int
-    n_idk: int
-    selection: SelectionConfig | None
-    probe: ProbeConfig
-    features: FeaturesConfig
-    training: TrainingConfig
-    tau: float
-    seed: int
-    runtime: RuntimeConfig
-
-    def to_dict(self) -> dict[str, Any]:
-        """The ``KNOB_KEYS`` mapping, JSON-ready (the grait-only knobs for grait only)."""
-        method: dict[str, Any] = {"type": self.method, "n_ik": self.n_ik, "n_idk": self.n_idk}
-        if self.selection is not None:
-            method |= {k: self.selection.knobs()[k] for k in SELECTION_KNOBS}
-        return {
-            "method": method,
-            "probe": self.probe.to_dict(),
-            "features": self.features.to_dict(),
-            "training": self.training.to_dict(),
-            "runtime": self.runtime.to_dict(),
-            "tau": self.tau,
-            "seed": self.seed,
-        }
-
-
-def _knobs(data: dict[str, Any]) -> _Knobs:
-    """Validate ``method``, ``seed``, ``tau`` and the probe/features/training sections."""
-    method, n_ik, n_idk, selection = _method(data["method"])
-    seed = data.get("seed", 0)
-    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-        raise JobConfigError("seed", f"must be an integer >= 0, got {seed!r}")
-    try:
-        tau = check_tau(data.get("tau", DEFAULT_TAU))
-    except ValueError as error:
-        raise JobConfigError("tau", str(error)) from None
-    return _Knobs(
-        method, n_ik, n_idk, selection,
-        _section("probe", ProbeConfig.from_dict, data.get("probe")),
-        _section("features", FeaturesConfig.from_dict, data.get("features")),
-        _section("training", TrainingConfig.from_dict, data.get("training")),
-        tau, seed,
-        _section("runtime", RuntimeConfig.from_dict, data.get("runtime")),
-    )  # fmt: skip
-
-
-KNOB_KEYS = ("method", "probe", "features", "training", "runtime", "tau", "seed")
-
-
-def resolve_knobs(data: dict[str, Any]) -> dict[str, Any]:
-    """The keys of ``KNOB_KEYS`` of a job, validated and with every default filled in.
-
-    For the service, which checks a job's settings before it stores the job, without the
-    model or the dataset files (torch-free, no file access). ``data`` must hold
-    ``method``; other keys are ignored. Raises JobConfigError naming the field. The result
-    is JSON-ready and, fed back to ``load_job_config``, gives the same settings.
-    """
-    if "method" not in data:
-        raise JobConfigError("method", "required")
-    return _knobs(data).to_dict()
+    )
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:
@@ -204,45 +183,9 @@ def _read_yaml(path: Path) -> dict[str, Any]:
     return data
 
 
-def _method(value: Any) -> tuple[str, int, int, SelectionConfig | None]:
-    """(type, n_ik, n_idk, selection config for grait) from the ``method`` mapping."""
-    if not isinstance(value, dict):
-        raise JobConfigError("method", "must be a mapping with at least 'type'")
-    kind = value.get("type")
-    if kind not in METHODS:
-        raise JobConfigError("method.type", f"{kind!r} is not one of {METHODS}")
-    unknown = sorted(set(value) - {"type", "n_ik", "n_idk", *SELECTION_KNOBS})
-    if unknown:
-        raise JobConfigError(f"method.{unknown[0]}", "unknown key")
-    budget = {name: value.get(name, default) for name, default in (("n_ik", 4000), ("n_idk", 1000))}
-    for name, n in budget.items():
-        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-            raise JobConfigError(f"method.{name}", f"must be an integer >= 1, got {n!r}")
-    knobs = {k: value[k] for k in SELECTION_KNOBS if k in value}
-    if kind != "grait":
-        if knobs:
-            raise JobConfigError(f"method.{next(iter(knobs))}", "only used by method grait")
-        return kind, budget["n_ik"], budget["n_idk"], None
-    selection = _section("method", SelectionConfig.from_dict, {**budget, **knobs})
-    return kind, budget["n_ik"], budget["n_idk"], selection
-
-
-def _section(name: str, build: Any, value: Any) -> Any:
-    """``build(value or {})``, with the knob errors renamed ``name.<knob>``."""
-    if value is None:
-        value = {}
-    if not isinstance(value, dict):
-        raise JobConfigError(name, "must be a mapping")
-    try:
-        return build(value)
-    except (ValueError, TypeError) as error:
-        field = getattr(error, "field", None)
-        message = getattr(error, "message", str(error))
-        raise JobConfigError(f"{name}.{field}" if field else name, message) from None
-
-
-def _dataset(field: str, value: Any, task: str, base: Path) -> Path:
-    """A dataset path that exists and whose items are valid ``task`` items."""
+def _dataset(field: str, value: Any, task: str, base: Path, sha256: str | None) -> Path:
+    """A dataset path that exists and whose items are valid ``task`` items: parsed and
+    checked here, or, given the ``sha256`` of the file as it was validated, that file."""
     from grait_engine.records.validate import validate_file
 
     if not isinstance(value, str | os.PathLike) or not str(value):
@@ -250,6 +193,12 @@ def _dataset(field: str, value: Any, task: str, base: Path) -> Path:
     path = (base / Path(value).expanduser()).resolve()
     if not path.is_file():
         raise JobConfigError(field, f"no such file: {path}")
+    if sha256 is not None:
+        if _file_sha256(path) != sha256:
+            raise JobConfigError(
+                field, f"{path.name} changed since it was validated (its sha256 differs)"
+            )
+        return path
     summary = validate_file(path, task)  # type: ignore[arg-type]
     if not summary.ok:
         first = summary.problems[0] if summary.problems else "invalid"
@@ -259,10 +208,15 @@ def _dataset(field: str, value: Any, task: str, base: Path) -> Path:
     return path
 
 
-def _eval_datasets(value: Any, task: str, base: Path) -> dict[str, Path]:
+def _file_sha256(path: Path) -> str:
+    with path.open("rb") as file:
+        return hashlib.file_digest(file, "sha256").hexdigest()
+
+
+def _eval_datasets(value: Any, dataset: Callable[[str, Any], Path]) -> dict[str, Path]:
     if not isinstance(value, dict) or not value:
         raise JobConfigError("eval_datasets", "must be a non-empty mapping {name: path}")
-    return {str(k): _dataset(f"eval_datasets.{k}", v, task, base) for k, v in value.items()}
+    return {str(k): dataset(f"eval_datasets.{k}", v) for k, v in value.items()}
 
 
 def _model(name: str, device: str, dtype: str, base: Path) -> tuple[Path, str]:

@@ -16,7 +16,7 @@ from grait_engine.knobs import (
     LoraSettings,
     LoraSettingsError,
 )
-from grait_engine.pipeline.config import JobConfigError, resolve_knobs
+from grait_engine.pipeline.knobs import JobConfigError, JobKnobs
 from grait_engine.training.config import TrainingConfig, TrainingConfigError
 
 # to_dict() as JSON before the configs moved onto the base (stage keys hash it, reports echo
@@ -66,8 +66,8 @@ def test_to_dict_is_unchanged() -> None:
     expected = json.loads(TRAINING_DEFAULT) | TRAINING_SET
     got = TrainingConfig.from_dict(TRAINING_SET).to_dict()
     assert json.dumps(got) == json.dumps(expected)
-    # resolve_knobs (the service's stored config) carries the same dicts.
-    knobs = resolve_knobs({"method": {"type": "van"}, "training": TRAINING_SET})
+    # JobKnobs.to_dict (the service's stored config) carries the same dicts.
+    knobs = JobKnobs.from_dict({"method": {"type": "van"}, "training": TRAINING_SET}).to_dict()
     assert json.dumps(knobs["features"]) == FEATURES_DEFAULT
     assert json.dumps(knobs["training"]) == json.dumps(got)
 
@@ -142,7 +142,7 @@ def test_features_wrong_types_name_the_knob(knob: str, value: Any) -> None:
         FeaturesConfig.from_dict({knob: value})
     assert error.value.field == knob
     with pytest.raises(JobConfigError) as job_error:
-        resolve_knobs({"method": {"type": "grait"}, "features": {knob: value}})
+        JobKnobs.from_dict({"method": {"type": "grait"}, "features": {knob: value}})
     assert job_error.value.field == f"features.{knob}"
 
 
@@ -152,14 +152,14 @@ def test_training_wrong_types_name_the_knob(knob: str, value: Any) -> None:
         TrainingConfig.from_dict({knob: value})
     assert error.value.field == knob
     with pytest.raises(JobConfigError) as job_error:
-        resolve_knobs({"method": {"type": "grait"}, "training": {knob: value}})
+        JobKnobs.from_dict({"method": {"type": "grait"}, "training": {knob: value}})
     assert job_error.value.field == f"training.{knob}"
 
 
 def test_messages_cut_long_values() -> None:
     """A huge wrong value is not echoed whole (messages reach clients and logs)."""
     with pytest.raises(JobConfigError) as error:
-        resolve_knobs({"method": {"type": "grait"}, "features": {"lr": "x" * 10_000}})
+        JobKnobs.from_dict({"method": {"type": "grait"}, "features": {"lr": "x" * 10_000}})
     assert error.value.field == "features.lr" and len(error.value.message) < 120
 
 
@@ -184,5 +184,5 @@ def test_other_sections_wrong_types_name_the_knob(section: str, knob: str, value
     data: dict[str, Any] = {"method": {"type": "grait"}}
     data[section] = {**data.get(section, {}), knob: value}
     with pytest.raises(JobConfigError) as error:
-        resolve_knobs(data)
+        JobKnobs.from_dict(data)
     assert error.value.field == f"{section}.{knob}"

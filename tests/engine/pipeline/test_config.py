@@ -107,15 +107,18 @@ def test_cli_exits_2_before_any_stage(
     assert not out.exists() and not cache.exists()
 
 
-def test_resolve_knobs_fills_defaults_and_round_trips() -> None:
+def test_job_knobs_fill_defaults_and_round_trip() -> None:
     """The service's check: defaults echoed, errors named, same values as load_job_config."""
-    from grait_engine.pipeline.config import resolve_knobs
+    from grait_engine.pipeline.knobs import JobKnobs
 
-    resolved = resolve_knobs({"method": {"type": "grait", "n_ik": 5}, "training": {"epochs": 2}})
+    knobs = JobKnobs.from_dict({"method": {"type": "grait", "n_ik": 5}, "training": {"epochs": 2}})
+    resolved = knobs.to_dict()
     assert resolved["method"]["n_ik"] == 5 and resolved["method"]["n_idk"] == 1000
     assert resolved["method"]["variant"] == "greedy" and resolved["training"]["epochs"] == 2
     assert resolved["seed"] == 0 and resolved["tau"] == 0.5
-    assert resolve_knobs(resolved) == resolved
+    assert (
+        JobKnobs.from_dict(resolved) == knobs and JobKnobs.from_dict(resolved).to_dict() == resolved
+    )
     for bad, field in [
         ({"method": {"type": "nope"}}, "method.type"),
         ({"method": {"type": "van", "variant": "greedy"}}, "method.variant"),
@@ -124,7 +127,7 @@ def test_resolve_knobs_fills_defaults_and_round_trips() -> None:
         ({}, "method"),
     ]:
         with pytest.raises(JobConfigError) as info:
-            resolve_knobs(bad)
+            JobKnobs.from_dict(bad)
         assert info.value.field == field
 
 
@@ -137,3 +140,48 @@ def test_shots_dataset_is_optional_validated_and_echoed(
     with pytest.raises(JobConfigError) as caught:  # a dev split of the other task type
         load_job_config({**job, "shots_dataset": str(tmp_path / "open.jsonl")})
     assert caught.value.field == "shots_dataset"
+
+
+def test_validated_files_are_checked_by_sha256_not_parsed(
+    job: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A file validated before (the service's upload) is not parsed again: its sha256 must
+    match; a file changed since is an error naming the field."""
+    import hashlib
+
+    from grait_engine.records import validate
+
+    digest = {
+        name: hashlib.sha256((tmp_path / name).read_bytes()).hexdigest()
+        for name in ("train.jsonl", "test.jsonl")
+    }
+    validated = {
+        "training_dataset": digest["train.jsonl"],
+        "eval_datasets.id": digest["test.jsonl"],
+    }
+
+    def no_parsing(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("a validated file was parsed again")
+
+    monkeypatch.setattr(validate, "validate_file", no_parsing)
+    config = load_job_config(job, validated=validated)
+    assert config.training_dataset == (tmp_path / "train.jsonl").resolve()
+    with pytest.raises(AssertionError, match="parsed again"):  # without: parsed as before
+        load_job_config(job)
+    with (tmp_path / "test.jsonl").open("a") as file:
+        file.write(json.dumps({"id": "late", **CHOICE}) + "\n")
+    with pytest.raises(JobConfigError) as caught:
+        load_job_config(job, validated=validated)
+    assert caught.value.field == "eval_datasets.id"
+    assert "changed since it was validated" in caught.value.message
+
+
+def test_job_config_holds_the_knobs(job: dict[str, Any]) -> None:
+    """One ``JobKnobs``, read flat as before; the echo is the knobs' own mapping."""
+    config = load_job_config(job)
+    knobs = config.knobs
+    assert (config.method, config.n_ik, config.n_idk, config.seed) == ("grait", 2, 2, 3)
+    assert config.training is knobs.training and config.selection is knobs.selection
+    assert config.probe is knobs.probe and config.runtime is knobs.runtime
+    resolved = config.resolved()
+    assert {k: resolved[k] for k in knobs.to_dict()} == knobs.to_dict()
