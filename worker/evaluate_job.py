@@ -10,13 +10,10 @@ tune jobs.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 from worker.compute import check_quantization
 from worker.execute import JobContext, JobInputError, log_compute
-
-EVAL_PREFIX = "eval_datasets."
 
 
 def run(ctx: JobContext) -> dict[str, Any]:
@@ -36,11 +33,7 @@ def run(ctx: JobContext) -> dict[str, Any]:
         raise JobInputError(error.field or "config", error.message) from None
     runtime = runtime.with_defaults(ctx.settings.batch_size, ctx.settings.memory_budget_mb)
     check_quantization(runtime.quantization, ctx.compute)
-    eval_paths = {
-        field.removeprefix(EVAL_PREFIX): Path(path)
-        for field, path in ctx.row.dataset_paths.items()
-        if field.startswith(EVAL_PREFIX)
-    }
+    eval_paths = ctx.row.eval_paths()
     adapter = ctx.source_adapter()
     doing = "evaluates a tuned model" if adapter else "evaluates the base model"
     log_compute(ctx.row.job_id, ctx.compute, runtime, doing)

@@ -48,12 +48,12 @@ from app.db.repositories import DatasetRepository
 from app.db.session import unit_of_work
 from app.jobs.public import DATABASE_ERROR_MESSAGE
 from app.jobs.recorder import JobRecorder
-from app.jobs.spec import engine_config
 from app.jobs.states import JobStatus
 from app.jobs.transient import is_transient
 from app.settings import Settings
 from app.storage import ArtifactStore
 from worker.compute import Compute, ComputeError, check_quantization, set_up_compute
+from worker.tune_config import tune_job_config
 
 log = logging.getLogger(__name__)
 TOYWORLD_PREFIX = "toyworld/"
@@ -108,7 +108,8 @@ def execute_job(factory: sessionmaker[Session], settings: Settings, job_id: str,
 class JobRow:
     """What the child reads of a job's row, once: its kind and stored config, the tenant,
     the source job (evaluate/generate/export of a tuned model) and the files of the
-    datasets its config names (``{request field: path}``, see ``dataset_refs``)."""
+    datasets its config names (``{request field: path}``, see ``dataset_refs``) with the
+    sha256 each had when it was uploaded and validated (``{request field: sha256}``)."""
 
     job_id: str
     kind: str
@@ -117,6 +118,13 @@ class JobRow:
     config: dict[str, Any]
     source_job_id: str | None
     dataset_paths: dict[str, str]
+    dataset_sha256: dict[str, str]
+
+    def eval_paths(self) -> dict[str, Path]:
+        """The evaluation sets' files by set name (``eval_datasets.<name>`` fields)."""
+        prefix = "eval_datasets."
+        paths = self.dataset_paths.items()
+        return {f.removeprefix(prefix): Path(p) for f, p in paths if f.startswith(prefix)}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -181,7 +189,8 @@ def _run_tune(
     """The method's stages (``run_job``) for a tune job."""
     from grait_engine.pipeline.run import run_job
 
-    config = _job_config(row, settings, recorder, compute)
+    model = _model_path(row.config["model"], settings, recorder)
+    config = tune_job_config(row, model, settings, compute)
     check_quantization(config.runtime.quantization, compute)
     log_compute(row.job_id, compute, config.runtime)
     return run_job(
@@ -270,33 +279,17 @@ def _job_row(factory: sessionmaker[Session], settings: Settings, job_id: str) ->
         if job is None:
             raise JobInputError("job", f"no job {job_id}")
         config = dict(job.config)
-        paths = {}
+        paths, digests = {}, {}
         datasets = DatasetRepository(session, job.tenant_id)
         for field, dataset_id in dataset_refs(config).items():
             dataset = datasets.get(dataset_id)
             if dataset is None:
                 raise JobInputError(field, f"dataset {dataset_id} was deleted")
             paths[field] = str(store.resolve(dataset.storage_path))
-        return JobRow(job.id, job.kind, job.method, job.tenant_id, config, job.source_job_id, paths)
-
-
-def _job_config(row: JobRow, settings: Settings, recorder: JobRecorder, compute: Compute) -> Any:
-    """The engine's ``JobConfig`` of a tune job: the stored config with dataset files,
-    model path, ``compute``'s device and dtype, and the worker's runtime defaults where the
-    job has none (``RuntimeConfig.with_defaults``)."""
-    from grait_engine.pipeline.config import load_job_config
-
-    paths = dict(row.dataset_paths)
-    data = engine_config(row.config)
-    data["model"] = _model_path(row.config["model"], settings, recorder)
-    data["training_dataset"] = paths.pop("training_dataset")
-    if "shots_dataset" in paths:
-        data["shots_dataset"] = paths.pop("shots_dataset")
-    data["eval_datasets"] = {field.split(".", 1)[1]: path for field, path in paths.items()}
-    data["device"], data["dtype"] = compute.device, compute.dtype
-    loaded = load_job_config(data)
-    runtime = loaded.runtime.with_defaults(settings.batch_size, settings.memory_budget_mb)
-    return dataclasses.replace(loaded, runtime=runtime)
+            digests[field] = dataset.sha256
+        return JobRow(
+            job.id, job.kind, job.method, job.tenant_id, config, job.source_job_id, paths, digests
+        )
 
 
 def _model_path(name: str, settings: Settings, recorder: JobRecorder) -> str:

@@ -10,6 +10,7 @@ from pydantic import BaseModel
 from app.api.pagination import ListOf, Page
 from app.db.models import Job, JobEvent
 from app.jobs.public import public_message
+from app.jobs.vocabulary import public_config
 
 
 class Progress(BaseModel):
@@ -63,7 +64,8 @@ class JobOut(BaseModel):
             attempt=job.attempt, max_attempts=job.max_attempts, error=error,
             parent_job_id=job.parent_job_id, source_job_id=job.source_job_id,
             created_at=job.created_at,
-            started_at=job.started_at, finished_at=job.finished_at, config=job.config,
+            started_at=job.started_at, finished_at=job.finished_at,
+            config=public_config(job.config),
             result=job.result,
         )  # fmt: skip
 

@@ -4,8 +4,8 @@ tenant.
 - ``check_finite(request)``: any NaN or Infinity anywhere in a job request (Python's JSON
   parser accepts the ``NaN`` / ``Infinity`` literals) is a 422 naming the field.
 - ``check_caps(config, settings)``: every count-like knob of a resolved job config is at
-  most its cap (``CAPS``: knob -> setting name, ``GRAIT_MAX_*``); past it, 422 naming the
-  field and the setting.
+  most its cap (``CAPS``: knob in the API's names -> setting name, ``GRAIT_MAX_*``); past
+  it, 422 naming the field as the request names it and the setting.
 - ``check_active_jobs(session, tenant_id, settings)``: a tenant's queued plus running jobs
   stay under ``max_active_jobs_per_tenant``; past it, 429.
 """
@@ -21,9 +21,10 @@ from sqlalchemy.orm import Session
 from app.db.models import Tenant
 from app.errors import ProblemError, UnprocessableRequest
 from app.jobs.repository import JobRepository
+from app.jobs.vocabulary import public_config
 from app.settings import Settings
 
-# A resolved job config's knob (request names) -> the setting that caps it.
+# A resolved job config's knob (the API's names, as 422s name it) -> the setting that caps it.
 CAPS: dict[str, str] = {
     "method.n_ik": "max_items",
     "method.n_idk": "max_items",
@@ -75,10 +76,12 @@ def check_finite(value: Any, field: str = "") -> None:
 
 
 def check_caps(config: dict[str, Any], settings: Settings) -> None:
-    """Raise a 422 for the first knob of the resolved ``config`` above its cap."""
+    """Raise a 422 for the first knob of the resolved ``config`` (stored, in the engine's
+    names) above its cap."""
+    public = public_config(config)
     for field, setting in CAPS.items():
         section, _, knob = field.partition(".")
-        value = (config.get(section) or {}).get(knob)
+        value = (public.get(section) or {}).get(knob)
         cap = getattr(settings, setting)
         if isinstance(value, int) and not isinstance(value, bool) and value > cap:
             raise invalid(field, f"must be at most {cap} on this server (GRAIT_{setting.upper()})")

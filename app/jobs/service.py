@@ -24,6 +24,7 @@ from app.jobs.limits import check_active_jobs, invalid
 from app.jobs.repository import JobRepository
 from app.jobs.spec import JobCreate, resolve_job
 from app.jobs.states import TERMINAL_STATUSES, JobStatus
+from app.jobs.vocabulary import public_config
 from app.settings import Settings
 
 
@@ -155,9 +156,11 @@ def retry_job(session: Session, job: Job, *, settings: Settings) -> Job:
 
 
 def _request_of(job: Job) -> JobCreate:
-    """The request a stored job config answers (its keys are ``JobCreate``'s fields)."""
+    """The request a stored job config answers (its keys, in the API's names, are
+    ``JobCreate``'s fields)."""
     fields = set(JobCreate.model_fields)
-    return JobCreate.model_validate({k: v for k, v in job.config.items() if k in fields})
+    stored = public_config(job.config)
+    return JobCreate.model_validate({k: v for k, v in stored.items() if k in fields})
 
 
 def _check_again(session: Session, job: Job, settings: Settings) -> dict[str, Any]:

@@ -2,9 +2,11 @@
 
 Resolution checks the model against the allowlist, the datasets against the tenant's own
 (same task), and every method and stage knob with the engine's torch-free validator
-(``grait_engine.pipeline.config.resolve_knobs``), filling in every default, then the
-operator's limits (``limits``: no NaN or Infinity anywhere, count-like knobs under their
-caps). Problems raise ``UnprocessableRequest`` with ``errors: [{field, message}]``.
+(``grait_engine.pipeline.knobs.JobKnobs``), filling in every default, then the operator's
+limits (``limits``: no NaN or Infinity anywhere, count-like knobs under their caps). The
+stored config is in the engine's vocabulary (``training``, not ``hyperparameters``: see
+``vocabulary``). Problems raise ``UnprocessableRequest`` with ``errors: [{field, message}]``
+in the request's names.
 """
 
 from __future__ import annotations
@@ -19,16 +21,14 @@ from sqlalchemy.orm import Session
 
 from app.db.models import Dataset, dataset_refs
 from app.jobs.limits import check_caps, check_finite, invalid
+from app.jobs.vocabulary import API_NAMES, engine_names, request_field
 from app.settings import Settings
-from grait_engine.pipeline.config import JobConfigError, resolve_knobs
+from grait_engine.pipeline.knobs import KNOB_KEYS, JobConfigError, JobKnobs
 
 DatasetId = Annotated[str, StringConstraints(min_length=1, max_length=64)]
 SetName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{1,32}$")]
-# Request section -> the engine's config section of the same knobs.
-SECTIONS = {
-    "hyperparameters": "training", "probe": "probe", "features": "features", "runtime": "runtime",
-}  # fmt: skip
-
+# The request fields that hold the knobs (``KNOB_KEYS`` in the API's names).
+KNOB_FIELDS = tuple(API_NAMES.get(key, key) for key in KNOB_KEYS)
 
 # The request fields that name datasets (``dataset_refs`` reads them).
 DATASET_FIELDS = ("training_dataset", "shots_dataset", "eval_datasets")
@@ -87,27 +87,20 @@ def resolve_job(
         raise invalid("model", f"{body.model!r} is not served here; see GET /v1/models")
     refs = dataset_refs(body.model_dump(include=set(DATASET_FIELDS)))
     check_datasets(session, tenant_id, refs, body.task)
-    request: dict[str, Any] = {"method": body.method, "seed": body.seed}
-    request |= {engine: getattr(body, name) for name, engine in SECTIONS.items()}
-    if body.tau is not None:
-        request["tau"] = body.tau
+    request = {name: getattr(body, name) for name in KNOB_FIELDS}
+    if body.tau is None:
+        del request["tau"]  # the engine's default
     try:
-        knobs = resolve_knobs(request)
+        knobs = JobKnobs.from_dict(engine_names(request))
     except JobConfigError as error:
-        raise invalid(_request_field(error.field), error.message) from None
+        raise invalid(request_field(error.field), error.message) from None
     config = {
         "model": body.model,
         "task": body.task,
         "training_dataset": body.training_dataset,
         "eval_datasets": dict(body.eval_datasets),
         "shots_dataset": body.shots_dataset,
-        "method": knobs["method"],
-        "hyperparameters": knobs["training"],
-        "probe": knobs["probe"],
-        "features": knobs["features"],
-        "runtime": knobs["runtime"],
-        "tau": knobs["tau"],
-        "seed": knobs["seed"],
+        **knobs.to_dict(),
     }
     check_caps(config, settings)
     return config
@@ -128,20 +121,3 @@ def check_datasets(session: Session, tenant_id: str, refs: dict[str, str], task:
             raise invalid(field, f"no dataset {dataset_id!r}")
         if dataset.task != task:
             raise invalid(field, f"dataset {dataset_id} is a {dataset.task} dataset, not {task}")
-
-
-def _request_field(engine_field: str) -> str:
-    """``training.lr`` -> ``hyperparameters.lr`` (the request's names)."""
-    head, _, rest = engine_field.partition(".")
-    names = {engine: name for name, engine in SECTIONS.items()}
-    return f"{names.get(head, head)}.{rest}" if rest else names.get(head, head)
-
-
-def engine_config(config: dict[str, Any]) -> dict[str, Any]:
-    """A stored job config in the engine's vocabulary (``load_job_config`` keys), without
-    model and dataset paths, which the runner fills in. A job stored before ``runtime``
-    existed runs with the default runtime settings."""
-    out = {k: config[k] for k in ("task", "method", "probe", "features", "tau", "seed")}
-    out["training"] = config["hyperparameters"]
-    out["runtime"] = config.get("runtime") or {}
-    return out

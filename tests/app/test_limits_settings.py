@@ -14,10 +14,11 @@ import pytest
 from fastapi.testclient import TestClient
 
 from app.jobs.limits import CAPS
+from app.jobs.vocabulary import public_config
 from app.main import create_app
 from app.settings import Settings
 from grait_engine.features.config import FeaturesConfig, FeaturesConfigError
-from grait_engine.pipeline.config import resolve_knobs
+from grait_engine.pipeline.knobs import JobKnobs
 from tests.app.helpers import assert_problem, choice_lines, new_key, upload_raw
 from tests.app.job_helpers import job_body, job_settings
 
@@ -106,10 +107,9 @@ def test_absurd_counts_get_422_naming_field_and_setting(
 def test_every_count_like_knob_has_a_cap() -> None:
     """Each integer knob of the resolved config (but the seed) is in ``CAPS``: a knob added
     to the engine later must get a cap too."""
-    knobs = resolve_knobs({"method": {"type": "grait"}})
-    sections = {"training": "hyperparameters"}
+    knobs = public_config(JobKnobs.from_dict({"method": {"type": "grait"}}).to_dict())
     counts = {
-        f"{sections.get(section, section)}.{name}"
+        f"{section}.{name}"
         for section, values in knobs.items()
         if isinstance(values, dict)
         for name, value in values.items()

@@ -237,3 +237,39 @@ def test_a_craft_job_with_a_shots_dataset_runs_through_the_service(api: Api) -> 
     # The probe read the uploaded shots dataset (its stored file), not the pool.
     assert report["job"]["config"]["shots_dataset"] is not None
     assert any("knowledge flow" in note for note in report["selection"]["notes"])
+
+
+def test_uploaded_datasets_are_checked_by_sha256_not_parsed_again(
+    api: Api, monkeypatch: pytest.MonkeyPatch, toyworld_dir: Path
+) -> None:
+    """The worker builds a tune job's config from the stored knobs and checks each dataset
+    file against its row's sha256: an unchanged file is not parsed again (the validator is
+    never called), and a file whose bytes changed after the upload fails the job as
+    ``invalid_config`` naming the field."""
+    from grait_engine.records import validate
+    from worker.compute import set_up_compute
+    from worker.tune_config import tune_job_config
+
+    def no_parsing(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("an uploaded dataset was validated again")
+
+    job_id = api.claimed_job(runtime={"batch_size": 2})
+    factory = api.client.app.state.session_factory  # type: ignore[attr-defined]
+    row = execute._job_row(factory, api.settings, job_id)
+    assert set(row.dataset_sha256) == set(row.dataset_paths) == {
+        "training_dataset", "eval_datasets.id", "eval_datasets.ood",
+    }  # fmt: skip
+    monkeypatch.setattr(validate, "validate_file", no_parsing)
+    model = str(toyworld_dir / "tiny-seed0" / "model")
+    config = tune_job_config(row, model, api.settings, set_up_compute(api.settings))
+    assert (config.method, config.n_ik, config.training.epochs) == ("cor_rait", 16, 1)
+    assert config.runtime.batch_size == 2  # the job's; the worker's defaults fill the rest
+    assert config.training_dataset == Path(row.dataset_paths["training_dataset"])
+
+    with Path(row.dataset_paths["eval_datasets.ood"]).open("ab") as file:
+        file.write(b"\n")  # still valid JSONL, but not the bytes that were validated
+    assert api.execute(job_id) == "failed"
+    error = api.job(job_id)["error"]
+    assert error["code"] == "invalid_config", error
+    assert error["message"].startswith("eval_datasets.ood: "), error
+    assert "changed since it was validated" in error["message"], error
