@@ -1,15 +1,41 @@
-"""Alembic: the models match the migrations; upgrade and downgrade round-trip."""
+"""Alembic: the models match the migrations; upgrade and downgrade round-trip, and the data
+migrations (0003: stored tune configs say ``training``) rewrite rows both ways."""
 
 from __future__ import annotations
 
+import os
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
+import psycopg
+import pytest
+import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
+from sqlalchemy.dialects import postgresql
+from sqlalchemy.engine import make_url
 
 from app.db.migrate import alembic_config, current_is_head, upgrade_to_head
 from app.db.models import Base
 from app.db.session import make_engine
+
+PG_ADMIN_URL = os.environ.get(
+    "GRAIT_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+)
+JSON = sa.JSON().with_variant(postgresql.JSONB(), "postgresql")
+# The columns of ``jobs`` a row needs at revision 0002 (spelled out: the models may change).
+JOBS = sa.table(
+    "jobs",
+    *(sa.column(name, sa.String()) for name in ("id", "tenant_id", "status", "kind")),
+    *(sa.column(name, sa.String()) for name in ("model", "method", "task")),
+    *(sa.column(name, sa.Integer()) for name in ("progress_done", "attempt", "max_attempts")),
+    sa.column("config", JSON),
+    sa.column("created_at", sa.DateTime(timezone=True)),
+    sa.column("updated_at", sa.DateTime(timezone=True)),
+)
 
 
 def test_models_match_the_migrations(database_url: str) -> None:
@@ -34,3 +60,79 @@ def test_upgrade_downgrade_round_trip(tmp_path: Path) -> None:
     assert not current_is_head(url)
     upgrade_to_head(url)
     assert current_is_head(url)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def empty_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A database with no migration applied (PostgreSQL: a fresh one, dropped after)."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'empty.db'}"
+        return
+    admin = make_url(PG_ADMIN_URL).set(drivername="postgresql")
+    dsn = admin.render_as_string(hide_password=False)
+    name = f"grait_migrate_{uuid.uuid4().hex[:12]}"
+    try:
+        connection = psycopg.connect(dsn, autocommit=True, connect_timeout=3)
+    except psycopg.OperationalError as exc:
+        pytest.skip(f"PostgreSQL unreachable at {admin.host}: {exc}")
+    with connection:
+        connection.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield make_url(PG_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
+    finally:
+        with psycopg.connect(dsn, autocommit=True) as connection:
+            connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def _configs(url: str) -> dict[str, dict[str, Any]]:
+    engine = make_engine(url)
+    try:
+        with engine.connect() as connection:
+            rows = connection.execute(sa.select(JOBS.c.id, JOBS.c.config)).all()
+    finally:
+        engine.dispose()
+    return {job_id: config for job_id, config in rows}
+
+
+def test_0003_renames_the_stored_training_knobs_both_ways(empty_url: str) -> None:
+    """Upgrade: a stored tune config's ``hyperparameters`` becomes ``training`` (the engine's
+    name), the rest untouched; other kinds unchanged. Downgrade: back as it was."""
+    from alembic import command
+
+    config = alembic_config(empty_url)
+    command.upgrade(config, "0002")
+    knobs = {"lora_r": 4, "epochs": 2, "lr": 0.0002}
+    tune = {"model": "m", "task": "choice", "method": {"type": "van"}, "hyperparameters": knobs}
+    evaluate = {"kind": "evaluate", "model": "m", "task": "choice", "runtime": {}, "seed": 0}
+    now = datetime.now(UTC)
+    common = {"tenant_id": "t1", "status": "queued", "model": "m", "method": "van"}
+    common |= {"task": "choice", "progress_done": 0, "attempt": 0, "max_attempts": 1}
+    common |= {"created_at": now, "updated_at": now}
+    engine = make_engine(empty_url)
+    try:
+        with engine.begin() as connection:
+            connection.execute(
+                sa.text("INSERT INTO tenants (id, name, created_at) VALUES ('t1', 't1', :now)"),
+                {"now": now},
+            )
+            connection.execute(
+                sa.insert(JOBS),
+                [
+                    {**common, "id": "job_tune", "kind": "tune", "config": tune},
+                    {**common, "id": "job_eval", "kind": "evaluate", "config": evaluate},
+                ],
+            )
+    finally:
+        engine.dispose()
+
+    command.upgrade(config, "head")
+    upgraded = _configs(empty_url)
+    assert upgraded["job_tune"]["training"] == knobs
+    assert "hyperparameters" not in upgraded["job_tune"]
+    assert {k: v for k, v in upgraded["job_tune"].items() if k != "training"} == {
+        k: v for k, v in tune.items() if k != "hyperparameters"
+    }
+    assert upgraded["job_eval"] == evaluate
+
+    command.downgrade(config, "0002")
+    assert _configs(empty_url) == {"job_tune": tune, "job_eval": evaluate}
