@@ -85,7 +85,7 @@ def execute_job(factory: sessionmaker[Session], settings: Settings, job_id: str,
         compute = set_up_compute(settings)
         row = _job_row(factory, settings, job_id)
         if row.kind == "tune":
-            report = _run_tune(row, factory, settings, recorder, compute)
+            report = _run_tune(row, settings, recorder, compute)
         else:
             context = JobContext(row, settings, recorder, compute)
             report = _kind_runner(row.kind)(context)
@@ -183,9 +183,8 @@ def _kind_runner(kind: str) -> Any:
 
 
 def _run_tune(
-    row: JobRow, factory: sessionmaker[Session], settings: Settings, recorder: JobRecorder,
-    compute: Compute,
-) -> dict[str, Any]:  # fmt: skip
+    row: JobRow, settings: Settings, recorder: JobRecorder, compute: Compute
+) -> dict[str, Any]:
     """The method's stages (``run_job``) for a tune job."""
     from grait_engine.pipeline.run import run_job
 
@@ -194,10 +193,16 @@ def _run_tune(
     check_quantization(config.runtime.quantization, compute)
     log_compute(row.job_id, compute, config.runtime)
     return run_job(
-        config, job_dir(settings, row.job_id), stage_cache(settings, row.tenant_id),
-        progress=recorder.progress, cancel=recorder.cancel_requested, job_id=row.job_id,
-        on_metric=recorder.metric, notice=recorder.notice, on_stage=recorder.on_stage,
-    )  # fmt: skip
+        config,
+        job_dir(settings, row.job_id),
+        stage_cache(settings, row.tenant_id),
+        progress=recorder.progress,
+        cancel=recorder.cancel_requested,
+        job_id=row.job_id,
+        on_metric=recorder.metric,
+        notice=recorder.notice,
+        on_stage=recorder.on_stage,
+    )
 
 
 def stage_error(error: BaseException) -> tuple[str, str]:

@@ -40,9 +40,12 @@ class Api:
 @pytest.fixture
 def api(tmp_path: Path, database_url: str) -> Iterator[Api]:
     settings = job_settings(
-        tmp_path / "data", database_url, tmp_path / "tw", local_runner=False,
+        tmp_path / "data",
+        database_url,
+        tmp_path / "tw",
+        local_runner=False,
         max_epochs=EPOCHS_CAP,
-    )  # fmt: skip
+    )
     app = create_app(settings)
     with TestClient(app) as client:
         key, _ = new_key(app)

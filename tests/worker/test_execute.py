@@ -256,9 +256,8 @@ def test_uploaded_datasets_are_checked_by_sha256_not_parsed_again(
     job_id = api.claimed_job(runtime={"batch_size": 2})
     factory = api.client.app.state.session_factory  # type: ignore[attr-defined]
     row = execute._job_row(factory, api.settings, job_id)
-    assert set(row.dataset_sha256) == set(row.dataset_paths) == {
-        "training_dataset", "eval_datasets.id", "eval_datasets.ood",
-    }  # fmt: skip
+    fields = {"training_dataset", "eval_datasets.id", "eval_datasets.ood"}
+    assert set(row.dataset_sha256) == fields and set(row.dataset_paths) == fields
     monkeypatch.setattr(validate, "validate_file", no_parsing)
     model = str(toyworld_dir / "tiny-seed0" / "model")
     config = tune_job_config(row, model, api.settings, set_up_compute(api.settings))
