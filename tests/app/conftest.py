@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import psycopg
@@ -34,9 +35,10 @@ def _psycopg_dsn(url: str) -> str:
     return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
 
 
-@pytest.fixture(scope="session")
-def postgresql_url() -> Iterator[str]:
-    """A fresh, migrated PostgreSQL database for this test session; dropped at the end."""
+@contextmanager
+def empty_postgresql_database() -> Iterator[str]:
+    """The URL of a fresh PostgreSQL database with no migration applied; dropped on exit.
+    Skips the test when PostgreSQL is unreachable."""
     admin = _psycopg_dsn(PG_ADMIN_URL)
     name = f"grait_test_{uuid.uuid4().hex[:12]}"
     try:
@@ -45,13 +47,19 @@ def postgresql_url() -> Iterator[str]:
         pytest.skip(f"PostgreSQL unreachable at {make_url(PG_ADMIN_URL).host}: {exc}")
     with connection:
         connection.execute(f'CREATE DATABASE "{name}"')
-    url = make_url(PG_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
     try:
-        upgrade_to_head(url)
-        yield url
+        yield make_url(PG_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
     finally:
         with psycopg.connect(admin, autocommit=True) as connection:
             connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="session")
+def postgresql_url() -> Iterator[str]:
+    """A fresh, migrated PostgreSQL database for this test session; dropped at the end."""
+    with empty_postgresql_database() as url:
+        upgrade_to_head(url)
+        yield url
 
 
 @pytest.fixture(scope="session")
@@ -64,6 +72,16 @@ def sqlite_url(tmp_path_factory: pytest.TempPathFactory) -> str:
 @pytest.fixture(params=["sqlite", "postgresql"])
 def database_url(request: pytest.FixtureRequest) -> str:
     return request.getfixturevalue(f"{request.param}_url")
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def empty_database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A database with no migration applied, on each backend (migration tests)."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'empty.db'}"
+        return
+    with empty_postgresql_database() as url:
+        yield url
 
 
 @pytest.fixture

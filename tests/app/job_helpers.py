@@ -9,6 +9,7 @@ from typing import Any
 from fastapi.testclient import TestClient
 
 from app.settings import Settings
+from tests.app.helpers import choice_lines, upload_raw
 
 TERMINAL = ("succeeded", "failed", "cancelled")
 NDJSON = {"content-type": "application/x-ndjson"}
@@ -35,6 +36,15 @@ def upload_world(client: TestClient, auth: dict[str, str], toyworld_dir: Path) -
         assert response.status_code == 201, response.text
         ids[split] = response.json()["id"]
     return ids
+
+
+def upload_small_sets(client: TestClient, auth: dict[str, str]) -> dict[str, str]:
+    """Three choice datasets of 3 items for tests whose jobs never run; ``{train, test_id,
+    test_ood}`` -> id."""
+    return {
+        name: upload_raw(client, auth, choice_lines(3), "choice").json()["id"]
+        for name in ("train", "test_id", "test_ood")
+    }
 
 
 def job_body(ids: dict[str, str], method: str = "grait", epochs: int = 1, **extra: Any) -> dict:

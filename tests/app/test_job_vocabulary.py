@@ -14,8 +14,8 @@ from fastapi.testclient import TestClient
 
 from app.db.models import Job
 from app.main import create_app
-from tests.app.helpers import assert_problem, choice_lines, new_key, upload_raw
-from tests.app.job_helpers import job_body, job_settings
+from tests.app.helpers import assert_problem, new_key
+from tests.app.job_helpers import job_body, job_settings, upload_small_sets
 
 EPOCHS_CAP = 5
 
@@ -50,10 +50,7 @@ def api(tmp_path: Path, database_url: str) -> Iterator[Api]:
     with TestClient(app) as client:
         key, _ = new_key(app)
         auth = {"Authorization": f"Bearer {key}"}
-        ids = {
-            name: upload_raw(client, auth, choice_lines(3), "choice").json()["id"]
-            for name in ("train", "test_id", "test_ood")
-        }
+        ids = upload_small_sets(client, auth)
         yield Api(client, auth, ids)
     app.state.engine.dispose()
 

@@ -14,7 +14,7 @@ from fastapi.testclient import TestClient
 from app.jobs import lease
 from app.main import create_app
 from tests.app.helpers import assert_problem, choice_lines, new_key, open_lines, upload_raw
-from tests.app.job_helpers import job_body, job_settings
+from tests.app.job_helpers import job_body, job_settings, upload_small_sets
 
 
 @pytest.fixture
@@ -24,10 +24,7 @@ def world(tmp_path: Path, database_url: str) -> Iterator[dict[str, Any]]:
     with TestClient(app) as client:
         key, _ = new_key(app)
         auth = {"Authorization": f"Bearer {key}"}
-        ids = {
-            name: upload_raw(client, auth, choice_lines(3), "choice").json()["id"]
-            for name in ("train", "test_id", "test_ood")
-        }
+        ids = upload_small_sets(client, auth)
         yield {"app": app, "client": client, "auth": auth, "ids": ids}
     app.state.engine.dispose()
 

@@ -19,8 +19,8 @@ from app.main import create_app
 from app.settings import Settings
 from grait_engine.features.config import FeaturesConfig, FeaturesConfigError
 from grait_engine.pipeline.knobs import JobKnobs
-from tests.app.helpers import assert_problem, choice_lines, new_key, upload_raw
-from tests.app.job_helpers import job_body, job_settings
+from tests.app.helpers import assert_problem, new_key
+from tests.app.job_helpers import job_body, job_settings, upload_small_sets
 
 # Lower than the defaults for two settings, to show the operator's values are used.
 EPOCHS_CAP, ACTIVE_CAP = 5, 3
@@ -37,11 +37,7 @@ class Service:
         """(auth headers, dataset ids) of a fresh tenant with three choice datasets."""
         key, _ = new_key(self.client.app)  # type: ignore[arg-type]
         auth = {"Authorization": f"Bearer {key}"}
-        ids = {
-            name: upload_raw(self.client, auth, choice_lines(3), "choice").json()["id"]
-            for name in ("train", "test_id", "test_ood")
-        }
-        return auth, ids
+        return auth, upload_small_sets(self.client, auth)
 
     def create(self, body: dict[str, Any], auth: dict[str, str] | None = None, **headers: str):
         return self.client.post("/v1/jobs", json=body, headers={**(auth or self.auth), **headers})

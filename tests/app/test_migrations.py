@@ -3,28 +3,18 @@ migrations (0003: stored tune configs say ``training``) rewrite rows both ways."
 
 from __future__ import annotations
 
-import os
-import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
-import psycopg
-import pytest
 import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy.dialects import postgresql
-from sqlalchemy.engine import make_url
 
 from app.db.migrate import alembic_config, current_is_head, upgrade_to_head
 from app.db.models import Base
 from app.db.session import make_engine
 
-PG_ADMIN_URL = os.environ.get(
-    "GRAIT_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
-)
 JSON = sa.JSON().with_variant(postgresql.JSONB(), "postgresql")
 # The columns of ``jobs`` a row needs at revision 0002 (spelled out: the models may change).
 JOBS = sa.table(
@@ -49,10 +39,10 @@ def test_models_match_the_migrations(database_url: str) -> None:
     assert current_is_head(database_url)
 
 
-def test_upgrade_downgrade_round_trip(tmp_path: Path) -> None:
+def test_upgrade_downgrade_round_trip(empty_database_url: str) -> None:
     from alembic import command
 
-    url = f"sqlite:///{tmp_path / 'round.db'}"
+    url = empty_database_url
     assert not current_is_head(url)
     upgrade_to_head(url)
     assert current_is_head(url)
@@ -60,28 +50,6 @@ def test_upgrade_downgrade_round_trip(tmp_path: Path) -> None:
     assert not current_is_head(url)
     upgrade_to_head(url)
     assert current_is_head(url)
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def empty_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """A database with no migration applied (PostgreSQL: a fresh one, dropped after)."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'empty.db'}"
-        return
-    admin = make_url(PG_ADMIN_URL).set(drivername="postgresql")
-    dsn = admin.render_as_string(hide_password=False)
-    name = f"grait_migrate_{uuid.uuid4().hex[:12]}"
-    try:
-        connection = psycopg.connect(dsn, autocommit=True, connect_timeout=3)
-    except psycopg.OperationalError as exc:
-        pytest.skip(f"PostgreSQL unreachable at {admin.host}: {exc}")
-    with connection:
-        connection.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield make_url(PG_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
-    finally:
-        with psycopg.connect(dsn, autocommit=True) as connection:
-            connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def _configs(url: str) -> dict[str, dict[str, Any]]:
@@ -94,12 +62,12 @@ def _configs(url: str) -> dict[str, dict[str, Any]]:
     return {job_id: config for job_id, config in rows}
 
 
-def test_0003_renames_the_stored_training_knobs_both_ways(empty_url: str) -> None:
+def test_0003_renames_the_stored_training_knobs_both_ways(empty_database_url: str) -> None:
     """Upgrade: a stored tune config's ``hyperparameters`` becomes ``training`` (the engine's
     name), the rest untouched; other kinds unchanged. Downgrade: back as it was."""
     from alembic import command
 
-    config = alembic_config(empty_url)
+    config = alembic_config(empty_database_url)
     command.upgrade(config, "0002")
     knobs = {"lora_r": 4, "epochs": 2, "lr": 0.0002}
     tune = {"model": "m", "task": "choice", "method": {"type": "van"}, "hyperparameters": knobs}
@@ -108,7 +76,7 @@ def test_0003_renames_the_stored_training_knobs_both_ways(empty_url: str) -> Non
     common = {"tenant_id": "t1", "status": "queued", "model": "m", "method": "van"}
     common |= {"task": "choice", "progress_done": 0, "attempt": 0, "max_attempts": 1}
     common |= {"created_at": now, "updated_at": now}
-    engine = make_engine(empty_url)
+    engine = make_engine(empty_database_url)
     try:
         with engine.begin() as connection:
             connection.execute(
@@ -126,7 +94,7 @@ def test_0003_renames_the_stored_training_knobs_both_ways(empty_url: str) -> Non
         engine.dispose()
 
     command.upgrade(config, "head")
-    upgraded = _configs(empty_url)
+    upgraded = _configs(empty_database_url)
     assert upgraded["job_tune"]["training"] == knobs
     assert "hyperparameters" not in upgraded["job_tune"]
     assert {k: v for k, v in upgraded["job_tune"].items() if k != "training"} == {
@@ -135,4 +103,4 @@ def test_0003_renames_the_stored_training_knobs_both_ways(empty_url: str) -> Non
     assert upgraded["job_eval"] == evaluate
 
     command.downgrade(config, "0002")
-    assert _configs(empty_url) == {"job_tune": tune, "job_eval": evaluate}
+    assert _configs(empty_database_url) == {"job_tune": tune, "job_eval": evaluate}
