@@ -6,8 +6,9 @@ sd per method, per world and pooled, and GRAIT's THS differences to each baselin
 paired-bootstrap 95% CIs) and ``docs/results.json`` (raw reports, ``summary`` and ``deltas``).
 The statistics live in ``grait_engine.reporting.compare``.
 
-Methods: ``van``, ``cor_rait``, ``corcer_rait``, ``craft``, ``grait``, GRAIT without
-selection (``variant: random``), without weighting (``weighting: none``), with the released
+Methods: ``van``, ``cor_rait``, ``corcer_rait``, ``craft``, ``grait`` (the shipped default:
+``variant: stratified``), the paper's GRAIT (``grait_paper``: ``variant: greedy``), GRAIT
+without selection (``variant: random``), without weighting (``weighting: none``), with the released
 code's weighting (``sign: +1, mean_weight: 0.5``) and the no-gradient control (GRAIT's ik
 set, random idk items, unit weights: ``variant: random, weighting: none``). The base
 model's rows (``init_basic``, ``init_refuse``) come from the same runs. Probe and features
@@ -68,7 +69,8 @@ METHODS: dict[str, tuple[str, dict[str, Any]]] = {
     "craft": ("craft", {"type": "craft"}),
     "grait": ("grait", {"type": "grait"}),
     "grait_no_selection": ("grait, no selection", {"type": "grait", "variant": "random"}),
-    "grait_stratified": ("grait, stratified", {"type": "grait", "variant": "stratified"}),
+    # The paper's GRAIT (METHOD.md's greedy): the shipped default runs it within strata.
+    "grait_paper": ("grait, paper (greedy)", {"type": "grait", "variant": "greedy"}),
     "grait_no_weighting": ("grait, no weighting", {"type": "grait", "weighting": "none"}),
     "grait_released_sign": (
         "grait, released sign",

@@ -68,7 +68,7 @@ def test_job_life_cycle(job_app: FastAPI, toyworld_dir: Path) -> None:
         job = created.json()
         assert job["status"] == "queued" and job["object"] == "job"
         config = job["config"]
-        assert config["method"]["variant"] == "greedy" and config["method"]["n_ik"] == 16
+        assert config["method"]["variant"] == "stratified" and config["method"]["n_ik"] == 16
         assert config["hyperparameters"]["epochs"] == 1 and "lr" in config["hyperparameters"]
         assert config["tau"] == 0.5 and config["features"]["dim"] == 256
         assert config["runtime"] == {

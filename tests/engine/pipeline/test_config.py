@@ -44,7 +44,7 @@ def test_valid_config_resolves(job: dict[str, Any]) -> None:
     config = load_job_config(job)
     resolved = config.resolved()
     assert resolved["method"]["weighting"] == "none"
-    assert resolved["method"]["variant"] == "greedy"
+    assert resolved["method"]["variant"] == "stratified"
     assert resolved["training"]["lora_r"] == 4 and resolved["features"]["dim"] == 64
     assert resolved["model_revision"].startswith("local-")
     json.dumps(resolved)
@@ -114,7 +114,7 @@ def test_job_knobs_fill_defaults_and_round_trip() -> None:
     knobs = JobKnobs.from_dict({"method": {"type": "grait", "n_ik": 5}, "training": {"epochs": 2}})
     resolved = knobs.to_dict()
     assert resolved["method"]["n_ik"] == 5 and resolved["method"]["n_idk"] == 1000
-    assert resolved["method"]["variant"] == "greedy" and resolved["training"]["epochs"] == 2
+    assert resolved["method"]["variant"] == "stratified" and resolved["training"]["epochs"] == 2
     assert resolved["seed"] == 0 and resolved["tau"] == 0.5
     assert (
         JobKnobs.from_dict(resolved) == knobs and JobKnobs.from_dict(resolved).to_dict() == resolved

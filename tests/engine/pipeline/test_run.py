@@ -27,7 +27,7 @@ def _check_report(report: dict[str, Any], out: Path) -> None:
     assert report["job"]["method"] == "grait" and report["job"]["config"]["seed"] == 0
     assert set(report["split"]) == {"n_pool", "n_ik", "n_idk", "tau"}
     assert report["selection"]["n_ik"] + report["selection"]["n_idk"] <= 32
-    assert report["selection"]["variant"] == "greedy"
+    assert report["selection"]["variant"] == "stratified"
     assert set(report["stages"]) == {"probe", "split", "features", "select", "train", "evaluate"}
     assert set(report["eval"]) == {"id", "ood"}
     for block in report["eval"].values():

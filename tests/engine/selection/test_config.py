@@ -15,7 +15,7 @@ def test_defaults_and_knobs():
     assert config.knobs() == {
         "n_ik": 4000,
         "n_idk": 1000,
-        "variant": "greedy",
+        "variant": "stratified",
         "weighting": "adaptive",
         "temperature": 0.05,
         "sign": -1,

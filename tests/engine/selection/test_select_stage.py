@@ -54,7 +54,7 @@ def expected_selection(world, config):
 
 
 def test_stage_equals_the_reference_pipeline(world, tmp_path):
-    config = SelectionConfig(n_ik=40, n_idk=35)
+    config = SelectionConfig(n_ik=40, n_idk=35, variant="greedy")
     calls = []
     tuning = GreedyTuning(candidates=8, first_block=4, max_block=16)
     result = run_selection(
