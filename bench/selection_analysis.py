@@ -218,9 +218,9 @@ def plot_profiles(results: dict[str, Any], path: Path) -> None:
             means = [sum(r[k][metric] for r in rows) / len(rows) for k in range(len(labels))]
             axes.bar([k + 0.4 * offset for k in range(len(labels))], means, width=0.4, label=name)
         axes.set_xticks([k + 0.2 for k in range(len(labels))], labels, rotation=20)
-        axes.set_ylim(0, 1)
+        axes.set_ylim(0, 1.2)
         axes.set_title(f"{task}: share of the {runs[0]['variants'][labels[1]]['n']} picks")
-        axes.legend()
+        axes.legend(loc="upper left", ncol=2)
     figure.tight_layout()
     figure.savefig(path, dpi=110)
 
