@@ -130,6 +130,7 @@ def checkpoint_across_devices(world: Any, root: Path, other: str) -> dict[str, A
     """A training checkpoint written on the CPU resumes on ``other`` without an error."""
     from grait_engine.modeling import ModelSpec, load_model
     from grait_engine.records.jsonl import read_items
+    from grait_engine.stages import StageCallbacks
     from grait_engine.training.config import TrainingConfig
     from grait_engine.training.loss import Example
     from grait_engine.training.stage import TrainingCancelled, run_training
@@ -140,11 +141,12 @@ def checkpoint_across_devices(world: Any, root: Path, other: str) -> dict[str, A
     out, calls = root / "resume", iter(range(1000))
     model, tokenizer = load_model(ModelSpec(str(world.model_dir), device="cpu"))
     try:
-        run_training(model, tokenizer, examples, config, out, 0, cancel=lambda: next(calls) == 5)
+        stop = StageCallbacks(cancel=lambda: next(calls) == 5)
+        run_training(model, tokenizer, examples, config, out, seed=0, callbacks=stop)
     except TrainingCancelled:
         pass
     model, tokenizer = load_model(ModelSpec(str(world.model_dir), device=other))
-    result = run_training(model, tokenizer, examples, config, out, 0)
+    result = run_training(model, tokenizer, examples, config, out, seed=0)
     return {"resumed_from_step": result.resumed_from, "steps": result.steps}
 
 

@@ -70,14 +70,15 @@ from grait_engine.methods import build_examples
 from grait_engine.pipeline.runtime import DEFAULT_BATCH_SIZE
 from grait_engine.probe.batching import encode_prompts, probe_prompts
 from grait_engine.probe.config import ProbeConfig
-from grait_engine.probe.split import load_split, run_split
 from grait_engine.probe.stage import run_probe
 from grait_engine.probe.store import read_probe
 from grait_engine.prompts import REFUSAL, STYLES, build_prompt, instruction, solved_example
 from grait_engine.records.importers import import_dataset
 from grait_engine.records.item import Item
 from grait_engine.selection.config import SelectionConfig
-from grait_engine.selection.select import run_selection
+from grait_engine.selection.stage import run_selection
+from grait_engine.split.stage import load_split, run_split
+from grait_engine.stages import StageCallbacks
 from grait_engine.training.config import TrainingConfig
 from grait_engine.training.loss import Example
 from grait_engine.training.stage import run_training
@@ -238,6 +239,10 @@ class Events:
 
     def of(self, stage: str, since: float) -> list[tuple[float, str, int, int, str]]:
         return [event for event in self.log if event[1] == stage and event[0] >= since]
+
+    def callbacks(self) -> StageCallbacks:
+        """``progress`` and ``notice`` as a stage's callbacks."""
+        return StageCallbacks(progress=self.progress, notice=self.notice)
 
 
 @dataclass
@@ -434,8 +439,7 @@ def probe_stage(b: Bench, model: Any, tokenizer: Any, data: Data, out: Path) -> 
     pool = data.mmlu_test[: b.args.items]
     config = ProbeConfig()
     common = {"config": config, "seed": b.args.seed, "model_revision": model.grait_revision,
-              "batch_size": b.batch_size, "progress": b.events.progress,
-              "notice": b.events.notice}  # fmt: skip
+              "batch_size": b.batch_size, "callbacks": b.events.callbacks()}  # fmt: skip
     b.run(
         "probe (choice, MMLU)",
         lambda: run_probe(model, tokenizer, pool, out / "probe", shots=data.mmlu_dev, **common),
@@ -476,8 +480,8 @@ def features_stage(b: Bench, model: Any, tokenizer: Any, pool: list[Item],
         result = b.run(
             "features",
             lambda: run_features(
-                FEATURES, model, tokenizer, pool, correctness, out / "features", b.args.seed,
-                speed=speed, progress=b.events.progress, notice=b.events.notice,
+                FEATURES, model, tokenizer, pool, correctness, out / "features",
+                seed=b.args.seed, speed=speed, callbacks=b.events.callbacks(),
             ),
             len(pool),
         )  # fmt: skip
@@ -668,9 +672,8 @@ def training_stage(b: Bench, model: Any, tokenizer: Any, pool: list[Item], examp
     result = b.run(
         "train",
         lambda: run_training(
-            model, tokenizer, train, config, out / "train", b.args.seed,
-            model_revision=model.grait_revision, progress=b.events.progress,
-            notice=b.events.notice,
+            model, tokenizer, train, config, out / "train", seed=b.args.seed,
+            model_revision=model.grait_revision, callbacks=b.events.callbacks(),
         ),
         len(train), unit="examples",
     )  # fmt: skip

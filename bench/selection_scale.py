@@ -40,7 +40,7 @@ from grait_engine.selection.reference import (
     reference_greedy,
     reference_weights,
 )
-from grait_engine.selection.select import run_selection
+from grait_engine.selection.stage import run_selection
 
 GIB = 1024**3
 

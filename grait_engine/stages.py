@@ -1,5 +1,10 @@
 """The stage contract (torch-free): the callbacks a stage takes, its cancel error, its clock.
 
+Every stage is ``run_<stage>(config, inputs..., out_dir, *, seed, callbacks)`` in its
+package's ``stage.py`` (``probe``, ``split``, ``features``, ``selection``, ``training``;
+``seed`` where the stage draws random numbers) and returns a ``StageResult``.
+``callbacks`` is one ``StageCallbacks`` (None: no callbacks); a stage uses the ones it needs.
+
 Callbacks a stage (or a whole job) takes from its caller:
 
 - ``ProgressFn(stage, done, total, message)``: after each batch or group of a long stage.
@@ -18,7 +23,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -54,7 +59,14 @@ class StageResult(Protocol):
 
 @dataclass(frozen=True)
 class StageCallbacks:
-    """Everything a caller hears from (and tells) a running job; each one is optional."""
+    """Everything a caller hears from (and tells) a running stage or job; each is optional.
+
+    ``progress(stage, done, total, message)``: after each batch, group or step;
+    ``cancel() -> bool``: asked at batch boundaries, True stops the stage;
+    ``metric(name, step, value)``: training curves; ``notice(stage, message)``: what a user
+    should know that is not an error; ``on_stage(event, stage, data)``: the pipeline's stage
+    boundaries (stages themselves never call it).
+    """
 
     progress: ProgressFn | None = None
     cancel: CancelFn | None = None
@@ -65,6 +77,52 @@ class StageCallbacks:
     def cancelled(self) -> bool:
         """True when the caller asked to stop (False without a cancel callback)."""
         return self.cancel is not None and bool(self.cancel())
+
+    def report(self, stage: str, done: int, total: int, message: str) -> None:
+        """``progress(stage, done, total, message)`` if there is a progress callback."""
+        if self.progress is not None:
+            self.progress(stage, done, total, message)
+
+    def renamed(self, stage: str) -> StageCallbacks:
+        """These callbacks with progress reported under ``stage`` (a stage function reused
+        as another pipeline stage, e.g. training as ``rehearse``, names its own)."""
+        progress = self.progress
+        if progress is None:
+            return self
+        return replace(self, progress=lambda _stage, d, t, m: progress(stage, d, t, m))
+
+
+class StageTracker:
+    """Counts a stage's items, reports progress and raises the stage's cancel error.
+
+    ``stage``: the name progress is reported under; ``total``: items of the stage;
+    ``cancelled``: the stage's ``StageCancelled`` subclass, raised by ``check``.
+    """
+
+    def __init__(
+        self,
+        stage: str,
+        total: int,
+        callbacks: StageCallbacks | None,
+        cancelled: type[StageCancelled],
+    ) -> None:
+        self.stage, self.total, self.done = stage, total, 0
+        self.callbacks, self.cancelled = callbacks or StageCallbacks(), cancelled
+
+    def report(self, message: str) -> None:
+        """Progress at the current count."""
+        self.callbacks.report(self.stage, self.done, self.total, message)
+
+    def advance(self, n: int, message: str) -> None:
+        """``n`` more items done, then progress."""
+        self.done += n
+        self.report(message)
+
+    def check(self) -> None:
+        """Raise the stage's cancel error if the caller asked to stop (finished work is
+        the stage's to keep)."""
+        if self.callbacks.cancelled():
+            raise self.cancelled(f"cancelled after {self.done} of {self.total} items")
 
 
 class StageClock:

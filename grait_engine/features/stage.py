@@ -45,7 +45,7 @@ from grait_engine.features_store import FeatureWriter
 from grait_engine.lora import cast_lora, remove_lora
 from grait_engine.memory import Batching, budget_bytes, retry_halving
 from grait_engine.records.item import Item
-from grait_engine.stages import CancelFn, NoticeFn, ProgressFn, StageCancelled
+from grait_engine.stages import NoticeFn, StageCallbacks, StageCancelled, StageTracker
 
 STAGE = "features"
 INPUTS = "inputs.json"
@@ -139,24 +139,23 @@ def run_features(
     items: Sequence[Item],
     correctness: Mapping[str, float],
     out_dir: str | os.PathLike[str],
-    seed: int = 0,
     *,
+    seed: int = 0,
     speed: SpeedSettings | None = None,
-    progress: ProgressFn | None = None,
-    cancel: CancelFn | None = None,
-    notice: NoticeFn | None = None,
+    callbacks: StageCallbacks | None = None,
 ) -> FeaturesResult:
     """Warm up, then write the features of every item of ``items`` to ``out_dir``.
 
     ``model``, ``tokenizer``: the base model as ``modeling.load_model`` gives it (on its
     device, in its dtype); the warmup LoRA is attached to it in place and removed before
     returning. ``correctness``: item id -> ``c_i`` (stage 1; missing ids count as 0).
-    ``progress(stage, done, total, message)`` runs after the warmup and after every group;
-    ``cancel()`` is checked before every batch (warmup and features); ``notice(stage,
-    message)`` hears about batch sizes halved after out-of-memory errors. Raises
-    FeaturesCancelled, ValueError (empty pool, duplicate ids), ``memory.OutOfMemory``.
+    ``callbacks``: ``progress(stage, done, total, message)`` runs after the warmup and after
+    every group; ``cancel()`` is checked before every batch (warmup and features);
+    ``notice(stage, message)`` hears about batch sizes halved after out-of-memory errors.
+    Raises FeaturesCancelled, ValueError (empty pool, duplicate ids), ``memory.OutOfMemory``.
     """
     speed = speed or SpeedSettings()
+    notice = (callbacks or StageCallbacks()).notice
     out = Path(out_dir)
     if not items or len({item.id for item in items}) != len(items):
         raise ValueError("items must be non-empty with unique ids")
@@ -174,7 +173,7 @@ def run_features(
         d, n = int(previous["d"]), len(items)
         return FeaturesResult(out, out / "features", d, n, 0, n, True, inputs_hash)
     _claim(out, inputs_hash)
-    tracker = _Tracker(len(items), progress, cancel)
+    tracker = StageTracker(STAGE, len(items), callbacks, FeaturesCancelled)
     warmup = run_warmup(
         model, tokenizer, items, correctness, config, seed, out / "warmup", inputs_hash,
         tracker.check, notice,
@@ -247,7 +246,7 @@ def _write_features(
     directory: Path,
     speed: SpeedSettings,
     group: int,
-    tracker: _Tracker,
+    tracker: StageTracker,
     notice: NoticeFn | None,
 ) -> tuple[int, int]:
     """Append every group not already in complete shards; returns (computed, reused) rows.
@@ -280,23 +279,3 @@ def _write_features(
             start += len(chosen)
             tracker.advance(len(chosen), f"{writer.rows_written}/{len(items)} items")
     return len(items) - reused, reused
-
-
-class _Tracker:
-    """Counts items, reports progress, and raises FeaturesCancelled when asked to."""
-
-    def __init__(self, total: int, progress: ProgressFn | None, cancel: CancelFn | None) -> None:
-        self.total, self.done = total, 0
-        self.progress, self.cancel = progress, cancel
-
-    def report(self, message: str) -> None:
-        if self.progress is not None:
-            self.progress(STAGE, self.done, self.total, message)
-
-    def advance(self, n: int, message: str) -> None:
-        self.done += n
-        self.report(message)
-
-    def check(self) -> None:
-        if self.cancel is not None and self.cancel():
-            raise FeaturesCancelled(f"cancelled after {self.done} of {self.total} items")

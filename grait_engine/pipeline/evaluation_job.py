@@ -36,8 +36,15 @@ from grait_engine.pipeline.report import rates_table, stages_table
 from grait_engine.pipeline.run import JobCancelled, base_eval_cache, model_compute
 from grait_engine.pipeline.runtime import RuntimeConfig
 from grait_engine.probe.config import ProbeConfig
-from grait_engine.probe.split import DEFAULT_TAU, check_tau
-from grait_engine.stages import CancelFn, NoticeFn, ProgressFn, StageClock, StageEventFn
+from grait_engine.split.stage import DEFAULT_TAU, check_tau
+from grait_engine.stages import (
+    CancelFn,
+    NoticeFn,
+    ProgressFn,
+    StageCallbacks,
+    StageClock,
+    StageEventFn,
+)
 
 log = logging.getLogger(__name__)
 HISTOGRAM_BINS = 10
@@ -83,6 +90,7 @@ def run_evaluation(
     from grait_engine.modeling import ModelSpec, load_model
 
     runtime = runtime or RuntimeConfig()
+    callbacks = StageCallbacks(progress, cancel, notice=notice, on_stage=on_stage)
     tau = check_tau(tau)
     out, cache = Path(out_dir), Path(cache_dir)
     items = {name: _read(path, task) for name, path in eval_datasets.items()}
@@ -95,14 +103,14 @@ def run_evaluation(
     knowledge: dict[str, Any] | None = None
     if adapter_dir is None:
         probe_config = probe or knowledge_probe_config()
-        _stop_if_cancelled(cancel, "probe")
-        clock = StageClock("probe", on_stage)
+        _stop_if_cancelled(callbacks, "probe")
+        clock = StageClock("probe", callbacks.on_stage)
         knowledge, cached = {}, True
         for name, path in eval_datasets.items():
             parts = [revision, sha256_file(path), task, compute, probe_config.to_dict(), seed]
             knowledge[name], reused = _knowledge(
                 model, tokenizer, items[name], cache, parts, out, name, probe_config, seed,
-                tau, batch_size, progress, cancel, notice,
+                tau, batch_size, callbacks,
             )  # fmt: skip
             cached &= reused
         stages["probe"] = clock.finish(cached)
@@ -112,12 +120,11 @@ def run_evaluation(
         model = load_adapter(model, adapter_dir)
         # No update follows: decode with the LoRA in the model's dtype (see lora.cast_lora).
         cast_lora(model, next(model.get_base_model().parameters()).dtype)
-    _stop_if_cancelled(cancel, "evaluate")
-    clock = StageClock("evaluate", on_stage)
+    _stop_if_cancelled(callbacks, "evaluate")
+    clock = StageClock("evaluate", callbacks.on_stage)
     evals, base_cached = _evaluate(
         model, tokenizer, items, eval_datasets, out, cache, [revision, task, compute],
-        tuned=adapter_dir is not None, batch_size=batch_size, progress=progress,
-        cancel=cancel, notice=notice,
+        tuned=adapter_dir is not None, batch_size=batch_size, callbacks=callbacks,
     )  # fmt: skip
     # Without an adapter nothing is decoded afresh when M0's predictions were cached.
     cached = base_cached and adapter_dir is None
@@ -139,22 +146,21 @@ def _read(path: Path, task: str) -> list[Any]:
     return read_items(path, task)  # type: ignore[arg-type]
 
 
-def _stop_if_cancelled(cancel: CancelFn | None, stage: str) -> None:
-    if cancel is not None and cancel():
+def _stop_if_cancelled(callbacks: StageCallbacks, stage: str) -> None:
+    if callbacks.cancelled():
         raise JobCancelled(f"cancelled before {stage}")
 
 
 def _evaluate(
     model: Any, tokenizer: Any, items: dict[str, list[Any]], paths: dict[str, Path], out: Path,
-    cache: Path, root: list[Any], *, tuned: bool, batch_size: int,
-    progress: ProgressFn | None, cancel: CancelFn | None, notice: NoticeFn | None,
+    cache: Path, root: list[Any], *, tuned: bool, batch_size: int, callbacks: StageCallbacks,
 ) -> tuple[dict[str, Any], bool]:  # fmt: skip
     """The ``eval`` blocks of every set (M0 with the adapter disabled; tuned with it), as
     ``run._evaluate`` computes them, and whether every M0 prediction came from the cache."""
     from grait_engine.evaluation.evaluate import PREDICTIONS, cached_rates, evaluate_set
     from grait_engine.memory import Batching
 
-    batching = Batching(batch_size, "evaluate", notice)
+    batching = Batching(batch_size, "evaluate", callbacks.notice)
     blocks: dict[str, Any] = {}
     base_cached = True
     for name, path in paths.items():
@@ -165,8 +171,8 @@ def _evaluate(
         )
         blocks[name] = evaluate_set(
             model, tokenizer, items[name], out / EVAL_DIR / name,
-            tuned_model=model if tuned else None, batch_size=batching, progress=progress,
-            cancel=cancel, base_cache=base_cache,
+            tuned_model=model if tuned else None, batch_size=batching,
+            progress=callbacks.progress, cancel=callbacks.cancel, base_cache=base_cache,
         )  # fmt: skip
     return blocks, base_cached
 
@@ -174,7 +180,7 @@ def _evaluate(
 def _knowledge(
     model: Any, tokenizer: Any, items: list[Any], cache: Path, parts: list[Any], out: Path,
     name: str, config: ProbeConfig, seed: int, tau: float, batch_size: int,
-    progress: ProgressFn | None, cancel: CancelFn | None, notice: NoticeFn | None,
+    callbacks: StageCallbacks,
 ) -> tuple[dict[str, Any], bool]:  # fmt: skip
     """The knowledge block of one eval set and whether its probe came from the cache.
 
@@ -188,7 +194,7 @@ def _knowledge(
     directory = cache / "stages" / f"probe-{config_hash([*parts, None], 16)}"
     result = run_probe(
         model, tokenizer, items, directory, config=config, seed=seed, model_revision=parts[0],
-        batch_size=batch_size, progress=progress, cancel=cancel, notice=notice,
+        batch_size=batch_size, callbacks=callbacks,
     )  # fmt: skip
     correctness = {r["id"]: float(r["correctness"]) for r in read_probe(directory)[1]}
     atomic_write_json(

@@ -21,8 +21,8 @@ from grait_engine.features.config import FeaturesConfig
 from grait_engine.methods import METHODS
 from grait_engine.pipeline.runtime import RuntimeConfig
 from grait_engine.probe.config import ProbeConfig
-from grait_engine.probe.split import DEFAULT_TAU, check_tau
 from grait_engine.selection.config import SelectionConfig
+from grait_engine.split.stage import DEFAULT_TAU, check_tau
 from grait_engine.training.config import TrainingConfig
 
 KNOB_KEYS = ("method", "probe", "features", "training", "runtime", "tau", "seed")

@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -189,18 +189,19 @@ def _probe(job: _Job, model: Any, tokenizer: Any, items: list, root: list[Any]) 
         "probe",
         lambda: run_probe(
             model, tokenizer, items, out, config=c.probe, shots=job.shots, seed=c.seed,
-            model_revision=c.model_revision, batch_size=job.batch_size,
-            progress=cb.progress, cancel=cb.cancel, notice=cb.notice,
+            model_revision=c.model_revision, batch_size=job.batch_size, callbacks=cb,
         ),
     )  # fmt: skip
     return out
 
 
 def _split(job: _Job, probe_dir: Path) -> dict[str, Any]:
-    from grait_engine.probe.split import run_split
+    from grait_engine.split.stage import run_split
 
     out = job.stage_dir("split", [job.keys["probe"], job.config.tau])
-    result = job.timed("split", lambda: run_split(probe_dir, out, job.config.tau))
+    result = job.timed(
+        "split", lambda: run_split(probe_dir, out, job.config.tau, callbacks=job.callbacks)
+    )
     return json.loads(result.path.read_text())
 
 
@@ -209,8 +210,8 @@ def _examples(
     split_doc: dict[str, Any], root: list,
 ) -> MethodExamples:  # fmt: skip
     """The method's training entries (running features and selection for grait)."""
-    from grait_engine.probe.split import load_split
     from grait_engine.probe.store import read_probe
+    from grait_engine.split.stage import load_split
 
     c = job.config
     split = load_split(job.cache_dir / "stages" / f"split-{job.keys['split']}")
@@ -258,9 +259,8 @@ def _knowledge_flow(
     trained = job.timed(
         "rehearse",
         lambda: run_training(
-            model, tokenizer, rehearsal, c.training, rehearse_out, c.seed,
-            model_revision=c.model_revision, progress=_renamed(cb.progress, "rehearse"),
-            cancel=cb.cancel, notice=cb.notice,
+            model, tokenizer, rehearsal, c.training, rehearse_out, seed=c.seed,
+            model_revision=c.model_revision, callbacks=cb.renamed("rehearse"),
         ),
     )  # fmt: skip
     reprobe_out = job.stage_dir("reprobe", [job.keys["rehearse"], c.probe.to_dict(), c.seed])
@@ -270,8 +270,7 @@ def _knowledge_flow(
             lambda: run_probe(
                 trained.model, tokenizer, items, reprobe_out, config=c.probe, shots=job.shots,
                 seed=c.seed, model_revision=f"{c.model_revision}+rehearse-{job.keys['rehearse']}",
-                batch_size=job.batch_size, progress=_renamed(cb.progress, "reprobe"),
-                cancel=cb.cancel, notice=cb.notice,
+                batch_size=job.batch_size, callbacks=cb.renamed("reprobe"),
             ),
         )  # fmt: skip
     finally:
@@ -281,23 +280,17 @@ def _knowledge_flow(
     return {i: after[i] - correctness[i] for i in correctness}, notes
 
 
-def _renamed(progress: ProgressFn | None, stage: str) -> ProgressFn | None:
-    """``progress`` reporting under ``stage`` (a reused stage function names its own)."""
-    if progress is None:
-        return None
-    return lambda _stage, done, total, message: progress(stage, done, total, message)
-
-
 def _select(
     job: _Job, model: Any, tokenizer: Any, items: list, split: Any, split_doc: dict[str, Any],
     root: list,
 ) -> dict[str, Any]:  # fmt: skip
     """Features (keyed by the probe, not the split) then selection; returns selection.json."""
     from grait_engine.features.stage import SpeedSettings, run_features
-    from grait_engine.selection.select import run_selection
+    from grait_engine.selection.stage import run_selection
 
     c, cb = job.config, job.callbacks
-    assert c.selection is not None
+    selection = c.selection
+    assert selection is not None
     features_out = job.stage_dir(
         "features", [*root, job.keys["probe"], c.features.to_dict(), c.seed]
     )
@@ -306,19 +299,18 @@ def _select(
         "features",
         lambda: run_features(
             c.features, model, tokenizer, items, split_doc["correctness"], features_out,
-            c.seed, speed=speed, progress=cb.progress, cancel=cb.cancel, notice=cb.notice,
+            seed=c.seed, speed=speed, callbacks=cb,
         ),
     )  # fmt: skip
     # What "auto" became on this machine (model dtype, device kind, projection dtype).
     manifest = read_manifest(features.directory) or {}
     job.stages["features"]["compute"] = manifest.get("compute")
-    parts = [job.keys["features"], job.keys["split"], c.selection.knobs(), c.seed]
+    parts = [job.keys["features"], job.keys["split"], selection.knobs(), c.seed]
     select_out = job.stage_dir("select", parts)
     result = job.timed(
         "select",
         lambda: run_selection(
-            c.selection, split, features.features_dir, select_out, seed=c.seed,
-            progress=cb.progress, cancel=cb.cancel,
+            selection, split, features.features_dir, select_out, seed=c.seed, callbacks=cb,
         ),
     )  # fmt: skip
     return json.loads(result.path.read_text())
@@ -334,12 +326,12 @@ def _train(job: _Job, model: Any, tokenizer: Any, items: list, examples: MethodE
     train = [Example(by_id[i], refuse, weight) for i, refuse, weight in examples.entries]
     parts = [job.keys["split"], job.keys.get("select"), examples.entries, c.seed]
     out = job.stage_dir("train", [c.model_revision, parts, c.resolved()["training"]])
-    on_metric = MetricLog(out / METRICS_FILE, cb.metric)
+    train_callbacks = replace(cb, metric=MetricLog(out / METRICS_FILE, cb.metric))
     result = job.timed(
         "train",
         lambda: run_training(
-            model, tokenizer, train, c.training, out, c.seed, model_revision=c.model_revision,
-            progress=cb.progress, cancel=cb.cancel, on_metric=on_metric, notice=cb.notice,
+            model, tokenizer, train, c.training, out, seed=c.seed,
+            model_revision=c.model_revision, callbacks=train_callbacks,
         ),
     )  # fmt: skip
     return result.model

@@ -29,7 +29,7 @@ from grait_engine.probe.store import (
     write_shard,
 )
 from grait_engine.records.item import Item
-from grait_engine.stages import CancelFn, NoticeFn, ProgressFn, StageCancelled
+from grait_engine.stages import StageCallbacks, StageCancelled, StageTracker
 
 STAGE = "probe"
 
@@ -84,9 +84,7 @@ def run_probe(
     model_revision: str | None = None,
     batch_size: int = 16,
     shard_size: int = 256,
-    progress: ProgressFn | None = None,
-    cancel: CancelFn | None = None,
-    notice: NoticeFn | None = None,
+    callbacks: StageCallbacks | None = None,
 ) -> ProbeResult:
     """Probe ``items`` with ``model`` (eval mode) and write ``out_dir`` (see ``store``).
 
@@ -94,12 +92,14 @@ def run_probe(
     weights in the inputs hash (default ``model.grait_revision`` from ``load_model``).
     ``batch_size`` (prompts per forward pass; an ``open`` batch decodes ``batch_size *
     n_samples`` rows) and ``shard_size`` change speed and layout, not results.
-    ``progress(stage, done, total, message)`` runs after every batch; ``cancel()`` is checked
-    before every batch; a batch that runs out of memory is retried at half the size, told
-    to ``notice(stage, message)``. Raises ProbeInputError, PromptTooLongError (listing every offending
-    id, before any model work), LetterTokenError, ProbeCancelled.
+    ``callbacks``: ``progress(stage, done, total, message)`` runs after every batch;
+    ``cancel()`` is checked before every batch; a batch that runs out of memory is retried
+    at half the size, told to ``notice(stage, message)``. Raises ProbeInputError,
+    PromptTooLongError (listing every offending id, before any model work), LetterTokenError,
+    ProbeCancelled.
     """
     config = config or ProbeConfig()
+    callbacks = callbacks or StageCallbacks()
     task = pool_task(items)
     if batch_size < 1 or shard_size < 1:
         raise ValueError(f"batch_size and shard_size must be >= 1, got {batch_size}, {shard_size}")
@@ -122,9 +122,9 @@ def run_probe(
         out,
         config,
         seed,
-        (inputs_hash, shard_size, Batching(batch_size, STAGE, notice)),
+        (inputs_hash, shard_size, Batching(batch_size, STAGE, callbacks.notice)),
         finished,
-        _Tracker(len(items), progress, cancel),
+        StageTracker(STAGE, len(items), callbacks, ProbeCancelled),
     )
     info = {
         "stage": STAGE,
@@ -151,7 +151,7 @@ def _write_shards(
     seed: int,
     layout: tuple[str, int, Batching],
     finished: dict[str, str],
-    tracker: _Tracker,
+    tracker: StageTracker,
 ) -> tuple[tuple[str, ...], int]:
     """Compute and write every shard not in ``finished``; returns (all names, computed).
 
@@ -182,20 +182,3 @@ def _write_shards(
         save_checkpoint(out, inputs_hash, shard_size, finished)
         computed += 1
     return names, computed
-
-
-class _Tracker:
-    """Counts probed items, reports progress, and raises ProbeCancelled when asked to."""
-
-    def __init__(self, total: int, progress: ProgressFn | None, cancel: CancelFn | None) -> None:
-        self.total, self.done = total, 0
-        self.progress, self.cancel = progress, cancel
-
-    def advance(self, n: int, message: str) -> None:
-        self.done += n
-        if self.progress is not None:
-            self.progress(STAGE, self.done, self.total, message)
-
-    def check(self) -> None:
-        if self.cancel is not None and self.cancel():
-            raise ProbeCancelled(f"cancelled after {self.done} of {self.total} items")

@@ -1,98 +1,31 @@
-"""The selection stage (METHOD.md stages 4-5): features + ik/idk split -> ``selection.json``.
+"""Selection and weighting in memory (METHOD.md stages 4-5): ``compute_selection``.
+
+The stage around it (files, reuse, callbacks) is ``selection.stage.run_selection``.
 
 Cost: one pass over the idk features of both pools (means), one over the idk pool (greedy
 start), then about ``N_idk / b`` greedy verification passes (see ``greedy``; 7 at N =
 100,000, N_idk = 2,000), each streaming memory-mapped shards, plus small gathers. Never an
 N x N matrix. About a minute at N = 100,000, d = 8192 on 2 CPU cores
 (``bench/selection_scale.py``), so the stage does not checkpoint: a killed run starts over.
-A complete output whose inputs hash the same is reused (``skipped=True``).
 """
 
 from __future__ import annotations
 
-import json
-import os
 from collections.abc import Callable
-from dataclasses import dataclass
-from pathlib import Path
 
 import torch
 
-from grait_engine.artifacts import atomic_write_json, config_hash, read_manifest, write_manifest
 from grait_engine.features_store import FeatureStore
-from grait_engine.job_folder import SELECTION_FILE
 from grait_engine.selection.config import SelectionConfig
 from grait_engine.selection.greedy import GreedyTuning
 from grait_engine.selection.ik import select_ik
 from grait_engine.selection.inputs import PoolSplit, SelectionInputError
 from grait_engine.selection.pool import StorePool, group_sums
-from grait_engine.selection.report import SelectionOutcome, selection_document
+from grait_engine.selection.report import SelectionOutcome
 from grait_engine.selection.variants import pick_idk
 from grait_engine.selection.weights import adaptive_weights, alpha_scores, unit_weights
-from grait_engine.stages import CancelFn, ProgressFn, StageCancelled
 
-STAGE = "select"
 NORM_TOLERANCE = 1e-3
-
-
-class SelectionCancelled(StageCancelled):
-    """The cancel callback asked to stop; nothing was written."""
-
-
-@dataclass(frozen=True)
-class SelectionResult:
-    """Where ``selection.json`` is, what it holds, and whether it was reused; its
-    ``directory`` and ``inputs_hash`` (``stages.StageResult``)."""
-
-    path: Path
-    variant: str
-    n_ik: int
-    n_idk: int
-    notes: tuple[str, ...]
-    skipped: bool
-    directory: Path
-    inputs_hash: str
-
-
-def run_selection(
-    config: SelectionConfig,
-    split: PoolSplit,
-    features_dir: str | os.PathLike[str],
-    out_dir: str | os.PathLike[str],
-    *,
-    seed: int = 0,
-    tuning: GreedyTuning | None = None,
-    block_rows: int = 4096,
-    progress: ProgressFn | None = None,
-    cancel: CancelFn | None = None,
-) -> SelectionResult:
-    """Select and weight, write ``out_dir/selection.json`` and its manifest atomically.
-
-    ``features_dir``: a complete feature store holding every id of ``split``. ``tuning`` and
-    ``block_rows`` change speed and memory only, never the result, so they are not hashed.
-    Raises ``SelectionInputError`` for ids missing from the store, ``SelectionCancelled``.
-    """
-    out = Path(out_dir)
-    store = FeatureStore.open(features_dir)
-    inputs = [config.knobs(), seed, split.digest(), config_hash(store.manifest["files"], 32)]
-    inputs_hash = config_hash(inputs, length=32)
-    previous = read_manifest(out)
-    if previous is not None and previous.get("inputs_hash") == inputs_hash:
-        return _result(out, inputs_hash, skipped=True)
-
-    def on_block(done: int, total: int) -> None:
-        if progress is not None:
-            progress(STAGE, done, total, f"{config.variant}: {done}/{total} idk items")
-        if cancel is not None and cancel():
-            raise SelectionCancelled(f"cancelled after {done} idk items")
-
-    outcome = compute_selection(
-        config, split, store, seed=seed, tuning=tuning, block_rows=block_rows, on_block=on_block
-    )
-    on_block(len(outcome.idk_ids), len(outcome.idk_ids))
-    atomic_write_json(out / SELECTION_FILE, selection_document(config, seed, outcome))
-    write_manifest(out, [SELECTION_FILE], {"stage": STAGE, "inputs_hash": inputs_hash})
-    return _result(out, inputs_hash, skipped=False)
 
 
 def compute_selection(
@@ -105,7 +38,10 @@ def compute_selection(
     block_rows: int = 4096,
     on_block: Callable[[int, int], None] | None = None,
 ) -> SelectionOutcome:
-    """Stages 4-5 in memory (no files written); see ``run_selection``."""
+    """Stages 4-5 in memory (no files written); see ``stage.run_selection``.
+
+    ``on_block(done, total)`` runs before the greedy passes and after each block of idk
+    picks (the stage's progress and cancel point)."""
     ik_rows, ik_correctness = _sorted_rows(
         store, split.ik_ids, "ik_ids", torch.tensor(split.ik_correctness, dtype=torch.float64)
     )
@@ -193,17 +129,3 @@ def _numeric_notes(weights: torch.Tensor, n_ik_pool: int, norm_deviation: float)
             f"feature rows are not L2-normalised (max |norm - 1| = {norm_deviation:.3g}): used as stored"
         )
     return tuple(notes)
-
-
-def _result(out: Path, inputs_hash: str, *, skipped: bool) -> SelectionResult:
-    document = json.loads((out / SELECTION_FILE).read_text())
-    return SelectionResult(
-        path=out / SELECTION_FILE,
-        variant=document["variant"],
-        n_ik=document["n_ik"],
-        n_idk=document["n_idk"],
-        notes=tuple(document["notes"]),
-        skipped=skipped,
-        directory=out,
-        inputs_hash=inputs_hash,
-    )

@@ -42,7 +42,7 @@ from grait_engine.lora import (
 )
 from grait_engine.memory import retry_halving
 from grait_engine.probe.batching import pad_token_id
-from grait_engine.stages import CancelFn, MetricFn, NoticeFn, ProgressFn, StageCancelled
+from grait_engine.stages import NoticeFn, StageCallbacks, StageCancelled
 from grait_engine.training import checkpoint as ckpt
 from grait_engine.training.config import TrainingConfig
 from grait_engine.training.loss import (
@@ -238,22 +238,20 @@ def run_training(
     examples: Sequence[Example],
     config: TrainingConfig,
     out_dir: str | os.PathLike[str],
-    seed: int,
     *,
+    seed: int,
     model_revision: str = "",
     merge: bool = False,
-    progress: ProgressFn | None = None,
-    cancel: CancelFn | None = None,
-    on_metric: MetricFn | None = None,
-    notice: NoticeFn | None = None,
+    callbacks: StageCallbacks | None = None,
 ) -> TrainingResult:
     """Fine-tune a fresh LoRA on ``base_model`` over ``examples``; resume or reuse if possible.
 
     Inputs: the base model (LoRA is injected in place) and tokenizer, the weighted examples,
     the config, the stage directory and ``seed`` (LoRA init, epoch order, dropout);
-    ``model_revision`` goes into the inputs hash. Callbacks run after every optimiser step:
-    ``progress("train", step, total, "loss .. lr ..")`` and ``on_metric(name, step, value)``
-    for ``train/loss`` and ``train/lr``; ``cancel()`` is checked before every step.
+    ``model_revision`` goes into the inputs hash. ``callbacks`` run after every optimiser
+    step: ``progress("train", step, total, "loss .. lr ..")`` and ``metric(name, step,
+    value)`` for ``train/loss`` and ``train/lr``; ``cancel()`` is checked before every step;
+    ``notice(stage, message)`` hears about micro-batches halved after running out of memory.
     Output: :class:`TrainingResult` (when a finished result is reused, its model is the base
     with the saved adapter loaded). With ``merge``, ``merged/`` is a loadable model directory
     (weights and tokenizer). Raises TrainingCancelled (after a checkpoint), and
@@ -262,6 +260,7 @@ def run_training(
     """
     if not examples:
         raise ValueError("no training examples")
+    callbacks = callbacks or StageCallbacks()
     root = Path(out_dir)
     inputs_hash = training_inputs_hash(config, examples, seed, model_revision)
     reused = _reuse(base_model, root, inputs_hash, merge)
@@ -283,15 +282,15 @@ def run_training(
         saved_at = run.step
         run.model.train()
         while run.step < run.total:
-            if cancel is not None and cancel():
+            if callbacks.cancelled():
                 if saved_at != run.step:
                     _save(run, root, config, inputs_hash)
                 raise TrainingCancelled(f"training cancelled at step {run.step} of {run.total}")
             lr = run.scheduler.get_last_lr()[0]
-            run.loss = _train_step(run, sequences, weights, seed, config, pad_id, notice)
+            run.loss = _train_step(run, sequences, weights, seed, config, pad_id, callbacks.notice)
             at_save = run.step % config.checkpoint_every == 0 or run.step == run.total
             _check_finite(run, lr, weights_too=at_save)
-            _report(run, lr, progress, on_metric)
+            _report(run, lr, callbacks)
             if at_save:
                 _save(run, root, config, inputs_hash)
                 saved_at = run.step
@@ -312,12 +311,11 @@ def _check_finite(run: _Run, lr: float, *, weights_too: bool) -> None:
         )
 
 
-def _report(run: _Run, lr: float, progress: ProgressFn | None, on_metric: MetricFn | None
-            ) -> None:  # fmt: skip
+def _report(run: _Run, lr: float, callbacks: StageCallbacks) -> None:
     """Progress and metrics of the step just taken (``lr``: the rate it used)."""
-    if on_metric is not None:
-        on_metric("train/loss", run.step, float(run.loss or 0.0))
-        on_metric("train/lr", run.step, lr)
-    if progress is not None:
+    if callbacks.metric is not None:
+        callbacks.metric("train/loss", run.step, float(run.loss or 0.0))
+        callbacks.metric("train/lr", run.step, lr)
+    if callbacks.progress is not None:
         message = f"step {run.step}/{run.total} loss {run.loss:.4f} lr {lr:.3g}"
-        progress(STAGE, run.step, run.total, message)
+        callbacks.progress(STAGE, run.step, run.total, message)

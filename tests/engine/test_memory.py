@@ -23,6 +23,7 @@ from grait_engine.memory import (
     retry_halving,
 )
 from grait_engine.modeling import ModelSpec, load_model
+from grait_engine.stages import StageCallbacks
 
 
 def oom_above(limit: int, size_of, real):
@@ -107,8 +108,10 @@ def test_probe_backs_off(tiny, tmp_path: Path, monkeypatch) -> None:
         runner, "choice_batch", oom_above(1, lambda a, k: len(a[2]), runner.choice_batch)
     )
     notices: list[tuple[str, str]] = []
-    backed = run_probe(*tiny, items, tmp_path / "backed", config=config, batch_size=4,
-                       notice=lambda *n: notices.append(n))  # fmt: skip
+    heard = StageCallbacks(notice=lambda *n: notices.append(n))
+    backed = run_probe(
+        *tiny, items, tmp_path / "backed", config=config, batch_size=4, callbacks=heard
+    )
     assert [m for _, m in notices] == [
         "out of memory at batch size 4: retrying with 2",
         "out of memory at batch size 2: retrying with 1",
@@ -148,16 +151,18 @@ def test_training_backs_off(tiny_model_dir: Path, tmp_path: Path, monkeypatch) -
     # No dropout: micro-batches of another size draw other dropout masks.
     config = replace(CONFIG, lora_dropout=0.0)
 
-    def train(out: Path, **kwargs):
+    def train(out: Path, callbacks: StageCallbacks | None = None):
         model, tokenizer = load_model(ModelSpec(str(tiny_model_dir)))
-        return stage.run_training(model, tokenizer, EXAMPLES, config, out, seed=3, **kwargs)
+        return stage.run_training(
+            model, tokenizer, EXAMPLES, config, out, seed=3, callbacks=callbacks
+        )
 
     plain = train(tmp_path / "plain")
     monkeypatch.setattr(
         stage, "weighted_loss", oom_above(1, lambda a, k: len(a[1]), stage.weighted_loss)
     )
     notices: list[tuple[str, str]] = []
-    backed = train(tmp_path / "backed", notice=lambda *n: notices.append(n))
+    backed = train(tmp_path / "backed", StageCallbacks(notice=lambda *n: notices.append(n)))
     assert notices == [("train", "out of memory at micro-batch size 2: retrying with 1")]
     assert backed.steps == plain.steps
     a, b = _adapter(plain.adapter_dir), _adapter(backed.adapter_dir)

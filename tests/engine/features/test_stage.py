@@ -17,6 +17,7 @@ from grait_engine.features.config import FeaturesConfig
 from grait_engine.features.stage import FeaturesCancelled, SpeedSettings, run_features
 from grait_engine.features_store import FeatureStore
 from grait_engine.modeling import ModelSpec, load_model
+from grait_engine.stages import StageCallbacks
 from tests.engine.features.pools import correctness_of, mixed_items
 
 CONFIG = FeaturesConfig(lora_r=4, warmup_batch_size=2, warmup_epochs=2)
@@ -49,13 +50,25 @@ def shard_hashes(directory: Path) -> dict[str, str]:
     return {p.name: shard_digest(p) for p in sorted(directory.glob("shard-*.safetensors"))}
 
 
+def recording(calls: list[tuple[str, int, int, str]]) -> StageCallbacks:
+    """Callbacks that append every progress call to ``calls``."""
+    return StageCallbacks(progress=lambda *a: calls.append(a))
+
+
+def cancel_at_five(done: list[int]) -> StageCallbacks:
+    """Callbacks that keep the items done in ``done[0]`` and cancel once 5 are done."""
+    return StageCallbacks(
+        progress=lambda _s, n, _t, _m: done.__setitem__(0, n), cancel=lambda: done[0] >= 5
+    )
+
+
 @pytest.fixture(scope="module")
 def complete(tiny_model_dir, tmp_path_factory):
     """An uninterrupted run, with its progress calls."""
     calls: list[tuple[str, int, int, str]] = []
     out = tmp_path_factory.mktemp("features") / "stage"
     result = run_features(CONFIG, *loaded(tiny_model_dir), ITEMS, CORRECT, out, seed=0, speed=SPEED,
-                          progress=lambda *a: calls.append(a))  # fmt: skip
+                          callbacks=recording(calls))  # fmt: skip
     return result, calls
 
 
@@ -94,13 +107,12 @@ def test_cancel_then_resume_is_byte_identical(complete, tiny_model_dir, tmp_path
     with pytest.raises(FeaturesCancelled):
         # Stop once items 4-5 (the first group of shard 1) are done: shard 0 is on disk.
         run_features(CONFIG, *loaded(tiny_model_dir), ITEMS, CORRECT, out, speed=SPEED,
-                     progress=lambda _s, n, _t, _m: done.__setitem__(0, n),
-                     cancel=lambda: done[0] >= 5)  # fmt: skip
+                     callbacks=cancel_at_five(done))  # fmt: skip
     assert done[0] == 6
     assert list(shard_hashes(out / "features")) == ["shard-00000.safetensors"]
     calls: list[tuple[str, int, int, str]] = []
     resumed = run_features(CONFIG, *loaded(tiny_model_dir), ITEMS, CORRECT, out, speed=SPEED,
-                           progress=lambda *a: calls.append(a))  # fmt: skip
+                           callbacks=recording(calls))  # fmt: skip
     assert resumed.reused == 4 and resumed.computed == 6
     assert calls[-1][1:3] == (10, 10)
     assert shard_hashes(out / "features") == shard_hashes(result.features_dir)
@@ -128,7 +140,7 @@ def test_other_layout_changes_rounding_only(complete, tiny_model_dir, tmp_path) 
 def test_cancel_during_warmup_raises(tiny_model_dir, tmp_path) -> None:
     with pytest.raises(FeaturesCancelled):
         run_features(CONFIG, *loaded(tiny_model_dir), ITEMS, CORRECT, tmp_path,
-                     speed=SPEED, cancel=lambda: True)  # fmt: skip
+                     speed=SPEED, callbacks=StageCallbacks(cancel=lambda: True))  # fmt: skip
     assert not (tmp_path / "warmup" / "manifest.json").exists()
 
 
@@ -136,6 +148,7 @@ KILL_SCRIPT = """
 import os, signal, sys
 from grait_engine.features.stage import run_features
 from grait_engine.modeling import ModelSpec, load_model
+from grait_engine.stages import StageCallbacks
 from tests.engine.features.test_stage import CONFIG, CORRECT, ITEMS, SPEED
 
 def progress(stage, done, total, message):
@@ -143,7 +156,7 @@ def progress(stage, done, total, message):
         os.kill(os.getpid(), signal.SIGKILL)
 
 run_features(CONFIG, *load_model(ModelSpec(sys.argv[1])), ITEMS, CORRECT, sys.argv[2], speed=SPEED,
-             progress=progress)
+             callbacks=StageCallbacks(progress=progress))
 """
 
 
@@ -181,13 +194,12 @@ def test_a_resumed_run_keeps_the_group_size_it_started_with(
     out, done = tmp_path / "stage", [0]
     with pytest.raises(FeaturesCancelled):
         run_features(CONFIG, *loaded(tiny_model_dir), ITEMS, CORRECT, out, speed=SPEED,
-                     progress=lambda _s, n, _t, _m: done.__setitem__(0, n),
-                     cancel=lambda: done[0] >= 5)  # fmt: skip
+                     callbacks=cancel_at_five(done))  # fmt: skip
     assert json.loads((out / "plan.json").read_text()) == {"group_items": 2}
     calls: list[tuple[str, int, int, str]] = []
     other = SpeedSettings(batch_size=3, group_items=None, shard_rows=4)  # would be 4 per group
     resumed = run_features(CONFIG, *loaded(tiny_model_dir), ITEMS, CORRECT, out, speed=other,
-                           progress=lambda *a: calls.append(a))  # fmt: skip
+                           callbacks=recording(calls))  # fmt: skip
     assert resumed.reused == 4
     assert [c[1] for c in calls if c[3].endswith("items")] == [6, 8, 10]  # groups of 2
     assert shard_hashes(out / "features") == shard_hashes(result.features_dir)

@@ -217,7 +217,7 @@ def test_craft_rehearses_reprobes_filters_and_leaves_m0_unchanged(
     assert before.keys() == after.keys() and before != after
     # The refusal set is the least certain of the idk items whose correctness fell.
     from grait_engine.methods import craft_examples
-    from grait_engine.probe.split import load_split
+    from grait_engine.split.stage import load_split
 
     certainty = {r["id"]: r["certainty"] for r in read_probe(stages["probe"])[1]}
     flow = {i: after[i] - before[i] for i in before}

@@ -17,6 +17,7 @@ from grait_engine.probe.config import ProbeConfig
 from grait_engine.probe.stage import ProbeCancelled, run_probe
 from grait_engine.probe.store import read_probe
 from grait_engine.records.item import Item
+from grait_engine.stages import StageCallbacks
 from tests.engine.probe.pools import choice_items, open_items
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -49,9 +50,8 @@ def _files(directory: Path) -> dict[str, bytes]:
 def test_writes_shards_manifest_and_reports_progress(tiny, tmp_path):
     items = choice_items(10)
     calls = []
-    result = run_probe(
-        *tiny, items, tmp_path, config=CONFIG, progress=lambda *a: calls.append(a), **SIZES
-    )
+    callbacks = StageCallbacks(progress=lambda *a: calls.append(a))
+    result = run_probe(*tiny, items, tmp_path, config=CONFIG, callbacks=callbacks, **SIZES)
     assert result.shards == ("probe-00000.jsonl", "probe-00001.jsonl", "probe-00002.jsonl")
     assert (result.computed, result.reused, result.skipped) == (3, 0, False)
     manifest, records = read_probe(tmp_path)
@@ -72,8 +72,9 @@ def test_cancel_then_resume_is_identical_and_recomputes_only_missing_shards(tiny
     run_probe(*tiny, items, fresh, config=CONFIG, **SIZES)
     resumed = tmp_path / "resumed"
     checks = iter([False, False, False, True])  # cancel before the 4th batch (mid shard 2)
+    stop = StageCallbacks(cancel=lambda: next(checks))
     with pytest.raises(ProbeCancelled):
-        run_probe(*tiny, items, resumed, config=CONFIG, cancel=lambda: next(checks), **SIZES)
+        run_probe(*tiny, items, resumed, config=CONFIG, callbacks=stop, **SIZES)
     assert list(_files(resumed)) == ["probe-00000.jsonl"]
     assert not (resumed / "manifest.json").exists()
     kept_mtime = (resumed / "probe-00000.jsonl").stat().st_mtime_ns
@@ -110,6 +111,7 @@ def test_killed_process_resumes_from_its_shards(tiny_model_dir, tiny, tmp_path):
         from grait_engine.modeling import ModelSpec, load_model
         from grait_engine.probe.config import ProbeConfig
         from grait_engine.probe.stage import run_probe
+        from grait_engine.stages import StageCallbacks
         from tests.engine.probe.pools import choice_items
 
         def progress(stage, done, total, message):
@@ -119,7 +121,7 @@ def test_killed_process_resumes_from_its_shards(tiny_model_dir, tiny, tmp_path):
         model, tokenizer = load_model(ModelSpec({str(tiny_model_dir)!r}))
         run_probe(model, tokenizer, choice_items(14), {str(tmp_path / "probe")!r},
                   config=ProbeConfig(**{CONFIG.to_dict()!r}), batch_size=1, shard_size=4,
-                  progress=progress)
+                  callbacks=StageCallbacks(progress=progress))
         """
     )
     env = {**os.environ, "OMP_NUM_THREADS": "1"}

@@ -17,7 +17,8 @@ from grait_engine.selection.reference import (
     reference_weights,
     similarity_matrices,
 )
-from grait_engine.selection.select import SelectionCancelled, run_selection
+from grait_engine.selection.stage import SelectionCancelled, run_selection
+from grait_engine.stages import StageCallbacks
 from tests.engine.selection.synthetic import features, write_store
 
 N, D = 300, 16
@@ -57,9 +58,10 @@ def test_stage_equals_the_reference_pipeline(world, tmp_path):
     config = SelectionConfig(n_ik=40, n_idk=35, variant="greedy")
     calls = []
     tuning = GreedyTuning(candidates=8, first_block=4, max_block=16)
+    callbacks = StageCallbacks(progress=lambda *args: calls.append(args))
     result = run_selection(
         config, world[5], world[0], tmp_path, seed=7, tuning=tuning, block_rows=50,
-        progress=lambda *args: calls.append(args),
+        callbacks=callbacks,
     )  # fmt: skip
     assert not result.skipped and result.n_ik == 40 and result.n_idk == 35
     doc = json.loads(result.path.read_text())
@@ -131,7 +133,7 @@ def test_bad_inputs_and_cancel(world, tmp_path):
             world[5],
             world[0],
             tmp_path / "c",
-            cancel=lambda: True,
+            callbacks=StageCallbacks(cancel=lambda: True),
         )
     assert not (tmp_path / "c" / "selection.json").exists()
 

@@ -12,6 +12,7 @@ from safetensors.torch import load_file
 from grait_engine.artifacts import read_manifest
 from grait_engine.modeling import ModelSpec, load_model
 from grait_engine.records.item import Item
+from grait_engine.stages import StageCallbacks
 from grait_engine.training.checkpoint import LATEST, STATE_JSON, STATE_TENSORS
 from grait_engine.training.config import TrainingConfig
 from grait_engine.training.loss import Example
@@ -29,9 +30,13 @@ CONFIG = TrainingConfig(
 )  # fmt: skip
 
 
-def _train(model_dir: Path, out: Path, **kwargs):
+def _train(model_dir: Path, out: Path, *, merge: bool = False, **callbacks):
+    """Train CONFIG on EXAMPLES (seed 3) with ``StageCallbacks(**callbacks)``."""
     model, tokenizer = load_model(ModelSpec(str(model_dir)))
-    return run_training(model, tokenizer, EXAMPLES, CONFIG, out, seed=3, **kwargs)
+    heard = StageCallbacks(**callbacks)
+    return run_training(
+        model, tokenizer, EXAMPLES, CONFIG, out, seed=3, merge=merge, callbacks=heard
+    )
 
 
 def _adapter(directory: Path) -> dict[str, torch.Tensor]:
@@ -40,7 +45,7 @@ def _adapter(directory: Path) -> dict[str, torch.Tensor]:
 
 def test_cancel_then_resume_equals_uninterrupted(tiny_model_dir: Path, tmp_path: Path) -> None:
     metrics: list[tuple[str, int, float]] = []
-    full = _train(tiny_model_dir, tmp_path / "full", on_metric=lambda *m: metrics.append(m))
+    full = _train(tiny_model_dir, tmp_path / "full", metric=lambda *m: metrics.append(m))
     assert full.steps == 6 and full.resumed_from is None
     lrs = [v for name, _, v in metrics if name == "train/lr"]
     assert lrs[0] < lrs[1] and lrs[1] == pytest.approx(1e-2)  # warmup, then the peak

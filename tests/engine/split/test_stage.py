@@ -7,9 +7,9 @@ import json
 import pytest
 
 from grait_engine.probe.config import ProbeConfig
-from grait_engine.probe.split import load_split, run_split, split_document
 from grait_engine.probe.stage import run_probe
 from grait_engine.probe.store import ProbeIncompleteError
+from grait_engine.split.stage import load_split, run_split, split_document
 from tests.engine.probe.pools import choice_items
 
 

@@ -6,6 +6,8 @@ Writes ``split.json``::
      "ik": [ids], "idk": [ids], "correctness": {id: c_i}, "probe_inputs_hash": "..."}
 
 (ids in pool order; idk items get the target ``prompts.REFUSAL``) and a manifest. Torch-free.
+A stage of its own (``stages``: one ``run_<stage>`` per package's ``stage.py``): it reads the
+probe's files, not its code, and ``load_split`` gives the selection and the methods their input.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from grait_engine.artifacts import atomic_write_json, config_hash, read_manifest
 from grait_engine.job_folder import SPLIT_FILE
 from grait_engine.probe.store import read_probe
 from grait_engine.selection.inputs import PoolSplit
+from grait_engine.stages import StageCallbacks
 
 STAGE = "split"
 DEFAULT_TAU = 0.5
@@ -70,12 +73,19 @@ def split_document(ids: Sequence[str], correctness: Sequence[float], tau: float)
 
 
 def run_split(
-    probe_dir: str | os.PathLike[str], out_dir: str | os.PathLike[str], tau: float = DEFAULT_TAU
+    probe_dir: str | os.PathLike[str],
+    out_dir: str | os.PathLike[str],
+    tau: float = DEFAULT_TAU,
+    *,
+    callbacks: StageCallbacks | None = None,
 ) -> SplitResult:
     """Split a complete probe at ``tau``; write ``out_dir/split.json`` and its manifest.
 
     Raises ValueError for a bad ``tau``, ProbeIncompleteError for an unfinished probe.
     A complete output for the same probe and ``tau`` is reused (``skipped=True``).
+    ``callbacks``: the common stage contract; the split is one quick pass over the probe's
+    records, so it neither reports progress nor checks for a cancel (the pipeline checks
+    between stages). No ``seed``: nothing in it is random.
     """
     tau = check_tau(tau)
     manifest, records = read_probe(probe_dir)
