@@ -49,8 +49,10 @@ def run(args: argparse.Namespace) -> int:
         print("the database is not migrated: run `alembic upgrade head`", file=sys.stderr)
         return 1
     actions: dict[str, Callable[[Session, argparse.Namespace], int]] = {
-        "create": _create, "list": _list, "revoke": _revoke,
-    }  # fmt: skip
+        "create": _create,
+        "list": _list,
+        "revoke": _revoke,
+    }
     engine = make_engine(url)
     try:
         with unit_of_work(make_session_factory(engine)) as session:

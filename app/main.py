@@ -101,9 +101,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # Every /v1 route needs a valid API key (handlers reuse the cached tenant). Routers carry
     # their full path ("/v1/...") so the metrics' route label is the whole template.
     for router in (
-        datasets.router, models.router, jobs.router, job_events.router, job_outputs.router,
-        evaluations.router, job_tools.router, webhooks_api.router,
-    ):  # fmt: skip
+        datasets.router,
+        models.router,
+        jobs.router,
+        job_events.router,
+        job_outputs.router,
+        evaluations.router,
+        job_tools.router,
+        webhooks_api.router,
+    ):
         app.include_router(router, dependencies=[Depends(current_tenant)])
     app.include_router(health.router)
     # /ui pages do their own cookie-or-bearer auth (browsers cannot send bearer headers).
@@ -115,10 +121,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.request_slots = slots
     app.state.tenant_cache = TenantCache(settings.auth_cache_seconds)
     app.add_middleware(
-        EdgeMiddleware, session_factory=app.state.session_factory, slots=slots,
+        EdgeMiddleware,
+        session_factory=app.state.session_factory,
+        slots=slots,
         tenant_cache=app.state.tenant_cache,
-        max_body_bytes=settings.max_body_bytes, body_timeout=settings.body_timeout_seconds,
+        max_body_bytes=settings.max_body_bytes,
+        body_timeout=settings.body_timeout_seconds,
         upload_timeout=settings.upload_timeout_seconds,
-    )  # fmt: skip
+    )
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
     return app

@@ -47,7 +47,11 @@ def run(args: argparse.Namespace) -> int:
         # Every worker must sign and check UI cookies with the same key.
         os.environ["GRAIT_UI_SESSION_KEY"] = secrets.token_urlsafe(32)
     uvicorn.run(
-        "app.main:create_app", factory=True, host=args.host, port=args.port,
-        workers=args.workers, log_level="info",
-    )  # fmt: skip
+        "app.main:create_app",
+        factory=True,
+        host=args.host,
+        port=args.port,
+        workers=args.workers,
+        log_level="info",
+    )
     return 0

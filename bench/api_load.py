@@ -58,9 +58,11 @@ def parse_args() -> argparse.Namespace:
         "--baseline", default=BASELINE, help="git revision to compare with ('': none)"
     )
     parser.add_argument(
-        "--max-inflight", type=int, default=0,
+        "--max-inflight",
+        type=int,
+        default=0,
         help="admit at most this many requests at once in the service (0: no limit)",
-    )  # fmt: skip
+    )
     return parser.parse_args()
 
 
@@ -102,8 +104,13 @@ def seed(base: str, url: str, n_jobs: int, n_events: int) -> tuple[str, list[str
     with httpx.Client(base_url=base, headers=headers, timeout=30) as client:
         ct = {"content-type": "application/x-ndjson"}
         dataset = client.post("/v1/datasets?task=choice", content=body, headers=ct).json()["id"]
-        job = {"model": "toyworld/tiny", "task": "choice", "training_dataset": dataset,
-               "eval_datasets": {"id": dataset}, "method": {"type": "cor_rait"}}  # fmt: skip
+        job = {
+            "model": "toyworld/tiny",
+            "task": "choice",
+            "training_dataset": dataset,
+            "eval_datasets": {"id": dataset},
+            "method": {"type": "cor_rait"},
+        }
         jobs = []
         for _ in range(n_jobs):
             response = client.post("/v1/jobs", json=job)
@@ -212,16 +219,32 @@ def start_service(
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    env = {**os.environ, "GRAIT_DATABASE_URL": url, "GRAIT_DATA_DIR": data_dir,
-           "GRAIT_QUEUE": "local", "GRAIT_LOCAL_RUNNER": "false",
-           # Room for every seeded (queued) job of the one bench tenant.
-           "GRAIT_MAX_ACTIVE_JOBS_PER_TENANT": str(max(20, args.jobs))}  # fmt: skip
+    env = {
+        **os.environ,
+        "GRAIT_DATABASE_URL": url,
+        "GRAIT_DATA_DIR": data_dir,
+        "GRAIT_QUEUE": "local",
+        "GRAIT_LOCAL_RUNNER": "false",
+        # Room for every seeded (queued) job of the one bench tenant.
+        "GRAIT_MAX_ACTIVE_JOBS_PER_TENANT": str(max(20, args.jobs)),
+    }
     if args.workers == 1:
         command = [sys.executable, "-c", SERVE, str(port), "1", str(args.max_inflight)]
     else:
-        command = [sys.executable, "-m", "uvicorn", "app.main:create_app", "--factory",
-                   "--port", str(port), "--workers", str(args.workers), "--log-level",
-                   "warning", "--no-access-log"]  # fmt: skip
+        command = [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "app.main:create_app",
+            "--factory",
+            "--port",
+            str(port),
+            "--workers",
+            str(args.workers),
+            "--log-level",
+            "warning",
+            "--no-access-log",
+        ]
     env["PYTHONPATH"] = code_dir
     process = subprocess.Popen(command, env=env, cwd=code_dir)
     base = f"http://127.0.0.1:{port}"
@@ -279,8 +302,11 @@ def figures(stats: dict) -> dict[str, str]:
 def baseline_tree(revision: str, parent: str) -> str:
     """A detached worktree of ``revision`` under ``parent`` (removed by the caller)."""
     path = os.path.join(parent, "baseline")
-    subprocess.run(["git", "-C", ROOT, "worktree", "add", "--detach", "--force", path, revision],
-                   check=True, capture_output=True)  # fmt: skip
+    subprocess.run(
+        ["git", "-C", ROOT, "worktree", "add", "--detach", "--force", path, revision],
+        check=True,
+        capture_output=True,
+    )
     return path
 
 
@@ -293,11 +319,16 @@ def main() -> int:
             try:
                 runs[f"baseline {args.baseline}"] = figures(measure(args, tree))
             finally:
-                subprocess.run(["git", "-C", ROOT, "worktree", "remove", "--force", tree],
-                               check=False, capture_output=True)  # fmt: skip
+                subprocess.run(
+                    ["git", "-C", ROOT, "worktree", "remove", "--force", tree],
+                    check=False,
+                    capture_output=True,
+                )
         runs["working tree"] = figures(measure(args, ROOT))
-    print(f"clients={args.clients} seconds={args.seconds} interval={args.interval}s "
-          f"workers={args.workers} max_inflight={args.max_inflight or 'none'} jobs={args.jobs} events/job={args.events}")  # fmt: skip
+    print(
+        f"clients={args.clients} seconds={args.seconds} interval={args.interval}s "
+        f"workers={args.workers} max_inflight={args.max_inflight or 'none'} jobs={args.jobs} events/job={args.events}"
+    )
     names = list(runs)
     print(f"{'':<12}" + "".join(f"{name:>24}" for name in names))
     for row in runs[names[-1]]:

@@ -50,9 +50,11 @@ def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("world", nargs="?", help="toy world directory (model/, data/, truth.json)")
     parser.add_argument(
-        "--size", choices=("tiny", "small"), default="small",
+        "--size",
+        choices=("tiny", "small"),
+        default="small",
         help="without WORLD_DIR: the cached toy world of this size (built if missing)",
-    )  # fmt: skip
+    )
     parser.add_argument(
         "--cache-dir", type=Path, default=None, help="cache of the toy worlds (~/.cache/grait)"
     )
@@ -60,9 +62,11 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--items", type=int, default=0, help="0: the whole pool")
     parser.add_argument("--batch-size", type=int, default=32, help="sequences per batch")
     parser.add_argument(
-        "--group-items", type=int, default=0,
+        "--group-items",
+        type=int,
+        default=0,
         help="items projected together (0: what the stage's memory budget holds)",
-    )  # fmt: skip
+    )
     parser.add_argument("--reference-items", type=int, default=32)
     parser.add_argument("--warmup-items", type=int, default=128)
     parser.add_argument("--dim", type=int, default=8192)
@@ -75,10 +79,11 @@ def parse_args() -> argparse.Namespace:
     )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
-        "--dense-bf16", action="store_true",
+        "--dense-bf16",
+        action="store_true",
         help="also time the dense projection in bfloat16 on a CPU (very slow without native "
         "bfloat16; the engine never runs it)",
-    )  # fmt: skip
+    )
     return parser.parse_args()
 
 
@@ -178,9 +183,16 @@ def warmed_context(args, world: Path, items: list) -> tuple[FeatureContext, Feat
     dtype = resolve_projection_dtype(config.projection_dtype, device)
     projector = Projector(layout.n_params, config.dim, args.seed, device, dtype)
     ctx = FeatureContext(
-        peft, tokenizer, layout, m.to(device), v.to(device), config.adam_betas,
-        config.precondition_eps, projector, device,
-    )  # fmt: skip
+        peft,
+        tokenizer,
+        layout,
+        m.to(device),
+        v.to(device),
+        config.adam_betas,
+        config.precondition_eps,
+        projector,
+        device,
+    )
     if not args.group_items:
         speed = SpeedSettings(batch_size=args.batch_size)
         args.group_items = speed.group_size(layout.n_params, projector.row_dtype.itemsize, device)
@@ -228,8 +240,10 @@ def main() -> None:
     batched_rate, reference_rate = len(items) / batched_s, len(subset) / reference_s
     grad_s, plain_s = parts["grads"], parts["plain"]
     proj_s = parts["precondition"] + parts["project"]
-    print(f"batched:   {len(items)} items in {batched_s:.2f} s = {batched_rate:.1f} items/s "
-          f"(batch {args.batch_size} sequences, groups of {args.group_items} items)")  # fmt: skip
+    print(
+        f"batched:   {len(items)} items in {batched_s:.2f} s = {batched_rate:.1f} items/s "
+        f"(batch {args.batch_size} sequences, groups of {args.group_items} items)"
+    )
     print(f"reference: {len(subset)} items in {reference_s:.2f} s = {reference_rate:.1f} items/s")
     print(f"speed ratio batched / reference: {batched_rate / reference_rate:.1f}x (goal >= 5x)")
     print(f"parity on {len(subset)} items: min cosine batched vs reference = {cosine:.6f}")
@@ -237,15 +251,21 @@ def main() -> None:
     print(f"  per-sample gradients (hooks): {grad_s:.2f} s = {grad_s / plain_s:.2f}x plain")
     print(f"  preconditioning: {parts['precondition']:.2f} s")
     own = f"{ctx.projector.method} {str(ctx.projector.dtype).removeprefix('torch.')}"
-    print(f"  projection to d={ctx.projector.d}, {own + ' (the stage):':<24} "
-          f"{parts['project']:7.2f} s")  # fmt: skip
+    print(
+        f"  projection to d={ctx.projector.d}, {own + ' (the stage):':<24} "
+        f"{parts['project']:7.2f} s"
+    )
     for name, (secs, cos) in other.items():
-        print(f"  projection to d={ctx.projector.d}, {name + ':':<24} {secs:7.2f} s; min cosine "
-              f"with the stage's {cos:.6f}")  # fmt: skip
+        print(
+            f"  projection to d={ctx.projector.d}, {name + ':':<24} {secs:7.2f} s; min cosine "
+            f"with the stage's {cos:.6f}"
+        )
     if ctx.device.type == "cpu" and not args.dense_bf16:
         print("  (dense bfloat16 skipped on the CPU; --dense-bf16 times it)")
-    print(f"feature extraction / plain fwd+bwd: {(grad_s + proj_s) / plain_s:.2f}x (goal <= 2x); "
-          f"end-to-end batched run / plain: {batched_s / plain_s:.2f}x")  # fmt: skip
+    print(
+        f"feature extraction / plain fwd+bwd: {(grad_s + proj_s) / plain_s:.2f}x (goal <= 2x); "
+        f"end-to-end batched run / plain: {batched_s / plain_s:.2f}x"
+    )
 
 
 if __name__ == "__main__":

@@ -167,8 +167,11 @@ def projection_speed() -> dict[str, Any]:
         outputs[method] = projector.project(rows)
         torch.cuda.synchronize()
         seconds = time.perf_counter() - start
-        figures[method] = {"seconds": seconds, "tflops": flops / seconds / 1e12,
-                           "method_used": projector.method}  # fmt: skip
+        figures[method] = {
+            "seconds": seconds,
+            "tflops": flops / seconds / 1e12,
+            "method_used": projector.method,
+        }
     cosine = (outputs["fused"] * outputs["dense"]).sum(1)
     figures["fused_vs_dense_min_cosine"] = float(cosine.min())
     return figures
@@ -179,8 +182,11 @@ def main() -> int:
     parser.add_argument("--world", help="tiny toy world directory (built there if missing)")
     parser.add_argument("--json", help="also write the figures to this file")
     parser.add_argument("--skip-speed", action="store_true", help="no 8B-size projection timing")
-    parser.add_argument("--other", default="cuda", help="device compared with the CPU (a dry "
-                        "run of this script: --other cpu --skip-speed)")  # fmt: skip
+    parser.add_argument(
+        "--other",
+        default="cuda",
+        help="device compared with the CPU (a dry run of this script: --other cpu --skip-speed)",
+    )
     args = parser.parse_args()
     if args.other == "cuda" and not torch.cuda.is_available():
         print("parity: no CUDA device here; nothing to compare (skipped)")
@@ -207,9 +213,13 @@ def main() -> int:
         Path(args.json).write_text(json.dumps(figures, indent=1) + "\n")
     figures["other_device"] = args.other
     f32 = figures["other_float32"]
-    ok = (f32["probe_max_abs_diff"] <= 1e-4 and f32["split_identical"]
-          and f32["selection_identical"] and f32["feature_min_cosine"] >= 0.9999
-          and f32["predictions_identical"] >= 0.99)  # fmt: skip
+    ok = (
+        f32["probe_max_abs_diff"] <= 1e-4
+        and f32["split_identical"]
+        and f32["selection_identical"]
+        and f32["feature_min_cosine"] >= 0.9999
+        and f32["predictions_identical"] >= 0.99
+    )
     print(f"parity (float32, CPU vs {args.other}): {'PASS' if ok else 'FAIL'}")
     return 0 if ok else 1
 

@@ -44,9 +44,13 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--naive-items", type=int, default=64)
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: default)")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--shots", choices=("none", "pool"), default="none",
-                        help="few-shot examples: none (0-shot, as jobs without a shots "
-                             "dataset) or from the pool itself")  # fmt: skip
+    parser.add_argument(
+        "--shots",
+        choices=("none", "pool"),
+        default="none",
+        help="few-shot examples: none (0-shot, as jobs without a shots "
+        "dataset) or from the pool itself",
+    )
     return parser.parse_args()
 
 

@@ -128,31 +128,45 @@ def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     cuda = torch.cuda.is_available()
     # Defaults that run anywhere (make bench): the whole model on a GPU, one layer on a CPU.
-    parser.add_argument("--layers", type=int, default=FULL_LAYERS if cuda else 1,
-                        help="decoder layers (default: 32 on CUDA, 1 on the CPU)")  # fmt: skip
-    parser.add_argument("--items", type=int, default=256 if cuda else 8,
-                        help="pool items (MMLU test; NQ too; default: 256 on CUDA, 8 on the CPU)")  # fmt: skip
+    parser.add_argument(
+        "--layers",
+        type=int,
+        default=FULL_LAYERS if cuda else 1,
+        help="decoder layers (default: 32 on CUDA, 1 on the CPU)",
+    )
+    parser.add_argument(
+        "--items",
+        type=int,
+        default=256 if cuda else 8,
+        help="pool items (MMLU test; NQ too; default: 256 on CUDA, 8 on the CPU)",
+    )
     parser.add_argument("--eval-items", type=int, default=16, help="items of each test set")
     parser.add_argument("--train-steps", type=int, default=3, help="optimiser steps timed")
     parser.add_argument("--device", default="cuda" if cuda else "cpu")
     parser.add_argument(
-        "--dtype", choices=("float32", "bfloat16", "float16"), default=None,
+        "--dtype",
+        choices=("float32", "bfloat16", "float16"),
+        default=None,
         help="model dtype (default: bfloat16 on CUDA, float32 on the CPU)",
-    )  # fmt: skip
+    )
     parser.add_argument(
-        "--datasets", default=os.path.join(os.path.dirname(HERE), "..", "shared", "datasets"),
+        "--datasets",
+        default=os.path.join(os.path.dirname(HERE), "..", "shared", "datasets"),
         help="the benchmark files (mmlu/, ARC/, nq/); default ../shared/datasets",
-    )  # fmt: skip
+    )
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: all)")
     parser.add_argument(
-        "--batch-size", type=int, default=None,
+        "--batch-size",
+        type=int,
+        default=None,
         help="sequences per forward pass (default: the engine's for the device)",
-    )  # fmt: skip
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
-        "--out", default=None,
+        "--out",
+        default=None,
         help="where the scratch folder is made (default: the system temp dir); it is removed",
-    )  # fmt: skip
+    )
     parser.add_argument("--json", default=None, help="also write every figure to this file")
     args = parser.parse_args()
     if min(args.layers, args.items, args.eval_items, args.train_steps) < 1:
@@ -348,8 +362,9 @@ def build_tokenizer(texts: Sequence[str]) -> Any:
 # --- the model ------------------------------------------------------------------------------
 
 
-def build_model(args: argparse.Namespace, tokenizer: Any, device: torch.device,
-                dtype: torch.dtype) -> Any:  # fmt: skip
+def build_model(
+    args: argparse.Namespace, tokenizer: Any, device: torch.device, dtype: torch.dtype
+) -> Any:
     """Llama-3-8B's shape with ``args.layers`` layers and seeded random weights.
 
     Built on the meta device, moved to ``device`` uninitialised (``to_empty``), then filled:
@@ -438,8 +453,13 @@ def probe_stage(b: Bench, model: Any, tokenizer: Any, data: Data, out: Path) -> 
     """The choice probe on the pool and the open probe on NQ; returns the correctness."""
     pool = data.mmlu_test[: b.args.items]
     config = ProbeConfig()
-    common = {"config": config, "seed": b.args.seed, "model_revision": model.grait_revision,
-              "batch_size": b.batch_size, "callbacks": b.events.callbacks()}  # fmt: skip
+    common = {
+        "config": config,
+        "seed": b.args.seed,
+        "model_revision": model.grait_revision,
+        "batch_size": b.batch_size,
+        "callbacks": b.events.callbacks(),
+    }
     b.run(
         "probe (choice, MMLU)",
         lambda: run_probe(model, tokenizer, pool, out / "probe", shots=data.mmlu_dev, **common),
@@ -471,8 +491,9 @@ def split_stage(b: Bench, correctness: dict[str, float], out: Path) -> Any:
     return result
 
 
-def features_stage(b: Bench, model: Any, tokenizer: Any, pool: list[Item],
-                   correctness: dict[str, float], out: Path) -> Any:  # fmt: skip
+def features_stage(
+    b: Bench, model: Any, tokenizer: Any, pool: list[Item], correctness: dict[str, float], out: Path
+) -> Any:
     """``run_features`` as run.py calls it; splits warmup and gradient+projection time."""
     speed = SpeedSettings(batch_size=b.batch_size)
     b.figures["features_budget_bytes"] = budget_bytes(b.device, speed.memory_budget_mb)
@@ -480,11 +501,18 @@ def features_stage(b: Bench, model: Any, tokenizer: Any, pool: list[Item],
         result = b.run(
             "features",
             lambda: run_features(
-                FEATURES, model, tokenizer, pool, correctness, out / "features",
-                seed=b.args.seed, speed=speed, callbacks=b.events.callbacks(),
+                FEATURES,
+                model,
+                tokenizer,
+                pool,
+                correctness,
+                out / "features",
+                seed=b.args.seed,
+                speed=speed,
+                callbacks=b.events.callbacks(),
             ),
             len(pool),
-        )  # fmt: skip
+        )
     stage = b.stages["features"]
     events = b.events.of("features", stage["start"])
     ready = [e for e in events if e[4] == "warmup ready"]
@@ -523,9 +551,13 @@ def fwd_bwd_reference(b: Bench, model: Any, tokenizer: Any, pool: list[Item]) ->
     into batches of the stage's batch size."""
     f = b.figures["features"]
     peft = attach_lora(
-        model, FEATURES.lora_r, FEATURES.lora_alpha, FEATURES.lora_dropout,
-        list(FEATURES.target_modules or LLAMA_ATTENTION), b.args.seed,
-    )  # fmt: skip
+        model,
+        FEATURES.lora_r,
+        FEATURES.lora_alpha,
+        FEATURES.lora_dropout,
+        list(FEATURES.target_modules or LLAMA_ATTENTION),
+        b.args.seed,
+    )
     try:
         cast_lora(peft, b.dtype)
         peft.eval()
@@ -629,9 +661,11 @@ def projection_fit(b: Bench) -> None:
     elif big > 2:
         slices[2] = max(1, n_params // PROJECTION_SLICE)
     timed = b.run(
-        "projection fit", lambda: {rows: scaled(rows, part) for rows, part in slices.items()},
-        len(slices), unit="calls",
-    )  # fmt: skip
+        "projection fit",
+        lambda: {rows: scaled(rows, part) for rows, part in slices.items()},
+        len(slices),
+        unit="calls",
+    )
     for rows, part in slices.items():
         points[rows] = {"seconds": timed[rows], "timed_on": f"{part:,} of D, scaled"}
     ordered = sorted((rows, point["seconds"]) for rows, point in points.items())
@@ -641,9 +675,11 @@ def projection_fit(b: Bench) -> None:
     predicted = sum(fixed + per_row * rows for rows, _ in f["projection_calls"])
     f["full_group_items"] = full_group
     f["projection_fit"] = {
-        "fixed_s": fixed, "per_row_s": per_row, "points": dict(sorted(points.items())),
+        "fixed_s": fixed,
+        "per_row_s": per_row,
+        "points": dict(sorted(points.items())),
         "predicted_stage_s": predicted,
-    }  # fmt: skip
+    }
 
 
 def selection_stage(b: Bench, out: Path) -> dict[str, Any]:
@@ -659,12 +695,14 @@ def selection_stage(b: Bench, out: Path) -> dict[str, Any]:
     )
     b.figures["selection"] = {"n_ik": result.n_ik, "n_idk": result.n_idk, **config.knobs()}
     document = json.loads(result.path.read_text())
-    return build_examples("grait", split, config.n_ik, config.n_idk, b.args.seed,
-                          selection=document)  # fmt: skip
+    return build_examples(
+        "grait", split, config.n_ik, config.n_idk, b.args.seed, selection=document
+    )
 
 
-def training_stage(b: Bench, model: Any, tokenizer: Any, pool: list[Item], examples: Any,
-                   out: Path) -> Any:  # fmt: skip
+def training_stage(
+    b: Bench, model: Any, tokenizer: Any, pool: list[Item], examples: Any, out: Path
+) -> Any:
     """``args.train_steps`` optimiser steps of the default fine-tune; returns the PeftModel."""
     by_id = {item.id: item for item in pool}
     train = [Example(by_id[i], refuse, weight) for i, refuse, weight in examples.entries]
@@ -672,11 +710,18 @@ def training_stage(b: Bench, model: Any, tokenizer: Any, pool: list[Item], examp
     result = b.run(
         "train",
         lambda: run_training(
-            model, tokenizer, train, config, out / "train", seed=b.args.seed,
-            model_revision=model.grait_revision, callbacks=b.events.callbacks(),
+            model,
+            tokenizer,
+            train,
+            config,
+            out / "train",
+            seed=b.args.seed,
+            model_revision=model.grait_revision,
+            callbacks=b.events.callbacks(),
         ),
-        len(train), unit="examples",
-    )  # fmt: skip
+        len(train),
+        unit="examples",
+    )
     stage = b.stages["train"]
     times = [stage["start"]] + [e[0] for e in b.events.of("train", stage["start"])]
     steps = [later - earlier for earlier, later in zip(times, times[1:], strict=False)]
@@ -704,11 +749,17 @@ def evaluation_stage(b: Bench, tuned: Any, tokenizer: Any, data: Data, out: Path
         b.run(
             f"evaluate {name}",
             lambda chosen=chosen, name=name: evaluate_set(
-                tuned, tokenizer, chosen, out / "eval" / name, tuned_model=tuned,
-                batch_size=batching, progress=b.events.progress,
+                tuned,
+                tokenizer,
+                chosen,
+                out / "eval" / name,
+                tuned_model=tuned,
+                batch_size=batching,
+                progress=b.events.progress,
             ),
-            EVAL_RUNS * len(chosen), unit="decodings",
-        )  # fmt: skip
+            EVAL_RUNS * len(chosen),
+            unit="decodings",
+        )
 
 
 # --- lengths and the extrapolation ----------------------------------------------------------
@@ -740,13 +791,12 @@ def length_factors(b: Bench, tokenizer: Any, data: Data) -> dict[str, Any]:
     out = {
         "probe": (probe_mean(pool), probe_mean(sample)),
         "sequence": (sequence_mean(pool), sequence_mean(sample)),
-        "eval_mmlu_val": (
-            eval_mean(data.mmlu_val[: b.args.eval_items]), eval_mean(data.mmlu_val)
-        ),
+        "eval_mmlu_val": (eval_mean(data.mmlu_val[: b.args.eval_items]), eval_mean(data.mmlu_val)),
         "eval_arc_c": (eval_mean(data.arc_c[: b.args.eval_items]), eval_mean(data.arc_c)),
-    }  # fmt: skip
-    return {key: {"run": run, "full": full, "factor": full / run} for key, (run, full) in
-            out.items()}  # fmt: skip
+    }
+    return {
+        key: {"run": run, "full": full, "factor": full / run} for key, (run, full) in out.items()
+    }
 
 
 def extrapolate(b: Bench) -> dict[str, float]:
@@ -810,96 +860,135 @@ def report(b: Bench, model_size: int) -> float:
     a, f, s, n = b.args, b.figures["features"], b.stages, b.args.items
     dtype = str(b.dtype).removeprefix("torch.")
     print()
-    print(f"device    {b.device} ({device_name(b.device)}), cpu capability "
-          f"{torch.backends.cpu.get_cpu_capability()}, {torch.get_num_threads()} torch threads; "
-          f"torch {torch.__version__}, transformers {transformers.__version__}")  # fmt: skip
-    print(f"model     Llama-3-8B shape, {a.layers} layer(s), random weights, {dtype}: "
-          f"{b.figures['n_model_params']:,} parameters = {gib(model_size)} GiB")  # fmt: skip
+    print(
+        f"device    {b.device} ({device_name(b.device)}), cpu capability "
+        f"{torch.backends.cpu.get_cpu_capability()}, {torch.get_num_threads()} torch threads; "
+        f"torch {torch.__version__}, transformers {transformers.__version__}"
+    )
+    print(
+        f"model     Llama-3-8B shape, {a.layers} layer(s), random weights, {dtype}: "
+        f"{b.figures['n_model_params']:,} parameters = {gib(model_size)} GiB"
+    )
     probe = b.figures["probe_config"]
-    print(f"inputs    pool: the first {n} MMLU test items (open probe: {n} NQ dev items); "
-          f"{a.eval_items} items each of MMLU val and ARC-c test; batch size "
-          f"{b.batch_size}")  # fmt: skip
-    print(f"probe     ProbeConfig defaults: {probe['choice_shots']}-shot choice (MMLU dev "
-          f"shots), {probe['open_shots']}-shot open, N={probe['n_samples']} samples of up to "
-          f"{probe['max_new_tokens']} tokens")  # fmt: skip
+    print(
+        f"inputs    pool: the first {n} MMLU test items (open probe: {n} NQ dev items); "
+        f"{a.eval_items} items each of MMLU val and ARC-c test; batch size "
+        f"{b.batch_size}"
+    )
+    print(
+        f"probe     ProbeConfig defaults: {probe['choice_shots']}-shot choice (MMLU dev "
+        f"shots), {probe['open_shots']}-shot open, N={probe['n_samples']} samples of up to "
+        f"{probe['max_new_tokens']} tokens"
+    )
     split, sel = b.figures["split"], b.figures["selection"]
     note = f" ({b.figures['split_note']})" if "split_note" in b.figures else ""
-    print(f"split     tau {split['tau']:.4g}: {split['n_ik']} ik / {split['n_idk']} idk{note}; "
-          f"selection ({sel['variant']}, budget {sel['n_ik']}+{sel['n_idk']})")  # fmt: skip
+    print(
+        f"split     tau {split['tau']:.4g}: {split['n_ik']} ik / {split['n_idk']} idk{note}; "
+        f"selection ({sel['variant']}, budget {sel['n_ik']}+{sel['n_idk']})"
+    )
     print()
     kind = "CUDA max allocated" if b.device.type == "cuda" else "peak RSS"
-    header = (f"{'stage':<22} {'count':>15} {'seconds':>9} {'per second':>11} "
-              f"{kind + ' GiB':>17} {'above model':>12}")  # fmt: skip
+    header = (
+        f"{'stage':<22} {'count':>15} {'seconds':>9} {'per second':>11} "
+        f"{kind + ' GiB':>17} {'above model':>12}"
+    )
     print(header)
     print("-" * len(header))
     for name, st in s.items():
         count = f"{st['count']} {st['unit']}"
         above = gib(st["peak_bytes"] - model_size) if name not in PRE_MODEL else ""
-        print(f"{name:<22} {count:>15} {st['seconds']:>9.2f} {st['per_s']:>11.3f} "
-              f"{gib(st['peak_bytes']):>17} {above:>12}")  # fmt: skip
+        print(
+            f"{name:<22} {count:>15} {st['seconds']:>9.2f} {st['per_s']:>11.3f} "
+            f"{gib(st['peak_bytes']):>17} {above:>12}"
+        )
     reset = "" if b.memory.resettable else " (not reset between stages: cumulative)"
-    print(f"memory: {kind} per stage{reset}; overall {gib(b.memory.overall)} GiB = one model "
-          f"copy {gib(model_size)} GiB + {gib(b.memory.overall - model_size)} GiB; features "
-          f"budget {gib(b.figures['features_budget_bytes'])} GiB (half the free memory before "
-          f"the stage)")  # fmt: skip
+    print(
+        f"memory: {kind} per stage{reset}; overall {gib(b.memory.overall)} GiB = one model "
+        f"copy {gib(model_size)} GiB + {gib(b.memory.overall - model_size)} GiB; features "
+        f"budget {gib(b.figures['features_budget_bytes'])} GiB (half the free memory before "
+        f"the stage)"
+    )
     print()
     ref = s["fwd+bwd reference"]["seconds"] / n
     grad = max(0.0, f["pass_s"] - f["projection_s"])
     per_item = f["pass_s"] / n
     row_bytes = 2 if f["projection_dtype"] == "bfloat16" else 4
     buffer = 2 * max(f["groups"]) * f["n_params"] * row_bytes
-    print(f"features  LoRA r={FEATURES.lora_r} alpha={FEATURES.lora_alpha:g} dropout "
-          f"{FEATURES.lora_dropout:g} on {','.join(FEATURES.target_modules or ())}: "
-          f"D={f['n_params']:,}, d={f['d']}; projection {f['projection_method']} in "
-          f"{f['projection_dtype']}; groups of items {f['groups']} (largest gradient buffer "
-          f"{gib(buffer)} GiB)")  # fmt: skip
+    print(
+        f"features  LoRA r={FEATURES.lora_r} alpha={FEATURES.lora_alpha:g} dropout "
+        f"{FEATURES.lora_dropout:g} on {','.join(FEATURES.target_modules or ())}: "
+        f"D={f['n_params']:,}, d={f['d']}; projection {f['projection_method']} in "
+        f"{f['projection_dtype']}; groups of items {f['groups']} (largest gradient buffer "
+        f"{gib(buffer)} GiB)"
+    )
     fallback = ", fallback: no item has c >= 0.99" if f["warmup_fallback"] else ""
-    print(f"  warmup                          {f['warmup_s']:8.2f} s  {f['warmup_items']} items"
-          f"{fallback}, {f['warmup_steps']} step(s): {f['warmup_s'] / f['warmup_items']:.3f} "
-          f"s/item (attaching and saving the adapter included)")  # fmt: skip
-    print(f"  gradients+precondition+project  {f['pass_s']:8.2f} s  {per_item:.3f} s/item "
-          f"({n / f['pass_s']:.3f} items/s)")  # fmt: skip
-    print(f"    projection (stage's calls)    {f['projection_s']:8.2f} s  "
-          f"{100 * f['projection_s'] / f['pass_s']:.0f}% ({len(f['projection_calls'])} "
-          f"call(s))")  # fmt: skip
+    print(
+        f"  warmup                          {f['warmup_s']:8.2f} s  {f['warmup_items']} items"
+        f"{fallback}, {f['warmup_steps']} step(s): {f['warmup_s'] / f['warmup_items']:.3f} "
+        f"s/item (attaching and saving the adapter included)"
+    )
+    print(
+        f"  gradients+precondition+project  {f['pass_s']:8.2f} s  {per_item:.3f} s/item "
+        f"({n / f['pass_s']:.3f} items/s)"
+    )
+    print(
+        f"    projection (stage's calls)    {f['projection_s']:8.2f} s  "
+        f"{100 * f['projection_s'] / f['pass_s']:.0f}% ({len(f['projection_calls'])} "
+        f"call(s))"
+    )
     print(f"    per-sample gradients, rest    {grad:8.2f} s  {100 * grad / f['pass_s']:.0f}%")
     fit = f["projection_fit"]
     points = ", ".join(
         f"{rows} rows {p['seconds']:.2f} s ({p['timed_on']})" for rows, p in fit["points"].items()
     )
-    print(f"    projection fit: {fit['fixed_s']:.3f} s per pass over P + "
-          f"{1000 * fit['per_row_s']:.2f} ms per row, from {points} (linear between them: "
-          f"{fit['predicted_stage_s']:.2f} s for the stage's calls, measured "
-          f"{f['projection_s']:.2f} s)")  # fmt: skip
-    print(f"  plain batched fwd+bwd           {s['fwd+bwd reference']['seconds']:8.2f} s  "
-          f"{ref:.3f} s/item ({f['reference_batches']} batches, {f['reference_tokens']} "
-          f"tokens; summed .grad of the same LoRA)")  # fmt: skip
+    print(
+        f"    projection fit: {fit['fixed_s']:.3f} s per pass over P + "
+        f"{1000 * fit['per_row_s']:.2f} ms per row, from {points} (linear between them: "
+        f"{fit['predicted_stage_s']:.2f} s for the stage's calls, measured "
+        f"{f['projection_s']:.2f} s)"
+    )
+    print(
+        f"  plain batched fwd+bwd           {s['fwd+bwd reference']['seconds']:8.2f} s  "
+        f"{ref:.3f} s/item ({f['reference_batches']} batches, {f['reference_tokens']} "
+        f"tokens; summed .grad of the same LoRA)"
+    )
     ratio = per_item / ref
-    print(f"  features / fwd+bwd              {ratio:8.2f}x (per-sample gradients alone "
-          f"{grad / n / ref:.2f}x)")  # fmt: skip
+    print(
+        f"  features / fwd+bwd              {ratio:8.2f}x (per-sample gradients alone "
+        f"{grad / n / ref:.2f}x)"
+    )
     t = b.figures["train"]
     steps = ", ".join(f"{x:.2f}" for x in t["step_s"])
-    print(f"train     LoRA r={t['lora_r']} ({t['n_params']:,} parameters), {t['steps']} steps "
-          f"of {t['examples_per_step']} examples, step seconds [{steps}]: "
-          f"{t['steady_step_s']:.2f} s/step{' after the first' if len(t['step_s']) > 1 else ''}"
-          f" = {1 / t['s_per_example']:.3f} examples/s")  # fmt: skip
+    print(
+        f"train     LoRA r={t['lora_r']} ({t['n_params']:,} parameters), {t['steps']} steps "
+        f"of {t['examples_per_step']} examples, step seconds [{steps}]: "
+        f"{t['steady_step_s']:.2f} s/step{' after the first' if len(t['step_s']) > 1 else ''}"
+        f" = {1 / t['s_per_example']:.3f} examples/s"
+    )
     print()
-    print(f"mean tokens, this run vs the whole set (MMLU test: a seeded sample of "
-          f"{LENGTH_SAMPLE} items)")  # fmt: skip
+    print(
+        f"mean tokens, this run vs the whole set (MMLU test: a seeded sample of "
+        f"{LENGTH_SAMPLE} items)"
+    )
     for key, value in b.figures["lengths"].items():
-        print(f"  {key:<14} {value['run']:8.1f} vs {value['full']:8.1f}  "
-              f"x{value['factor']:.2f}")  # fmt: skip
+        print(f"  {key:<14} {value['run']:8.1f} vs {value['full']:8.1f}  x{value['factor']:.2f}")
     print()
-    print(f"EXTRAPOLATION to the full MMLU job, from this run's device ({device_name(b.device)}"
-          f") and {a.layers} layer(s) in {dtype}:")  # fmt: skip
-    print(f"  probe {FULL['pool']:,} items; features {FULL['pool']:,} items after a warmup on "
-          f"{FULL['warmup']} (assumed: at least that many items with c >= 0.99; the cap); "
-          f"train {FULL['train_examples']:,} examples (5,000 x 3 epochs); evaluate MMLU val "
-          f"{FULL['mmlu_val']:,} and ARC-c {FULL['arc_c']:,} items x {EVAL_RUNS} "
-          f"decodings.")  # fmt: skip
-    print(f"  Probe, warmup, gradients and training are scaled by the length factors above; "
-          f"the projection by passes of {f['full_group_items']} items (the group the budget "
-          f"gives here) with the fit; selection and evaluation per item.")  # fmt: skip
+    print(
+        f"EXTRAPOLATION to the full MMLU job, from this run's device ({device_name(b.device)}"
+        f") and {a.layers} layer(s) in {dtype}:"
+    )
+    print(
+        f"  probe {FULL['pool']:,} items; features {FULL['pool']:,} items after a warmup on "
+        f"{FULL['warmup']} (assumed: at least that many items with c >= 0.99; the cap); "
+        f"train {FULL['train_examples']:,} examples (5,000 x 3 epochs); evaluate MMLU val "
+        f"{FULL['mmlu_val']:,} and ARC-c {FULL['arc_c']:,} items x {EVAL_RUNS} "
+        f"decodings."
+    )
+    print(
+        f"  Probe, warmup, gradients and training are scaled by the length factors above; "
+        f"the projection by passes of {f['full_group_items']} items (the group the budget "
+        f"gives here) with the fit; selection and evaluation per item."
+    )
     scale = FULL_LAYERS / a.layers
     rough = a.layers < FULL_LAYERS
     head = f"  {'stage':<22} {'minutes':>9}"
@@ -912,9 +1001,11 @@ def report(b: Bench, model_size: int) -> float:
             line += f" {seconds * scale / 60:>22.1f}"
         print(line)
     if rough:
-        print(f"  (rough: each stage times {FULL_LAYERS}/{a.layers}, as if it were all per-layer "
-              f"work; the embedding and output layer are not, so decoding stages are "
-              f"overstated)")  # fmt: skip
+        print(
+            f"  (rough: each stage times {FULL_LAYERS}/{a.layers}, as if it were all per-layer "
+            f"work; the embedding and output layer are not, so decoding stages are "
+            f"overstated)"
+        )
     if b.events.notices:
         print("notices: " + "; ".join(b.events.notices))
     return ratio
@@ -938,15 +1029,19 @@ def main() -> None:
         scratch_root.mkdir(parents=True, exist_ok=True)
     out = Path(tempfile.mkdtemp(prefix="grait-realsize-", dir=scratch_root))
     try:
-        print(f"realsize: {args.layers} layer(s) on {device} in {dtype_name}, scratch {out}",
-              file=sys.stderr)  # fmt: skip
+        print(
+            f"realsize: {args.layers} layer(s) on {device} in {dtype_name}, scratch {out}",
+            file=sys.stderr,
+        )
         data = b.run("load datasets", lambda: load_data(Path(args.datasets)), 5, unit="files")
         texts = corpus(data)
         tokenizer = b.run("train tokenizer", lambda: build_tokenizer(texts), len(texts), "texts")
         model = b.run(
-            "build model", lambda: build_model(args, tokenizer, device, dtype), args.layers,
+            "build model",
+            lambda: build_model(args, tokenizer, device, dtype),
+            args.layers,
             unit="layers",
-        )  # fmt: skip
+        )
         size = model_bytes(model)
         b.figures["n_model_params"] = sum(p.numel() for p in model.parameters())
         pool = data.mmlu_test[: args.items]
@@ -969,18 +1064,26 @@ def main() -> None:
         print(f"wall time {seconds / 60:.1f} min")
         if args.json:
             document = {
-                "args": vars(args), "device": str(device), "device_name": device_name(device),
-                "dtype": dtype_name, "cpu_capability": torch.backends.cpu.get_cpu_capability(),
-                "torch": torch.__version__, "threads": torch.get_num_threads(),
-                "batch_size": batch, "model_bytes": size, "overall_peak_bytes": b.memory.overall,
-                "peak_resettable": b.memory.resettable, "stages": b.stages,
-                "figures": b.figures, "notices": b.events.notices, "wall_s": seconds,
+                "args": vars(args),
+                "device": str(device),
+                "device_name": device_name(device),
+                "dtype": dtype_name,
+                "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+                "torch": torch.__version__,
+                "threads": torch.get_num_threads(),
+                "batch_size": batch,
+                "model_bytes": size,
+                "overall_peak_bytes": b.memory.overall,
+                "peak_resettable": b.memory.resettable,
+                "stages": b.stages,
+                "figures": b.figures,
+                "notices": b.events.notices,
+                "wall_s": seconds,
                 "extrapolation_rough_32_layers": {
-                    k: v * FULL_LAYERS / args.layers
-                    for k, v in b.figures["extrapolation"].items()
+                    k: v * FULL_LAYERS / args.layers for k, v in b.figures["extrapolation"].items()
                 },
                 "features_over_fwd_bwd": ratio,
-            }  # fmt: skip
+            }
             Path(args.json).write_text(json.dumps(document, indent=2, default=str) + "\n")
         print(f"features/fwd+bwd = {ratio:.2f}x")
     finally:

@@ -40,9 +40,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("job", help="a job folder written by `grait run`, or a service job id")
     parser.add_argument("question", help="the question to ask")
     parser.add_argument(
-        "--choices", nargs="+", default=None, metavar="TEXT",
+        "--choices",
+        nargs="+",
+        default=None,
+        metavar="TEXT",
         help="the options of a choice question, lettered A, B, C... in this order",
-    )  # fmt: skip
+    )
     parser.add_argument("--json", action="store_true", help="print the whole result as JSON")
     parser.add_argument(
         "--timeout", type=float, default=1800.0, help="seconds to wait for a service job"
@@ -66,8 +69,11 @@ def _ask_local(folder: Path, questions: list[dict[str, Any]], as_json: bool) -> 
 
     report_path, adapter = folder / REPORT_FILE, folder / ADAPTER_DIR
     if not report_path.is_file() or not adapter.is_dir():
-        print(f"error: {folder} is not a finished `grait run` folder (report.json and "
-              "adapter/ are needed)", file=sys.stderr)  # fmt: skip
+        print(
+            f"error: {folder} is not a finished `grait run` folder (report.json and "
+            "adapter/ are needed)",
+            file=sys.stderr,
+        )
         return 2
     config = json.loads(report_path.read_text(encoding="utf-8"))["job"]["config"]
     from grait_engine.pipeline.ask import AskError, ask, question_items
@@ -82,15 +88,21 @@ def _ask_local(folder: Path, questions: list[dict[str, Any]], as_json: bool) -> 
 
     runtime = RuntimeConfig.from_dict(config.get("runtime") or {})
     spec = ModelSpec(
-        config.get("model_path") or config["model"], device=config.get("device", "cpu"),
-        dtype=config.get("dtype", "float32"), quantization=runtime.quantization,
-    )  # fmt: skip
+        config.get("model_path") or config["model"],
+        device=config.get("device", "cpu"),
+        dtype=config.get("dtype", "float32"),
+        quantization=runtime.quantization,
+    )
     model, tokenizer = load_model(spec)
     device_type = next(model.parameters()).device.type
     result = ask(
-        model, tokenizer, config["task"], questions, adapter,
+        model,
+        tokenizer,
+        config["task"],
+        questions,
+        adapter,
         batch_size=runtime.batch_for(device_type),
-    )  # fmt: skip
+    )
     print_result(result, as_json)
     return 0
 
@@ -106,8 +118,11 @@ def _ask_service(client: Any, args: argparse.Namespace, questions: list[dict[str
         return 1
     if job["status"] != JobStatus.SUCCEEDED:
         failure = job.get("error") or {}
-        print(f"error: generate job {job['id']} {job['status']}: {failure.get('code')}: "
-              f"{failure.get('message')}", file=sys.stderr)  # fmt: skip
+        print(
+            f"error: generate job {job['id']} {job['status']}: {failure.get('code')}: "
+            f"{failure.get('message')}",
+            file=sys.stderr,
+        )
         return 1
     print_result(job["result"], args.json)
     return 0

@@ -179,9 +179,12 @@ class GraitClient:
         return self._json("POST", f"/v1/jobs/{job_id}/evaluations", json=body, headers=headers)
 
     def create_base_evaluation(
-        self, model: str, task: str, eval_datasets: dict[str, str],
+        self,
+        model: str,
+        task: str,
+        eval_datasets: dict[str, str],
         idempotency_key: str | None = None,
-    ) -> dict[str, Any]:  # fmt: skip
+    ) -> dict[str, Any]:
         """``POST /v1/evaluations``: an evaluate job of base model ``model`` alone, with
         the knowledge probe of every eval set."""
         headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}

@@ -95,9 +95,14 @@ def demo_settings(cache: Path) -> Any:
 
     data = cache / "demo-service"
     return Settings(
-        data_dir=data, toyworld_dir=cache / "toyworld", database_url=f"sqlite:///{data}/grait.db",
-        artifact_dir=data / "artifacts", stage_cache_dir=data / "cache", queue="local", local_runner=True,
-    )  # fmt: skip
+        data_dir=data,
+        toyworld_dir=cache / "toyworld",
+        database_url=f"sqlite:///{data}/grait.db",
+        artifact_dir=data / "artifacts",
+        stage_cache_dir=data / "cache",
+        queue="local",
+        local_runner=True,
+    )
 
 
 def create_key(app: Any) -> str:

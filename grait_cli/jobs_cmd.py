@@ -59,20 +59,28 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     export = action("export", export_cmd, "merge a tuned job's adapter into its base model")
     export.add_argument("--wait", action="store_true", help="wait for the export job's end")
     export.add_argument(
-        "--download", type=Path, default=None, metavar="DIR",
+        "--download",
+        type=Path,
+        default=None,
+        metavar="DIR",
         help="wait, then download the merged model (config, safetensors, tokenizer) into DIR",
-    )  # fmt: skip
+    )
 
     evaluate = action(
-        "evaluate", evaluate_cmd,
+        "evaluate",
+        evaluate_cmd,
         "evaluate a succeeded tune job's model (JOB_ID), or a base model alone (--model and "
-        "--task), on eval datasets", False,
-    )  # fmt: skip
+        "--task), on eval datasets",
+        False,
+    )
     evaluate.add_argument("id", nargs="?", default=None, help="a succeeded tune job's id")
     evaluate.add_argument(
-        "--dataset", action="append", required=True, metavar="NAME=DATASET_ID",
+        "--dataset",
+        action="append",
+        required=True,
+        metavar="NAME=DATASET_ID",
         help="an eval set (repeat for more): its name in the report and its dataset id",
-    )  # fmt: skip
+    )
     evaluate.add_argument("--model", default=None, help="a base model alone (no JOB_ID)")
     evaluate.add_argument("--task", choices=("open", "choice"), default=None)
     evaluate.add_argument("--idempotency-key", default=None)
@@ -125,7 +133,7 @@ def list_cmd(client: GraitClient, args: argparse.Namespace) -> int:
             j["model"],
             j.get("stage") or "",
             j["created_at"],
-        ]  # fmt: skip
+        ]
         for j in page["data"]
     ]
     print_table(["id", "status", "kind", "method", "model", "stage", "created"], rows)
@@ -205,8 +213,11 @@ def export_cmd(client: GraitClient, args: argparse.Namespace) -> int:
     job = client.wait_for_job(job["id"])
     if job["status"] != JobStatus.SUCCEEDED:
         error = job.get("error") or {}
-        print(f"error: export job {job['id']} {job['status']}: {error.get('code')}: "
-              f"{error.get('message')}", file=sys.stderr)  # fmt: skip
+        print(
+            f"error: export job {job['id']} {job['status']}: {error.get('code')}: "
+            f"{error.get('message')}",
+            file=sys.stderr,
+        )
         return 1
     print(f"export job {job['id']} succeeded")
     if args.download is None:
@@ -260,8 +271,11 @@ def evaluate_cmd(client: GraitClient, args: argparse.Namespace) -> int:
     job = follow_job(client, job["id"])
     if job["status"] != JobStatus.SUCCEEDED:
         failure = job.get("error") or {}
-        print(f"error: evaluate job {job['id']} {job['status']}: {failure.get('code')}: "
-              f"{failure.get('message')}", file=sys.stderr)  # fmt: skip
+        print(
+            f"error: evaluate job {job['id']} {job['status']}: {failure.get('code')}: "
+            f"{failure.get('message')}",
+            file=sys.stderr,
+        )
         return 1
     report = client.report(job["id"])
     print(f"evaluate job {job['id']} succeeded, rates in %")
@@ -270,6 +284,8 @@ def evaluate_cmd(client: GraitClient, args: argparse.Namespace) -> int:
     rows = [row for row in report_rows([(label, report)]) if any(row[2:])]
     print_table(["test set", "model"] + [name for _, name in METRICS], rows)
     for name, entry in (report.get("knowledge") or {}).items():
-        print(f"{name}: the base model knows {entry['known_share']:.1f}% of {entry['n']} "
-              f"items (probe correctness >= {entry['tau']}); histogram {entry['counts']}")  # fmt: skip
+        print(
+            f"{name}: the base model knows {entry['known_share']:.1f}% of {entry['n']} "
+            f"items (probe correctness >= {entry['tau']}); histogram {entry['counts']}"
+        )
     return 0

@@ -24,10 +24,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     # The service checks the names (422 naming ``events``), so this list cannot go stale.
     create.add_argument(
-        "--event", action="append", dest="events", metavar="EVENT",
+        "--event",
+        action="append",
+        dest="events",
+        metavar="EVENT",
         help="a job status change to deliver, job.<queued|running|cancelling|succeeded|"
         "failed|cancelled> (repeatable; default: job.succeeded, job.failed, job.cancelled)",
-    )  # fmt: skip
+    )
     create.set_defaults(handler=create_cmd)
     listing = sub.add_parser("list", parents=[common], help="list the webhooks")
     listing.add_argument("--limit", type=int, default=100)
@@ -74,12 +77,17 @@ def deliveries_cmd(client: GraitClient, args: argparse.Namespace) -> int:
     page = client.list_deliveries(args.id, limit=args.limit)
     rows = [
         [
-            d["id"], d["event"], d["job_id"] or "", d["status"], d["attempts"],
+            d["id"],
+            d["event"],
+            d["job_id"] or "",
+            d["status"],
+            d["attempts"],
             "" if d["last_status_code"] is None else d["last_status_code"],
-            d["last_error"] or "", d["created_at"],
+            d["last_error"] or "",
+            d["created_at"],
         ]
         for d in page["data"]
-    ]  # fmt: skip
+    ]
     print_table(["id", "event", "job", "status", "attempts", "code", "error", "created"], rows)
     if page.get("has_more"):
         print(f"(more than {args.limit}; use --limit)")

@@ -37,16 +37,34 @@ def run(ctx: JobContext) -> dict[str, Any]:
     adapter = ctx.source_adapter()
     doing = "evaluates a tuned model" if adapter else "evaluates the base model"
     log_compute(ctx.row.job_id, ctx.compute, runtime, doing)
-    resolved = {**config, "runtime": runtime.to_dict(), "device": ctx.compute.device,
-                "dtype": ctx.compute.dtype}  # fmt: skip
+    resolved = {
+        **config,
+        "runtime": runtime.to_dict(),
+        "device": ctx.compute.device,
+        "dtype": ctx.compute.dtype,
+    }
     echoed = {
-        "id": ctx.row.job_id, "model": config["model"], "method": ctx.row.method,
-        "source_job_id": ctx.row.source_job_id, "config": resolved,
-    }  # fmt: skip
+        "id": ctx.row.job_id,
+        "model": config["model"],
+        "method": ctx.row.method,
+        "source_job_id": ctx.row.source_job_id,
+        "config": resolved,
+    }
     return run_evaluation(
-        ctx.model_path(), config["task"], eval_paths, ctx.out_dir, ctx.cache_dir,
-        adapter_dir=adapter, device=ctx.compute.device, dtype=ctx.compute.dtype,
-        runtime=runtime, probe=probe, seed=int(config.get("seed", 0)), job=echoed,
-        progress=ctx.recorder.progress, cancel=ctx.recorder.cancel_requested,
-        notice=ctx.recorder.notice, on_stage=ctx.recorder.on_stage,
-    )  # fmt: skip
+        ctx.model_path(),
+        config["task"],
+        eval_paths,
+        ctx.out_dir,
+        ctx.cache_dir,
+        adapter_dir=adapter,
+        device=ctx.compute.device,
+        dtype=ctx.compute.dtype,
+        runtime=runtime,
+        probe=probe,
+        seed=int(config.get("seed", 0)),
+        job=echoed,
+        progress=ctx.recorder.progress,
+        cancel=ctx.recorder.cancel_requested,
+        notice=ctx.recorder.notice,
+        on_stage=ctx.recorder.on_stage,
+    )

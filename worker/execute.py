@@ -270,10 +270,15 @@ def log_compute(job_id: str, compute: Compute, runtime: Any, doing: str = "compu
     log.info(
         "job %s %s on device %s, dtype %s, torch threads %d (OMP_NUM_THREADS=%s); "
         "runtime %s, first batch size %d",
-        job_id, doing, compute.device, compute.dtype, compute.threads,
-        os.environ.get("OMP_NUM_THREADS", "unset"), json.dumps(runtime.to_dict()),
+        job_id,
+        doing,
+        compute.device,
+        compute.dtype,
+        compute.threads,
+        os.environ.get("OMP_NUM_THREADS", "unset"),
+        json.dumps(runtime.to_dict()),
         runtime.batch_for(compute.device_type),
-    )  # fmt: skip
+    )
 
 
 def _job_row(factory: sessionmaker[Session], settings: Settings, job_id: str) -> JobRow:

@@ -44,9 +44,14 @@ def run(ctx: JobContext) -> dict[str, Any]:
         raise JobCancelled("cancelled before decoding")
     try:
         result = ask(
-            model, tokenizer, config["task"], config["questions"], adapter,
-            batch_size=runtime.batch_for(ctx.compute.device_type), notice=ctx.recorder.notice,
-        )  # fmt: skip
+            model,
+            tokenizer,
+            config["task"],
+            config["questions"],
+            adapter,
+            batch_size=runtime.batch_for(ctx.compute.device_type),
+            notice=ctx.recorder.notice,
+        )
     except AskError as error:
         raise JobInputError(error.field, error.message) from None
     except PromptTooLongError as error:
@@ -78,7 +83,9 @@ def load_base(ctx: JobContext, quantization: str | None) -> tuple[Any, Any]:
 
     check_quantization(quantization, ctx.compute)
     spec = ModelSpec(
-        ctx.model_path(), device=ctx.compute.device, dtype=ctx.compute.dtype,
+        ctx.model_path(),
+        device=ctx.compute.device,
+        dtype=ctx.compute.dtype,
         quantization=quantization,
-    )  # fmt: skip
+    )
     return load_model(spec)

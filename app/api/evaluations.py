@@ -38,10 +38,15 @@ def evaluate_tuned(
     jobs queued or running; ``Idempotency-Key`` as for ``POST /v1/jobs``."""
     source = succeeded_tune_job(session, tenant.id, job_id)
     job, created = add_job(
-        session, tenant.id, kind="evaluate", digest=body.request_sha256(source.id),
+        session,
+        tenant.id,
+        kind="evaluate",
+        digest=body.request_sha256(source.id),
         resolve=lambda: resolve_tuned_evaluation(session, source, body, settings),
-        settings=settings, idempotency_key=idempotency_key, source_job=source,
-    )  # fmt: skip
+        settings=settings,
+        idempotency_key=idempotency_key,
+        source_job=source,
+    )
     return answer_new_job(job, created, queue, response, background)
 
 
@@ -59,8 +64,12 @@ def evaluate_base(
     """Queue an evaluation of a served base model alone (basic and refuse prompts) with a
     knowledge probe of every eval set (correctness histogram in the report)."""
     job, created = add_job(
-        session, tenant.id, kind="evaluate", digest=body.request_sha256(),
+        session,
+        tenant.id,
+        kind="evaluate",
+        digest=body.request_sha256(),
         resolve=lambda: resolve_base_evaluation(session, tenant.id, body, settings),
-        settings=settings, idempotency_key=idempotency_key,
-    )  # fmt: skip
+        settings=settings,
+        idempotency_key=idempotency_key,
+    )
     return answer_new_job(job, created, queue, response, background)

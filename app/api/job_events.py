@@ -41,9 +41,12 @@ EventLimit = Annotated[int, Query(ge=1, le=1000)]
 
 @router.get("/{job_id}/events", response_model=EventList)
 def events(
-    job_id: str, session: SessionDep, tenant: TenantDep, after: EventCursor = 0,
+    job_id: str,
+    session: SessionDep,
+    tenant: TenantDep,
+    after: EventCursor = 0,
     limit: EventLimit = 100,
-) -> EventList:  # fmt: skip
+) -> EventList:
     """Events after the cursor, oldest first.
 
     One query in the common case (a poll): the events joined to the tenant's job; the job
@@ -76,9 +79,11 @@ def stream(
         raise TooManyRequests(f"at most {quota.limit} event streams may be open at once per tenant")
     headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
     return _CountedStream(
-        close, _event_source(factory, watcher, job.id, after, request),
-        media_type="text/event-stream", headers=headers,
-    )  # fmt: skip
+        close,
+        _event_source(factory, watcher, job.id, after, request),
+        media_type="text/event-stream",
+        headers=headers,
+    )
 
 
 class _CountedStream(StreamingResponse):
@@ -112,9 +117,12 @@ def _poll(factory: sessionmaker[Session], job_id: str, after: int) -> tuple[list
 
 
 async def _event_source(
-    factory: sessionmaker[Session], watcher: EventWatcher, job_id: str, after: int,
+    factory: sessionmaker[Session],
+    watcher: EventWatcher,
+    job_id: str,
+    after: int,
     request: Request,
-) -> AsyncIterator[str]:  # fmt: skip
+) -> AsyncIterator[str]:
     """Send what there is, then wait (no connection held) until the watcher sees more."""
     while not await request.is_disconnected():
         # Read the status before the events: a terminal status means its event is written.

@@ -55,19 +55,31 @@ class JobOut(BaseModel):
         if job.error_code is not None:
             error = JobError(code=job.error_code, message=public_message(job.error_message))
         return cls(
-            id=job.id, status=job.status, kind=job.kind, model=job.model, method=job.method,
-            task=job.task, stage=job.stage,
+            id=job.id,
+            status=job.status,
+            kind=job.kind,
+            model=job.model,
+            method=job.method,
+            task=job.task,
+            stage=job.stage,
             progress=Progress(
-                stage=job.stage, done=job.progress_done, total=total, fraction=fraction,
+                stage=job.stage,
+                done=job.progress_done,
+                total=total,
+                fraction=fraction,
                 eta_seconds=job.eta_seconds,
             ),
-            attempt=job.attempt, max_attempts=job.max_attempts, error=error,
-            parent_job_id=job.parent_job_id, source_job_id=job.source_job_id,
+            attempt=job.attempt,
+            max_attempts=job.max_attempts,
+            error=error,
+            parent_job_id=job.parent_job_id,
+            source_job_id=job.source_job_id,
             created_at=job.created_at,
-            started_at=job.started_at, finished_at=job.finished_at,
+            started_at=job.started_at,
+            finished_at=job.finished_at,
             config=public_config(job.config),
             result=job.result,
-        )  # fmt: skip
+        )
 
 
 class JobList(Page[JobOut]):
@@ -86,9 +98,13 @@ class EventOut(BaseModel):
     @classmethod
     def of(cls, event: JobEvent) -> EventOut:
         return cls(
-            id=event.id, created_at=event.created_at, type=event.type, stage=event.stage,
-            message=event.message, data=event.data,
-        )  # fmt: skip
+            id=event.id,
+            created_at=event.created_at,
+            type=event.type,
+            stage=event.stage,
+            message=event.message,
+            data=event.data,
+        )
 
 
 class EventList(Page[EventOut]):

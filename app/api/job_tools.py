@@ -42,9 +42,18 @@ def generate(
     ``answers.json``. 404 for another tenant's job, 409 unless a succeeded tune job, 422
     naming a bad question (``questions.0.choices``), 429 at the active-job limit."""
     return _queue(
-        "generate", job_id, body, generation_config, queue, response, background, session,
-        tenant.id, settings, idempotency_key,
-    )  # fmt: skip
+        "generate",
+        job_id,
+        body,
+        generation_config,
+        queue,
+        response,
+        background,
+        session,
+        tenant.id,
+        settings,
+        idempotency_key,
+    )
 
 
 @router.post("/{job_id}/exports", status_code=201, response_model=JobOut)
@@ -63,22 +72,44 @@ def export(
     job's artifacts as ``merged/`` (config, ``model*.safetensors``, tokenizer files). The
     body ``{"merge": true}`` may be left out. 404/409/429 as for generations."""
     return _queue(
-        "export", job_id, body or ExportCreate(), export_config, queue, response,
-        background, session, tenant.id, settings, idempotency_key,
-    )  # fmt: skip
+        "export",
+        job_id,
+        body or ExportCreate(),
+        export_config,
+        queue,
+        response,
+        background,
+        session,
+        tenant.id,
+        settings,
+        idempotency_key,
+    )
 
 
 def _queue(
-    kind: str, job_id: str, body: BaseModel, configure: Callable[[Any, Any], dict[str, Any]],
-    queue: JobQueue, response: Response, background: BackgroundTasks, session: SessionDep,
-    tenant_id: str, settings: SettingsDep, idempotency_key: str | None,
-) -> JobOut:  # fmt: skip
+    kind: str,
+    job_id: str,
+    body: BaseModel,
+    configure: Callable[[Any, Any], dict[str, Any]],
+    queue: JobQueue,
+    response: Response,
+    background: BackgroundTasks,
+    session: SessionDep,
+    tenant_id: str,
+    settings: SettingsDep,
+    idempotency_key: str | None,
+) -> JobOut:
     """Check the source job, queue the new job (``add_job``) and enqueue it after the
     commit; an idempotent replay answers 200 with the earlier job."""
     source = succeeded_tune_job(session, tenant_id, job_id)
     job, created = add_job(
-        session, tenant_id, kind=kind, digest=request_sha256(kind, source, body),
-        resolve=lambda: configure(source, body), settings=settings,
-        idempotency_key=idempotency_key, source_job=source,
-    )  # fmt: skip
+        session,
+        tenant_id,
+        kind=kind,
+        digest=request_sha256(kind, source, body),
+        resolve=lambda: configure(source, body),
+        settings=settings,
+        idempotency_key=idempotency_key,
+        source_job=source,
+    )
     return answer_new_job(job, created, queue, response, background)

@@ -22,10 +22,12 @@ router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
 IdempotencyKey = Annotated[
     str | None,
     Header(
-        alias="Idempotency-Key", min_length=1, max_length=255,
+        alias="Idempotency-Key",
+        min_length=1,
+        max_length=255,
         description="the same key and body within a tenant return the first job",
     ),
-]  # fmt: skip
+]
 
 
 def get_job_or_404(session: Session, tenant_id: str, job_id: str) -> Job:

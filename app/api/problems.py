@@ -116,9 +116,11 @@ async def _client_disconnect(request: Request, _exc: Exception) -> JSONResponse:
     """
     log.info("client disconnected before the request body was complete: %s", request.url.path)
     return problem_response(
-        499, "client closed the request", type_=PROBLEM_BASE + "client-disconnected",
+        499,
+        "client closed the request",
+        type_=PROBLEM_BASE + "client-disconnected",
         title="Client closed request",
-    )  # fmt: skip
+    )
 
 
 def install_problem_handlers(app: FastAPI) -> None:

@@ -73,13 +73,19 @@ class DeliveryOut(BaseModel):
     def of(cls, delivery: WebhookDelivery) -> DeliveryOut:
         pending = delivery.status == DeliveryStatus.PENDING
         return cls(
-            id=delivery.id, webhook_id=delivery.webhook_id, event=delivery.event,
-            job_id=delivery.job_id, status=delivery.status, attempts=delivery.attempts,
+            id=delivery.id,
+            webhook_id=delivery.webhook_id,
+            event=delivery.event,
+            job_id=delivery.job_id,
+            status=delivery.status,
+            attempts=delivery.attempts,
             next_attempt_at=delivery.next_attempt_at if pending else None,
-            last_status_code=delivery.last_status_code, last_error=delivery.last_error,
-            created_at=delivery.created_at, delivered_at=delivery.delivered_at,
+            last_status_code=delivery.last_status_code,
+            last_error=delivery.last_error,
+            created_at=delivery.created_at,
+            delivered_at=delivery.delivered_at,
             payload=delivery.payload,
-        )  # fmt: skip
+        )
 
 
 class DeliveryList(Page[DeliveryOut]):

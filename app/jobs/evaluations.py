@@ -84,9 +84,15 @@ def resolve_tuned_evaluation(
     if "quantization" not in runtime:
         runtime["quantization"] = (source.config.get("runtime") or {}).get("quantization")
     return _resolve(
-        session, source.tenant_id, settings, model=source.model, task=source.task,
-        eval_datasets=body.eval_datasets, runtime=runtime, source=source,
-    )  # fmt: skip
+        session,
+        source.tenant_id,
+        settings,
+        model=source.model,
+        task=source.task,
+        eval_datasets=body.eval_datasets,
+        runtime=runtime,
+        source=source,
+    )
 
 
 def resolve_base_evaluation(
@@ -94,15 +100,28 @@ def resolve_base_evaluation(
 ) -> dict[str, Any]:
     """The config of a base-model evaluation (with its knowledge probe)."""
     return _resolve(
-        session, tenant_id, settings, model=body.model, task=body.task,
-        eval_datasets=body.eval_datasets, runtime=body.runtime, source=None,
-    )  # fmt: skip
+        session,
+        tenant_id,
+        settings,
+        model=body.model,
+        task=body.task,
+        eval_datasets=body.eval_datasets,
+        runtime=body.runtime,
+        source=None,
+    )
 
 
 def _resolve(
-    session: Session, tenant_id: str, settings: Settings, *, model: str, task: str,
-    eval_datasets: dict[str, str], runtime: dict[str, Any], source: Job | None,
-) -> dict[str, Any]:  # fmt: skip
+    session: Session,
+    tenant_id: str,
+    settings: Settings,
+    *,
+    model: str,
+    task: str,
+    eval_datasets: dict[str, str],
+    runtime: dict[str, Any],
+    source: Job | None,
+) -> dict[str, Any]:
     """Checks, in order: no NaN or Infinity, the model is served, every dataset is the
     tenant's and of ``task`` (share-locked until the commit on PostgreSQL, as for tune
     jobs), the runtime settings are valid, counts are under the server's caps."""

@@ -110,7 +110,7 @@ def finish(
                 error_code=code,
                 error_message=message,
                 result=result,
-            ),  # fmt: skip
+            ),
         )
         if changed == 1:
             status_event(session, job_id, status, message or status, error_code=code)

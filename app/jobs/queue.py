@@ -44,18 +44,24 @@ class CeleryQueue:
 
         self.app = Celery("grait-api", broker=broker_url)
         self.app.conf.update(
-            task_serializer="json", accept_content=["json"], broker_connection_timeout=2,
-            broker_connection_retry_on_startup=True, task_ignore_result=True,
-        )  # fmt: skip
+            task_serializer="json",
+            accept_content=["json"],
+            broker_connection_timeout=2,
+            broker_connection_retry_on_startup=True,
+            task_ignore_result=True,
+        )
 
     def enqueue(self, job_id: str) -> None:
         """Publish the wake-up message; a broker outage is logged, not raised: the job is
         committed as ``queued`` and the worker's reaper re-sends it (``grait.reap``)."""
         try:
             self.app.send_task(
-                RUN_JOB_TASK, args=[job_id], queue=GPU_QUEUE, retry=True,
+                RUN_JOB_TASK,
+                args=[job_id],
+                queue=GPU_QUEUE,
+                retry=True,
                 retry_policy=PUBLISH_RETRY,
-            )  # fmt: skip
+            )
         except Exception as error:
             log.warning("could not enqueue job %s (the reaper will): %s", job_id, error)
 

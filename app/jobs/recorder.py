@@ -103,9 +103,13 @@ class JobRecorder:
                     if write_event:
                         data = {"done": done, "total": total, "eta_seconds": eta}
                         add_event(
-                            session, self.job_id, EventType.PROGRESS, stage=stage, message=message,
+                            session,
+                            self.job_id,
+                            EventType.PROGRESS,
+                            stage=stage,
+                            message=message,
                             data=data,
-                        )  # fmt: skip
+                        )
 
             retry_transient(write, what=f"progress of job {self.job_id}")
         if now - self.last_metric_flush >= METRIC_SECONDS:

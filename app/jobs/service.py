@@ -43,10 +43,14 @@ def create_job(
     jobs a 429 (a replay of an earlier request is answered all the same).
     """
     return add_job(
-        session, tenant_id, kind="tune", digest=body.request_sha256(),
+        session,
+        tenant_id,
+        kind="tune",
+        digest=body.request_sha256(),
         resolve=lambda: resolve_job(session, tenant_id, body, settings),
-        settings=settings, idempotency_key=idempotency_key,
-    )  # fmt: skip
+        settings=settings,
+        idempotency_key=idempotency_key,
+    )
 
 
 def add_job(
@@ -83,11 +87,19 @@ def add_job(
     else:
         method = source_job.method if source_job is not None else "base"
     job = Job(
-        id=new_id("job"), tenant_id=tenant_id, status=JobStatus.QUEUED, kind=kind,
-        model=config["model"], method=method, task=config["task"], config=config,
-        max_attempts=settings.max_attempts, idempotency_key=idempotency_key,
-        request_sha256=digest, source_job_id=source_job.id if source_job else None,
-    )  # fmt: skip
+        id=new_id("job"),
+        tenant_id=tenant_id,
+        status=JobStatus.QUEUED,
+        kind=kind,
+        model=config["model"],
+        method=method,
+        task=config["task"],
+        config=config,
+        max_attempts=settings.max_attempts,
+        idempotency_key=idempotency_key,
+        request_sha256=digest,
+        source_job_id=source_job.id if source_job else None,
+    )
     try:
         with session.begin_nested():
             jobs.add(job)
@@ -145,11 +157,18 @@ def retry_job(session: Session, job: Job, *, settings: Settings) -> Job:
         config = _check_again(session, job, settings)
     check_active_jobs(session, job.tenant_id, settings)
     retry = Job(
-        id=new_id("job"), tenant_id=job.tenant_id, status=JobStatus.QUEUED, kind=job.kind,
-        model=job.model, method=job.method, task=job.task, config=config,
-        max_attempts=settings.max_attempts, parent_job_id=job.id,
+        id=new_id("job"),
+        tenant_id=job.tenant_id,
+        status=JobStatus.QUEUED,
+        kind=job.kind,
+        model=job.model,
+        method=job.method,
+        task=job.task,
+        config=config,
+        max_attempts=settings.max_attempts,
+        parent_job_id=job.id,
         source_job_id=job.source_job_id,
-    )  # fmt: skip
+    )
     JobRepository(session, job.tenant_id).add(retry)
     status_event(session, retry.id, JobStatus.QUEUED, f"retry of {job.id}", parent_job_id=job.id)
     return retry

@@ -60,9 +60,13 @@ def start_child(
     env["GRAIT_PARENT_PID"] = str(os.getpid())
     with (log_dir / f"{job_id}.log").open("ab") as output:
         return subprocess.Popen(
-            child_command(job_id, owner), env=env, stdout=output, stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL, start_new_session=True,
-        )  # fmt: skip
+            child_command(job_id, owner),
+            env=env,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
 
 
 def kill_group(process: subprocess.Popen[bytes]) -> None:

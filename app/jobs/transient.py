@@ -76,7 +76,9 @@ def retry_transient(
                 raise
             log.warning(
                 "%s: transient database error (%s); retrying in %.1f s",
-                what, type(error).__name__, delay,
-            )  # fmt: skip
+                what,
+                type(error).__name__,
+                delay,
+            )
             sleep(delay)
     return action()

@@ -108,9 +108,14 @@ def login(
     token = issue_token(secret, key, time.time(), lifetime)
     response = RedirectResponse("/ui/jobs", status_code=303)
     response.set_cookie(
-        COOKIE, token, max_age=math.ceil(lifetime), path="/ui", httponly=True, samesite="strict",
+        COOKIE,
+        token,
+        max_age=math.ceil(lifetime),
+        path="/ui",
+        httponly=True,
+        samesite="strict",
         secure=request.url.scheme == "https",
-    )  # fmt: skip
+    )
     return response
 
 

@@ -102,14 +102,15 @@ def jobs_page(
             text(job.task),
             text(job.created_at.strftime("%Y-%m-%d %H:%M")),
             _ths_cell(headline(job, store)),
-        ]  # fmt: skip
+        ]
         for job in jobs
     ]
     headers = ["", "job", "status", "method", "model", "task", "created", "THS (tuned)"]
     body = (
-        '<form method="get" action="/ui/compare">' + table(headers, rows)
+        '<form method="get" action="/ui/compare">'
+        + table(headers, rows)
         + '<button type="submit">Compare selected</button></form>'
-    )  # fmt: skip
+    )
     return page("Jobs", body)
 
 
@@ -207,10 +208,15 @@ def compare_page(
     labels = [f"#{i} {job.method}" for i, job in enumerate(jobs, start=1)]
     loaded = [job_data(store, job, label) for job, label in zip(jobs, labels, strict=True)]
     rows = [
-        [text(label), f'<a href="/ui/jobs/{text(job.id)}">{text(job.id)}</a>', text(job.status),
-         text(job.model), "ready" if data else "report not ready"]
+        [
+            text(label),
+            f'<a href="/ui/jobs/{text(job.id)}">{text(job.id)}</a>',
+            text(job.status),
+            text(job.model),
+            "ready" if data else "report not ready",
+        ]
         for label, job, data in zip(labels, jobs, loaded, strict=True)
-    ]  # fmt: skip
+    ]
     body = section("jobs", "Jobs", table(["label", "job", "status", "model", "report"], rows))
     ready = [data for data in loaded if data is not None]
     body += report_sections(ready, images) if ready else note("no report is ready yet")

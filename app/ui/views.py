@@ -39,8 +39,10 @@ def results_table(jobs: Sequence[JobData]) -> str:
                     continue
                 values = result_values(model, row)
                 cells = [text(test_set), text(model), text(row.get("n"))]
-                cells += [number(values[key], 2 if key == "oracle_share" else 1)
-                          for key, _ in RESULT_COLUMNS]  # fmt: skip
+                cells += [
+                    number(values[key], 2 if key == "oracle_share" else 1)
+                    for key, _ in RESULT_COLUMNS
+                ]
                 cells += [number(row.get("unparsed"))]
                 rows.append(([text(job.label)] if many else []) + cells)
     offset = 1 if many else 0

@@ -115,12 +115,15 @@ def claim_due(factory: Factory, settings: Settings, now: datetime) -> list[Claim
                 continue
             row = session.execute(
                 select(
-                    WebhookDelivery.event, WebhookDelivery.payload, WebhookDelivery.attempts,
-                    Webhook.url, Webhook.secret,
+                    WebhookDelivery.event,
+                    WebhookDelivery.payload,
+                    WebhookDelivery.attempts,
+                    Webhook.url,
+                    Webhook.secret,
                 )
                 .join(Webhook, Webhook.id == WebhookDelivery.webhook_id)
                 .where(WebhookDelivery.id == delivery_id)
-            ).one()  # fmt: skip
+            ).one()
             claimed.append(
                 Claimed(delivery_id, row.event, row.payload, row.url, row.secret, row.attempts)
             )

@@ -42,10 +42,17 @@ def add_deliveries(session: Session, job_id: str, status: JobStatus) -> list[Web
     # loaded Job object of this session would not show.
     job = session.execute(
         select(
-            Job.id, Job.tenant_id, Job.kind, Job.model, Job.method, Job.task, Job.error_code,
-            Job.error_message, Job.finished_at,
+            Job.id,
+            Job.tenant_id,
+            Job.kind,
+            Job.model,
+            Job.method,
+            Job.task,
+            Job.error_code,
+            Job.error_message,
+            Job.finished_at,
         ).where(Job.id == job_id)
-    ).one()  # fmt: skip
+    ).one()
     now = utcnow()
     rows = []
     for webhook in subscribed:
@@ -57,10 +64,17 @@ def add_deliveries(session: Session, job_id: str, status: JobStatus) -> list[Web
             "data": {"job": _job_data(job, status)},
         }
         row = WebhookDelivery(
-            id=delivery_id, webhook_id=webhook.id, tenant_id=job.tenant_id, event=event,
-            job_id=job.id, payload=payload, status=DeliveryStatus.PENDING, attempts=0, next_attempt_at=now,
+            id=delivery_id,
+            webhook_id=webhook.id,
+            tenant_id=job.tenant_id,
+            event=event,
+            job_id=job.id,
+            payload=payload,
+            status=DeliveryStatus.PENDING,
+            attempts=0,
+            next_attempt_at=now,
             created_at=now,
-        )  # fmt: skip
+        )
         session.add(row)
         rows.append(row)
     return rows
@@ -72,10 +86,15 @@ def _job_data(job: Any, status: JobStatus) -> dict[str, Any]:
     if job.error_code is not None:
         error = {"code": job.error_code, "message": public_message(job.error_message)}
     return {
-        "id": job.id, "kind": job.kind, "status": status, "model": job.model,
-        "method": job.method, "task": job.task, "error": error,
+        "id": job.id,
+        "kind": job.kind,
+        "status": status,
+        "model": job.model,
+        "method": job.method,
+        "task": job.task,
+        "error": error,
         "finished_at": _iso(job.finished_at),
-    }  # fmt: skip
+    }
 
 
 def _iso(moment: datetime | None) -> str | None:

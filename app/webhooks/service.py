@@ -106,9 +106,12 @@ def create_webhook(
     caller shows it once). 422 for a bad URL or events; 409 past ``max_webhooks_per_tenant``.
     """
     webhook = Webhook(
-        id=new_id(WEBHOOK_PREFIX), tenant_id=tenant_id, url=check_url(url, settings),
-        events=check_events(events), secret=new_secret(),
-    )  # fmt: skip
+        id=new_id(WEBHOOK_PREFIX),
+        tenant_id=tenant_id,
+        url=check_url(url, settings),
+        events=check_events(events),
+        secret=new_secret(),
+    )
     count = session.scalar(
         select(func.count()).select_from(Webhook).where(Webhook.tenant_id == tenant_id)
     )

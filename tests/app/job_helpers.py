@@ -20,10 +20,14 @@ def job_settings(data_dir: Path, database_url: str, toyworld_dir: Path, **extra:
     job children with one torch thread (the test machine is shared: a child with every
     core beside other torch processes slows them all down)."""
     values: dict[str, Any] = {
-        "data_dir": data_dir, "database_url": database_url, "toyworld_dir": toyworld_dir,
-        "lease_seconds": 3.0, "cancel_grace_seconds": 10.0, "max_upload_bytes": 10 << 20,
+        "data_dir": data_dir,
+        "database_url": database_url,
+        "toyworld_dir": toyworld_dir,
+        "lease_seconds": 3.0,
+        "cancel_grace_seconds": 10.0,
+        "max_upload_bytes": 10 << 20,
         "torch_threads": 1,
-    }  # fmt: skip
+    }
     return Settings(**(values | extra))
 
 

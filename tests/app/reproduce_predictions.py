@@ -68,9 +68,13 @@ def main(base: str, adapter: str, items_path: str, out_path: str) -> None:
         )
         with torch.no_grad():
             out = model.generate(
-                **inputs, do_sample=False, max_new_tokens=new_tokens, return_dict_in_generate=True,
-                output_scores=True, pad_token_id=tokenizer.pad_token_id or tokenizer.eos_token_id,
-            )  # fmt: skip
+                **inputs,
+                do_sample=False,
+                max_new_tokens=new_tokens,
+                return_dict_in_generate=True,
+                output_scores=True,
+                pad_token_id=tokenizer.pad_token_id or tokenizer.eos_token_id,
+            )
         new = out.sequences[0, inputs["input_ids"].shape[1] :]
         outputs.append(tokenizer.decode(new, skip_special_tokens=True).split("\n")[0].strip())
         logits.append(out.scores[0][0].tolist())

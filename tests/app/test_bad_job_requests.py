@@ -39,9 +39,13 @@ def world(tmp_path: Path, database_url: str) -> Iterator[dict[str, Any]]:
         other_ids = {"train": other_ds, "test_id": other_ds, "test_ood": other_ds}
         other_job = client.post("/v1/jobs", json=job_body(other_ids), headers=other).json()["id"]
         yield {
-            "app": app, "client": client, "auth": auth, "ids": ids, "other_ds": other_ds,
+            "app": app,
+            "client": client,
+            "auth": auth,
+            "ids": ids,
+            "other_ds": other_ds,
             "other_job": other_job,
-        }  # fmt: skip
+        }
     app.state.engine.dispose()
 
 
@@ -55,61 +59,52 @@ def _body(ids: dict[str, str], **changes: Any) -> dict[str, Any]:
     return body
 
 
-# (name, changes to a good body, expected status, problem type, field named in errors)
+# (name, changes to a good body, field named in errors); each answers 422 validation-error
 BAD_CREATES = [
-    ("unknown model", {"model": "acme/nope"}, 422, "validation-error", "model"),
-    ("unknown dataset", {"training_dataset": "ds_000000000000000000000000"}, 422,
-     "validation-error", "training_dataset"),
-    ("wrong task type", {"task": "open"}, 422, "validation-error", "training_dataset"),
-    ("unknown method", {"method": {"type": "magic"}}, 422, "validation-error", "method.type"),
-    ("grait knob on cor_rait", {"method": {"type": "cor_rait", "temperature": 2}}, 422,
-     "validation-error", "method.temperature"),
-    ("bad training knob", {"hyperparameters": {"epochs": 0}}, 422, "validation-error",
-     "hyperparameters.epochs"),
-    ("unknown training knob", {"hyperparameters": {"epochz": 3}}, 422, "validation-error",
-     "hyperparameters.epochz"),
-    ("bad tau", {"tau": 1.5}, 422, "validation-error", "tau"),
+    ("unknown model", {"model": "acme/nope"}, "model"),
+    ("unknown dataset", {"training_dataset": "ds_000000000000000000000000"}, "training_dataset"),
+    ("wrong task type", {"task": "open"}, "training_dataset"),
+    ("unknown method", {"method": {"type": "magic"}}, "method.type"),
+    (
+        "grait knob on cor_rait",
+        {"method": {"type": "cor_rait", "temperature": 2}},
+        "method.temperature",
+    ),
+    ("bad training knob", {"hyperparameters": {"epochs": 0}}, "hyperparameters.epochs"),
+    ("unknown training knob", {"hyperparameters": {"epochz": 3}}, "hyperparameters.epochz"),
+    ("bad tau", {"tau": 1.5}, "tau"),
     # A wrong-typed knob names its field (it used to be a bare TypeError naming the section).
-    ("features lr a string", {"features": {"lr": "x"}}, 422, "validation-error",
-     "features.lr"),
-    ("features lora_r a float", {"features": {"lora_r": 8.0}}, 422, "validation-error",
-     "features.lora_r"),
-    ("features betas a string", {"features": {"adam_betas": "ab"}}, 422, "validation-error",
-     "features.adam_betas"),
-    ("epochs a bool", {"hyperparameters": {"epochs": True}}, 422, "validation-error",
-     "hyperparameters.epochs"),
-    ("training lr a list", {"hyperparameters": {"lr": [0.001]}}, 422, "validation-error",
-     "hyperparameters.lr"),
-    ("target modules a string", {"hyperparameters": {"target_modules": "q_proj"}}, 422,
-     "validation-error", "hyperparameters.target_modules"),
-    ("probe samples a string", {"probe": {"n_samples": "10"}}, 422, "validation-error",
-     "probe.n_samples"),
-    ("batch size 0", {"runtime": {"batch_size": 0}}, 422, "validation-error",
-     "runtime.batch_size"),
-    ("memory budget a string", {"runtime": {"memory_budget_mb": "1G"}}, 422,
-     "validation-error", "runtime.memory_budget_mb"),
-    ("tf32 not a bool", {"runtime": {"tf32": "yes"}}, 422, "validation-error", "runtime.tf32"),
-    ("unknown quantization", {"runtime": {"quantization": "8bit"}}, 422, "validation-error",
-     "runtime.quantization"),
-    ("unknown runtime key", {"runtime": {"threads": 4}}, 422, "validation-error",
-     "runtime.threads"),
-    ("runtime not a mapping", {"runtime": [8]}, 422, "validation-error", "body.runtime"),
-    ("negative seed", {"seed": -1}, 422, "validation-error", "body.seed"),
-    ("unknown top-level key", {"colour": "red"}, 422, "validation-error", "body.colour"),
-    ("missing eval datasets", {"eval_datasets": None}, 422, "validation-error",
-     "body.eval_datasets"),
-    ("hostile eval set name", {"eval_datasets": {"../x": "ds_1"}}, 422, "validation-error",
-     None),
-]  # fmt: skip
+    ("features lr a string", {"features": {"lr": "x"}}, "features.lr"),
+    ("features lora_r a float", {"features": {"lora_r": 8.0}}, "features.lora_r"),
+    ("features betas a string", {"features": {"adam_betas": "ab"}}, "features.adam_betas"),
+    ("epochs a bool", {"hyperparameters": {"epochs": True}}, "hyperparameters.epochs"),
+    ("training lr a list", {"hyperparameters": {"lr": [0.001]}}, "hyperparameters.lr"),
+    (
+        "target modules a string",
+        {"hyperparameters": {"target_modules": "q_proj"}},
+        "hyperparameters.target_modules",
+    ),
+    ("probe samples a string", {"probe": {"n_samples": "10"}}, "probe.n_samples"),
+    ("batch size 0", {"runtime": {"batch_size": 0}}, "runtime.batch_size"),
+    ("memory budget a string", {"runtime": {"memory_budget_mb": "1G"}}, "runtime.memory_budget_mb"),
+    ("tf32 not a bool", {"runtime": {"tf32": "yes"}}, "runtime.tf32"),
+    ("unknown quantization", {"runtime": {"quantization": "8bit"}}, "runtime.quantization"),
+    ("unknown runtime key", {"runtime": {"threads": 4}}, "runtime.threads"),
+    ("runtime not a mapping", {"runtime": [8]}, "body.runtime"),
+    ("negative seed", {"seed": -1}, "body.seed"),
+    ("unknown top-level key", {"colour": "red"}, "body.colour"),
+    ("missing eval datasets", {"eval_datasets": None}, "body.eval_datasets"),
+    ("hostile eval set name", {"eval_datasets": {"../x": "ds_1"}}, None),
+]
 
 
-@pytest.mark.parametrize(("name", "changes", "status", "slug", "field"), BAD_CREATES)
+@pytest.mark.parametrize(("name", "changes", "field"), BAD_CREATES)
 def test_bad_create_stores_nothing(
-    world: dict[str, Any], name: str, changes: dict, status: int, slug: str, field: str | None
+    world: dict[str, Any], name: str, changes: dict, field: str | None
 ) -> None:
     client, auth = world["client"], world["auth"]
     response = client.post("/v1/jobs", json=_body(world["ids"], **changes), headers=auth)
-    body = assert_problem(response, status, slug)
+    body = assert_problem(response, 422, "validation-error")
     if field is not None:
         assert field in [error["field"] for error in body["errors"]], body
     assert client.get("/v1/jobs", headers=auth).json()["data"] == []
@@ -146,9 +141,17 @@ def test_bad_queries(world: dict[str, Any], path: str, status: int, slug: str) -
 
 @pytest.mark.parametrize(
     "suffix",
-    ["", "/events", "/events/stream", "/metrics", "/artifacts", "/artifacts/report.json",
-     "/report", "/checkpoints"],
-)  # fmt: skip
+    [
+        "",
+        "/events",
+        "/events/stream",
+        "/metrics",
+        "/artifacts",
+        "/artifacts/report.json",
+        "/report",
+        "/checkpoints",
+    ],
+)
 def test_another_tenants_job_is_not_found(world: dict[str, Any], suffix: str) -> None:
     client, auth = world["client"], world["auth"]
     assert_problem(client.get(f"/v1/jobs/{world['other_job']}{suffix}", headers=auth), 404)
@@ -164,9 +167,16 @@ def test_another_tenants_job_cannot_be_changed(world: dict[str, Any], action: st
 
 @pytest.mark.parametrize(
     "name",
-    ["../x", "..%2Freport.json", "%2e%2e/%2e%2e/grait.db", "/etc/passwd", ".stages.tmp",
-     "stages.json", "a" * 300],
-)  # fmt: skip
+    [
+        "../x",
+        "..%2Freport.json",
+        "%2e%2e/%2e%2e/grait.db",
+        "/etc/passwd",
+        ".stages.tmp",
+        "stages.json",
+        "a" * 300,
+    ],
+)
 def test_hostile_artifact_names(world: dict[str, Any], tmp_path: Path, name: str) -> None:
     """Names are looked up among the listed files; anything else is a 404 problem."""
     client, auth, app = world["client"], world["auth"], world["app"]
@@ -208,9 +218,13 @@ def test_idempotency_key_too_long(world: dict[str, Any]) -> None:
 
 @pytest.mark.parametrize(
     "headers",
-    [{}, {"Authorization": "Bearer nope"}, {"Authorization": "Basic dXNlcjpwYXNz"},
-     {"Authorization": "Bearer grait_xxxxxxxx_yyyyyyyyyyyyyyyyyyyyyyyy"}],
-)  # fmt: skip
+    [
+        {},
+        {"Authorization": "Bearer nope"},
+        {"Authorization": "Basic dXNlcjpwYXNz"},
+        {"Authorization": "Bearer grait_xxxxxxxx_yyyyyyyyyyyyyyyyyyyyyyyy"},
+    ],
+)
 def test_missing_or_wrong_key(world: dict[str, Any], headers: dict[str, str]) -> None:
     client = world["client"]
     assert_problem(client.post("/v1/jobs", json=job_body(world["ids"]), headers=headers), 401)

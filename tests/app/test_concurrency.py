@@ -19,9 +19,13 @@ UI_SCOPE = {"type": "http", "method": "GET", "path": "/ui/x", "headers": []}
 def limited(app: Any, limit: int) -> EdgeMiddleware:
     slots = RequestSlots(limit=limit, per_owner=limit)
     return EdgeMiddleware(
-        app, session_factory=None, slots=slots, max_body_bytes=1024,  # type: ignore[arg-type]
-        body_timeout=5, upload_timeout=5,
-    )  # fmt: skip
+        app,
+        session_factory=None,
+        slots=slots,
+        max_body_bytes=1024,  # type: ignore[arg-type]
+        body_timeout=5,
+        upload_timeout=5,
+    )
 
 
 def _run(limit: int, n_requests: int, stream_chunks: int = 0) -> dict[str, int]:

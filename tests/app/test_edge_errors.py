@@ -52,8 +52,14 @@ def test_a_dropped_upload_is_a_logged_disconnect(
     caplog.set_level(logging.INFO)
 
     async def dropped() -> object:
-        return await call(app, "POST", "/v1/datasets?task=open", headers,
-                          [open_lines(2)], disconnect_after_chunks=True)  # fmt: skip
+        return await call(
+            app,
+            "POST",
+            "/v1/datasets?task=open",
+            headers,
+            [open_lines(2)],
+            disconnect_after_chunks=True,
+        )
 
     exchange = run(dropped)
 

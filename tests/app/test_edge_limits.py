@@ -111,11 +111,13 @@ def test_slow_bodies_hold_no_slot_and_health_is_outside_the_cap(edge_app) -> Non
     async def scenario() -> list[int]:
         stall = asyncio.Event()
         slow = [
-            *(call(edge_app, "POST", "/v1/jobs", slow_headers, [b"{"], stall=stall)
-              for _ in range(3)),
+            *(
+                call(edge_app, "POST", "/v1/jobs", slow_headers, [b"{"], stall=stall)
+                for _ in range(3)
+            ),
             call(edge_app, "POST", "/ui/login", form, [b"api_key="], stall=stall),
             call(edge_app, "POST", "/v1/datasets?task=open", upload, [b"{"], stall=stall),
-        ]  # fmt: skip
+        ]
         tasks = [asyncio.ensure_future(request) for request in slow]
         await asyncio.sleep(0.2)  # every slow request is now waiting for its body
         answers = [

@@ -24,16 +24,20 @@ from tests.app.job_helpers import job_body, job_settings
 def queued(tmp_path: Path, database_url: str) -> Iterator[dict[str, Any]]:
     """An API-only service (cap: 2 streams per tenant) and one queued job of a tenant."""
     settings = job_settings(
-        tmp_path / "data", database_url, tmp_path / "tw", local_runner=False,
+        tmp_path / "data",
+        database_url,
+        tmp_path / "tw",
+        local_runner=False,
         max_event_streams_per_tenant=2,
-    )  # fmt: skip
+    )
     app = create_app(settings)
     with TestClient(app) as client:
         key, _ = new_key(app)
         auth = {"Authorization": f"Bearer {key}"}
         ds = upload_raw(client, auth, choice_lines(3), "choice").json()["id"]
-        job = client.post("/v1/jobs", json=job_body({"train": ds, "test_id": ds, "test_ood": ds}),
-                          headers=auth).json()  # fmt: skip
+        job = client.post(
+            "/v1/jobs", json=job_body({"train": ds, "test_id": ds, "test_ood": ds}), headers=auth
+        ).json()
         yield {"app": app, "client": client, "auth": auth, "path": f"/v1/jobs/{job['id']}"}
     app.state.engine.dispose()
 
@@ -57,8 +61,14 @@ def open_streams(queued: dict[str, Any], count: int, hang_up: asyncio.Event) -> 
     headers = {"authorization": queued["auth"]["Authorization"]}
     exchanges = [Exchange() for _ in range(count)]
     for exchange in exchanges:
-        request = call(queued["app"], "GET", f"{queued['path']}/events/stream", headers,
-                       hang_up=hang_up, exchange=exchange)  # fmt: skip
+        request = call(
+            queued["app"],
+            "GET",
+            f"{queued['path']}/events/stream",
+            headers,
+            hang_up=hang_up,
+            exchange=exchange,
+        )
         asyncio.ensure_future(request)
     return exchanges
 

@@ -90,10 +90,16 @@ def _add_job(client: TestClient, world: World, status: str, kind: str = "tune") 
         owner = session.get(Job, world.tune_id)
         assert owner is not None
         job = Job(
-            id=new_id("job"), tenant_id=owner.tenant_id, status=status, kind=kind,
-            model=source["model"], method=source["method"], task=source["task"],
-            config=source["config"], max_attempts=1,
-        )  # fmt: skip
+            id=new_id("job"),
+            tenant_id=owner.tenant_id,
+            status=status,
+            kind=kind,
+            model=source["model"],
+            method=source["method"],
+            task=source["task"],
+            config=source["config"],
+            max_attempts=1,
+        )
         session.add(job)
         return job.id
 
@@ -116,12 +122,20 @@ def test_requests_are_checked_and_stored(world: World) -> None:
         assert job["kind"] == "evaluate" and job["source_job_id"] == world.tune_id
         assert job["status"] == "queued" and job["method"] == "cor_rait"
         assert job["config"] == {
-            "kind": "evaluate", "model": "toyworld/tiny", "task": "choice",
-            "eval_datasets": body["eval_datasets"], "source_job_id": world.tune_id,
-            "runtime": {"batch_size": None, "memory_budget_mb": None, "tf32": True,
-                        "quantization": None},
-            "probe": None, "seed": 0,
-        }  # fmt: skip
+            "kind": "evaluate",
+            "model": "toyworld/tiny",
+            "task": "choice",
+            "eval_datasets": body["eval_datasets"],
+            "source_job_id": world.tune_id,
+            "runtime": {
+                "batch_size": None,
+                "memory_budget_mb": None,
+                "tf32": True,
+                "quantization": None,
+            },
+            "probe": None,
+            "seed": 0,
+        }
         replay = client.post(url, json=body, headers=keyed)
         assert replay.status_code == 200 and replay.json()["id"] == job["id"]
         other_body = {"eval_datasets": {"again": ids["test_ood"]}}
@@ -142,8 +156,9 @@ def test_requests_are_checked_and_stored(world: World) -> None:
         # 422 naming the field: another task's dataset, an unknown one, bad runtime, extras.
         open_id = upload_raw(client, auth, open_lines(3)).json()["id"]
         for sets, field in (
-            ({"x": open_id}, "eval_datasets.x"), ({"y": "ds_nope"}, "eval_datasets.y"),
-        ):  # fmt: skip
+            ({"x": open_id}, "eval_datasets.x"),
+            ({"y": "ds_nope"}, "eval_datasets.y"),
+        ):
             problem = assert_problem(
                 client.post(url, json={"eval_datasets": sets}, headers=auth), 422
             )
@@ -161,8 +176,9 @@ def test_requests_are_checked_and_stored(world: World) -> None:
         assert_problem(client.post(url, json={**body, "method": "x"}, headers=auth), 422)
         too_many = {"eval_datasets": {f"s{i}": ids["train"] for i in range(11)}}
         assert_problem(client.post(url, json=too_many, headers=auth), 422)
-        assert_problem(client.post(url, json={"eval_datasets": {"bad name": ids["train"]}},
-                                   headers=auth), 422)  # fmt: skip
+        assert_problem(
+            client.post(url, json={"eval_datasets": {"bad name": ids["train"]}}, headers=auth), 422
+        )
 
         # The base-model form: the allowlist, the task of its datasets, the stored probe.
         base = {"model": "toyworld/tiny", "task": "choice", "eval_datasets": {"id": ids["test_id"]}}
@@ -236,9 +252,10 @@ def test_base_model_evaluation_reports_what_it_knows(world: World) -> None:
         auth = world.auth
         extra = upload_raw(client, auth, choice_lines(5), task="choice").json()["id"]
         body = {
-            "model": "toyworld/tiny", "task": "choice",
+            "model": "toyworld/tiny",
+            "task": "choice",
             "eval_datasets": {"id": world.ids["test_id"], "extra": extra},
-        }  # fmt: skip
+        }
         created = client.post("/v1/evaluations", json=body, headers=auth)
         assert created.status_code == 201, created.text
         done = wait_for(client, auth, created.json()["id"], finished)

@@ -110,22 +110,30 @@ def test_requests_are_checked(api_app: FastAPI, toyworld_dir: Path) -> None:
         assert made.status_code == 201, made.text
         job = made.json()
         assert (job["kind"], job["status"], job["source_job_id"]) == (
-            "generate", "queued", tune["id"],
-        )  # fmt: skip
+            "generate",
+            "queued",
+            tune["id"],
+        )
         assert job["method"] == "grait" and job["task"] == "choice"
         assert job["config"] == {
-            "kind": "generate", "model": "toyworld/tiny", "task": "choice",
-            "source_job_id": tune["id"], "questions": ask["questions"],
+            "kind": "generate",
+            "model": "toyworld/tiny",
+            "task": "choice",
+            "source_job_id": tune["id"],
+            "questions": ask["questions"],
             "runtime": tune["config"]["runtime"],
-        }  # fmt: skip
+        }
         for body in ({"merge": True}, None):
             exported = client.post(export_url, json=body, headers=auth)
             assert exported.status_code == 201, exported.text
             assert exported.json()["kind"] == "export"
             assert exported.json()["config"] == {
-                "kind": "export", "model": "toyworld/tiny", "task": "choice",
-                "source_job_id": tune["id"], "merge": True,
-            }  # fmt: skip
+                "kind": "export",
+                "model": "toyworld/tiny",
+                "task": "choice",
+                "source_job_id": tune["id"],
+                "merge": True,
+            }
 
         key = {**auth, "Idempotency-Key": "ask-1"}
         first = client.post(gen_url, json=ask, headers=key)
@@ -167,9 +175,12 @@ def test_open_job_questions_have_no_choices(api_app: FastAPI) -> None:
         headers = {**auth, "content-type": "application/x-ndjson"}
         dataset = client.post("/v1/datasets?task=open", content=line, headers=headers).json()
         body = {
-            "model": "toyworld/tiny", "task": "open", "training_dataset": dataset["id"],
-            "eval_datasets": {"id": dataset["id"]}, "method": {"type": "van", "n_ik": 1, "n_idk": 1},
-        }  # fmt: skip
+            "model": "toyworld/tiny",
+            "task": "open",
+            "training_dataset": dataset["id"],
+            "eval_datasets": {"id": dataset["id"]},
+            "method": {"type": "van", "n_ik": 1, "n_idk": 1},
+        }
         tune = client.post("/v1/jobs", json=body, headers=auth).json()
         _set_status(api_app, tune["id"], "succeeded")
         url = f"/v1/jobs/{tune['id']}/generations"
@@ -247,8 +258,10 @@ def test_generate_and_export_reproduce_the_tuned_model(
         assert gen["status"] == "succeeded", gen["error"]
         answers = gen["result"]["answers"]
         assert gen["result"]["prompts"] == {
-            "base": "basic", "base_refuse": "refuse", "tuned": "refuse",
-        }  # fmt: skip
+            "base": "basic",
+            "base_refuse": "refuse",
+            "tuned": "refuse",
+        }
         for key, run in (
             ("base", "init_basic"),
             ("base_refuse", "init_refuse"),

@@ -72,8 +72,11 @@ def test_job_life_cycle(job_app: FastAPI, toyworld_dir: Path) -> None:
         assert config["hyperparameters"]["epochs"] == 1 and "lr" in config["hyperparameters"]
         assert config["tau"] == 0.5 and config["features"]["dim"] == 256
         assert config["runtime"] == {
-            "batch_size": None, "memory_budget_mb": 256, "tf32": True, "quantization": None,
-        }  # fmt: skip
+            "batch_size": None,
+            "memory_budget_mb": 256,
+            "tf32": True,
+            "quantization": None,
+        }
 
         done = wait_for(client, auth, job["id"], finished)
         assert done["status"] == "succeeded", done["error"]
@@ -86,15 +89,20 @@ def test_job_life_cycle(job_app: FastAPI, toyworld_dir: Path) -> None:
         progress = [e for e in seen if e["type"] == "progress"]
         assert progress and all(e["data"]["total"] > 0 for e in progress)
         assert [e["data"]["status"] for e in seen if e["type"] == "status"] == [
-            "queued", "running", "succeeded",
-        ]  # fmt: skip
+            "queued",
+            "running",
+            "succeeded",
+        ]
 
         report = client.get(f"/v1/jobs/{job['id']}/report", headers=auth).json()
         assert report["job"]["id"] == job["id"] and report["eval"] == done["result"]["eval"]
         # The job's own memory budget won; its unset batch size took the runner's default.
         assert report["job"]["config"]["runtime"] == {
-            "batch_size": 4, "memory_budget_mb": 256, "tf32": True, "quantization": None,
-        }  # fmt: skip
+            "batch_size": 4,
+            "memory_budget_mb": 256,
+            "tf32": True,
+            "quantization": None,
+        }
         log = (job_app.state.settings.data_dir / "logs" / f"{job['id']}.log").read_text()
         assert "device cpu, dtype float32, torch threads 1 (OMP_NUM_THREADS=1)" in log, log
         assert '"batch_size": 4, "memory_budget_mb": 256' in log and "first batch size 4" in log

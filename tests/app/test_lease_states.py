@@ -62,11 +62,19 @@ def add_job(factory: Factory, row: Row) -> str:
         _, key = create_api_key(session, f"t-{uuid.uuid4().hex[:10]}")
         session.add(
             Job(
-                id=job_id, tenant_id=key.tenant_id, status=row.status, model="toyworld/tiny",
-                method="cor_rait", task="choice", config={}, attempt=row.attempt,
-                max_attempts=row.max_attempts, lease_owner=row.owner, lease_expires_at=expires,
+                id=job_id,
+                tenant_id=key.tenant_id,
+                status=row.status,
+                model="toyworld/tiny",
+                method="cor_rait",
+                task="choice",
+                config={},
+                attempt=row.attempt,
+                max_attempts=row.max_attempts,
+                lease_owner=row.owner,
+                lease_expires_at=expires,
             )
-        )  # fmt: skip
+        )
     return job_id
 
 
@@ -214,8 +222,11 @@ def test_set_progress_only_under_the_lease(factory: Factory) -> None:
         job = session.get(Job, job_id)
         assert job is not None
         assert (job.stage, job.progress_done, job.progress_total, job.eta_seconds) == (
-            "train", 3, 8, 12.5,
-        )  # fmt: skip
+            "train",
+            3,
+            8,
+            12.5,
+        )
 
 
 def test_touch_stale_queued_resends_each_stale_job_once(factory: Factory) -> None:

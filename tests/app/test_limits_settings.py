@@ -51,9 +51,13 @@ class Service:
 @pytest.fixture
 def service(tmp_path: Path, database_url: str) -> Iterator[Service]:
     settings = job_settings(
-        tmp_path / "data", database_url, tmp_path / "tw", local_runner=False,
-        max_epochs=EPOCHS_CAP, max_active_jobs_per_tenant=ACTIVE_CAP,
-    )  # fmt: skip
+        tmp_path / "data",
+        database_url,
+        tmp_path / "tw",
+        local_runner=False,
+        max_epochs=EPOCHS_CAP,
+        max_active_jobs_per_tenant=ACTIVE_CAP,
+    )
     app = create_app(settings)
     with TestClient(app) as client:
         placeholder = Service(client, settings, {}, {})
@@ -170,8 +174,10 @@ def test_features_config_rejects_non_finite(name: str, value: float) -> None:
 def test_active_jobs_per_tenant_limit(service: Service) -> None:
     """GRAIT_MAX_ACTIVE_JOBS_PER_TENANT (here 3): the fourth queued job is a 429; another
     tenant is not affected; an idempotent replay is still answered; a cancel frees a place."""
-    jobs = [service.create(job_body(service.ids), **{"Idempotency-Key": f"k{i}"})
-            for i in range(ACTIVE_CAP)]  # fmt: skip
+    jobs = [
+        service.create(job_body(service.ids), **{"Idempotency-Key": f"k{i}"})
+        for i in range(ACTIVE_CAP)
+    ]
     assert [r.status_code for r in jobs] == [201] * ACTIVE_CAP
     refused = assert_problem(service.create(job_body(service.ids)), 429, "too-many-jobs")
     assert f"GRAIT_MAX_ACTIVE_JOBS_PER_TENANT={ACTIVE_CAP}" in refused["detail"]

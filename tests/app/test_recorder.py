@@ -35,10 +35,17 @@ def running_job(app: FastAPI, tenant_id: str) -> str:
     with unit_of_work(app.state.session_factory) as session:
         session.add(
             Job(
-                id=job_id, tenant_id=tenant_id, status="running", model="toyworld/tiny",
-                method="cor_rait", task="choice", config={}, attempt=1, lease_owner=OWNER,
+                id=job_id,
+                tenant_id=tenant_id,
+                status="running",
+                model="toyworld/tiny",
+                method="cor_rait",
+                task="choice",
+                config={},
+                attempt=1,
+                lease_owner=OWNER,
             )
-        )  # fmt: skip
+        )
     return job_id
 
 

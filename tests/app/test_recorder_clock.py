@@ -49,11 +49,17 @@ def running_job(factory: Factory) -> str:
         _, key = create_api_key(session, f"t-{uuid.uuid4().hex[:10]}")
         session.add(
             Job(
-                id=job_id, tenant_id=key.tenant_id, status=JobStatus.RUNNING,
-                model="toyworld/tiny", method="cor_rait", task="choice", config={}, attempt=1,
+                id=job_id,
+                tenant_id=key.tenant_id,
+                status=JobStatus.RUNNING,
+                model="toyworld/tiny",
+                method="cor_rait",
+                task="choice",
+                config={},
+                attempt=1,
                 lease_owner=OWNER,
             )
-        )  # fmt: skip
+        )
     return job_id
 
 

@@ -98,11 +98,19 @@ def _running_job(app: FastAPI, tenant_id: str, attempt: int = 1) -> str:
     with unit_of_work(app.state.session_factory) as session:
         session.add(
             Job(
-                id=job_id, tenant_id=tenant_id, status="running", model="toyworld/tiny",
-                method="cor_rait", task="choice", config={}, attempt=attempt, max_attempts=3,
-                lease_owner=OWNER, lease_expires_at=utcnow() + timedelta(seconds=600),
+                id=job_id,
+                tenant_id=tenant_id,
+                status="running",
+                model="toyworld/tiny",
+                method="cor_rait",
+                task="choice",
+                config={},
+                attempt=attempt,
+                max_attempts=3,
+                lease_owner=OWNER,
+                lease_expires_at=utcnow() + timedelta(seconds=600),
             )
-        )  # fmt: skip
+        )
     return job_id
 
 
@@ -156,9 +164,14 @@ def test_recorder_rides_out_killed_connections(app: FastAPI, database_url: str) 
     finally:
         engine.dispose()
     assert sorted(killer.killed) == sorted(
-        ["UPDATE jobs", "INSERT INTO job_events", "INSERT INTO job_metrics",
-         "SELECT jobs.status", "UPDATE jobs"]
-    )  # fmt: skip
+        [
+            "UPDATE jobs",
+            "INSERT INTO job_events",
+            "INSERT INTO job_metrics",
+            "SELECT jobs.status",
+            "UPDATE jobs",
+        ]
+    )
     with unit_of_work(app.state.session_factory) as session:
         job = session.get(Job, job_id)
         assert job is not None
@@ -243,8 +256,9 @@ def test_job_error_messages_never_show_sql(client: TestClient, app: FastAPI) -> 
     job_id = _running_job(app, tenant_id)
     error = OperationalError(
         "UPDATE jobs SET stage=%(stage)s WHERE jobs.id = %(id)s",
-        {"stage": "train", "id": "secret-param"}, Exception("boom"),
-    )  # fmt: skip
+        {"stage": "train", "id": "secret-param"},
+        Exception("boom"),
+    )
     assert lease.finish(
         app.state.session_factory, job_id, OWNER, "failed", error=("stage_error", str(error))
     )

@@ -54,9 +54,10 @@ def test_no_server_errors(fuzz_app: dict[str, Any]) -> None:
 
     schema = schemathesis.openapi.from_asgi("/openapi.json", fuzz_app["app"])
     real = {
-        "dataset_id": fuzz_app["dataset"], "job_id": fuzz_app["job"],
+        "dataset_id": fuzz_app["dataset"],
+        "job_id": fuzz_app["job"],
         "webhook_id": fuzz_app["webhook"],
-    }  # fmt: skip
+    }
     labels = []
     for result in schema.get_all_operations():
         operation = result.ok()
@@ -64,9 +65,12 @@ def test_no_server_errors(fuzz_app: dict[str, Any]) -> None:
 
         @given(case=operation.as_strategy(), use_real_ids=st.booleans())
         @settings(
-            max_examples=MAX_EXAMPLES, deadline=None, derandomize=True, database=None,
+            max_examples=MAX_EXAMPLES,
+            deadline=None,
+            derandomize=True,
+            database=None,
             suppress_health_check=list(HealthCheck),
-        )  # fmt: skip
+        )
         def check(case: Any, use_real_ids: bool) -> None:
             if use_real_ids and case.path_parameters:
                 # Half of the cases address the tenant's real rows, not only 404s.
@@ -95,9 +99,11 @@ def test_every_v1_operation_needs_a_key(fuzz_app: dict[str, Any]) -> None:
     operations = _v1_operations(app)
     assert len(operations) >= 15
     real = {
-        "dataset_id": fuzz_app["dataset"], "job_id": fuzz_app["job"], "name": "report.json",
+        "dataset_id": fuzz_app["dataset"],
+        "job_id": fuzz_app["job"],
+        "name": "report.json",
         "webhook_id": fuzz_app["webhook"],
-    }  # fmt: skip
+    }
     with TestClient(app) as client:
         for method, path in operations:
             url = re.sub(r"\{(\w+)(:path)?\}", lambda m: real[m.group(1)], path)
@@ -113,9 +119,15 @@ def test_fixture_paths_exist(tmp_path: Path) -> None:
     app = create_app(job_settings(tmp_path, f"sqlite:///{tmp_path / 'g.db'}", tmp_path))
     paths = app.openapi()["paths"]
     expected = {
-        "/v1/jobs", "/v1/jobs/{job_id}/events/stream", "/v1/datasets", "/v1/webhooks",
-        "/v1/evaluations", "/v1/jobs/{job_id}/evaluations", "/v1/jobs/{job_id}/generations",
-        "/v1/jobs/{job_id}/exports", "/v1/webhooks/{webhook_id}/deliveries",
-    }  # fmt: skip
+        "/v1/jobs",
+        "/v1/jobs/{job_id}/events/stream",
+        "/v1/datasets",
+        "/v1/webhooks",
+        "/v1/evaluations",
+        "/v1/jobs/{job_id}/evaluations",
+        "/v1/jobs/{job_id}/generations",
+        "/v1/jobs/{job_id}/exports",
+        "/v1/webhooks/{webhook_id}/deliveries",
+    }
     assert expected <= set(paths)
     app.state.engine.dispose()

@@ -65,10 +65,13 @@ def test_settings_from_environment(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_request_digest_of_a_job_without_runtime_is_as_before_runtime_existed() -> None:
     """Jobs stored before ``runtime`` existed keep replaying under their Idempotency-Key."""
     body = {
-        "model": "toyworld/tiny", "task": "choice", "training_dataset": "ds_a",
-        "eval_datasets": {"id": "ds_b"}, "method": {"type": "cor_rait", "n_ik": 16, "n_idk": 16},
+        "model": "toyworld/tiny",
+        "task": "choice",
+        "training_dataset": "ds_a",
+        "eval_datasets": {"id": "ds_b"},
+        "method": {"type": "cor_rait", "n_ik": 16, "n_idk": 16},
         "hyperparameters": {"epochs": 1},
-    }  # fmt: skip
+    }
     before = "b00250675ab2cd8f0aa3014bbd338e6616b4d6f4bc34cec226c5a2e140a47d2e"  # at 8b5f893
     assert JobCreate(**body).request_sha256() == before
     assert JobCreate(**body, runtime={}).request_sha256() == before

@@ -43,10 +43,12 @@ from tests.app.webhook_receiver import receiving
 BACKOFF = 0.4  # seconds: the tests' back-off base (attempt 2 comes >= 0.4 s after attempt 1)
 MAX_ATTEMPTS = 3
 FAST = {
-    "webhook_poll_seconds": 0.1, "webhook_backoff_seconds": BACKOFF,
-    "webhook_max_attempts": MAX_ATTEMPTS, "webhook_timeout_seconds": 5.0,
+    "webhook_poll_seconds": 0.1,
+    "webhook_backoff_seconds": BACKOFF,
+    "webhook_max_attempts": MAX_ATTEMPTS,
+    "webhook_timeout_seconds": 5.0,
     "max_webhooks_per_tenant": 3,
-}  # fmt: skip
+}
 
 
 @pytest.fixture(autouse=True)
@@ -182,8 +184,10 @@ def test_other_tenant_gets_404(app: FastAPI, client: TestClient, auth: dict[str,
     created = create_hook(client, auth, "http://127.0.0.1:8123/hook")
     stranger = bearer(app)
     for method, path in (
-        ("GET", ""), ("DELETE", ""), ("GET", "/deliveries"),
-    ):  # fmt: skip
+        ("GET", ""),
+        ("DELETE", ""),
+        ("GET", "/deliveries"),
+    ):
         response = client.request(method, f"/v1/webhooks/{created['id']}{path}", headers=stranger)
         assert_problem(response, 404)
     assert client.get("/v1/webhooks", headers=stranger).json()["data"] == []
@@ -225,9 +229,12 @@ def test_allowed_destinations(client: TestClient, auth: dict[str, str], url: str
 
 def test_operator_allows_more_hosts(tmp_path: Path, database_url: str) -> None:
     settings = Settings(
-        data_dir=tmp_path / "d", database_url=database_url, local_runner=False,
-        webhook_dispatcher=False, webhook_allowed_hosts="hooks.example.com, 10.0.0.5",
-    )  # fmt: skip
+        data_dir=tmp_path / "d",
+        database_url=database_url,
+        local_runner=False,
+        webhook_dispatcher=False,
+        webhook_allowed_hosts="hooks.example.com, 10.0.0.5",
+    )
     assert settings.webhook_allowed_hosts == ["hooks.example.com", "10.0.0.5"]
     application = create_app(settings)
     try:
@@ -260,8 +267,9 @@ def test_refused_events(client: TestClient, auth: dict[str, str], events: Any, f
 def test_events_deduplicated_and_ordered(client: TestClient, auth: dict[str, str]) -> None:
     events = ["job.failed", "job.queued", "job.failed"]
     assert create_hook(client, auth, "http://127.0.0.1/", events)["events"] == [
-        "job.queued", "job.failed",
-    ]  # fmt: skip
+        "job.queued",
+        "job.failed",
+    ]
 
 
 def test_webhooks_per_tenant_capped(hook_app: FastAPI) -> None:
@@ -304,10 +312,15 @@ def test_real_job_sends_signed_job_succeeded(
             assert payload["type"] == "job.succeeded"
             assert payload["id"] == request.headers["Grait-Delivery"]
             assert payload["data"]["job"] == {
-                "id": job_id, "kind": "tune", "status": "succeeded", "model": "toyworld/tiny",
-                "method": "grait", "task": "choice", "error": None,
+                "id": job_id,
+                "kind": "tune",
+                "status": "succeeded",
+                "model": "toyworld/tiny",
+                "method": "grait",
+                "task": "choice",
+                "error": None,
                 "finished_at": job["finished_at"],
-            }  # fmt: skip
+            }
             # Nothing of the job's inputs, results or the secret travels.
             for secret_or_input in (hook["secret"], ids["train"], '"result"', '"config"'):
                 assert secret_or_input not in request.body.decode()

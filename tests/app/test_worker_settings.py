@@ -18,9 +18,9 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.mark.parametrize(
-    ("device", "index"), [("auto", None), ("cpu", None), ("cuda", None), ("cuda:0", 0),
-                          ("cuda:1", 1), ("cuda:12", 12)],
-)  # fmt: skip
+    ("device", "index"),
+    [("auto", None), ("cpu", None), ("cuda", None), ("cuda:0", 0), ("cuda:1", 1), ("cuda:12", 12)],
+)
 def test_device_forms(device: str, index: int | None) -> None:
     settings = Settings(device=device)
     assert settings.device == device and settings.cuda_index == index
@@ -45,12 +45,14 @@ def test_threads_default_to_the_cores_this_process_may_use() -> None:
 
 @pytest.mark.parametrize(
     ("name", "value", "message"),
-    [("torch_threads", "0", "greater than or equal to 1"),
-     ("batch_size", "0", "must be an integer in [1, 1024]"),
-     ("batch_size", "4096", "must be an integer in [1, 1024]"),
-     ("memory_budget_mb", "-5", "must be an integer in [1, 16777216]"),
-     ("batch_size", "eight", "valid integer")],
-)  # fmt: skip
+    [
+        ("torch_threads", "0", "greater than or equal to 1"),
+        ("batch_size", "0", "must be an integer in [1, 1024]"),
+        ("batch_size", "4096", "must be an integer in [1, 1024]"),
+        ("memory_budget_mb", "-5", "must be an integer in [1, 16777216]"),
+        ("batch_size", "eight", "valid integer"),
+    ],
+)
 def test_bad_worker_defaults_are_refused(
     monkeypatch: pytest.MonkeyPatch, name: str, value: str, message: str
 ) -> None:
@@ -81,9 +83,13 @@ def test_a_typo_stops_serve_and_worker_at_startup(command: str) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("GRAIT_")}
     env |= {"GRAIT_DEVICE": "cuda1", "GRAIT_BROKER_URL": "redis://127.0.0.1:1/0"}
     done = subprocess.run(
-        [sys.executable, "-m", "grait_cli.main", command], env=env, cwd=ROOT,
-        capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
+        [sys.executable, "-m", "grait_cli.main", command],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 2, done.stdout + done.stderr
     assert "GRAIT_DEVICE: must be auto, cpu, cuda or cuda:N" in done.stderr
     assert "Traceback" not in done.stderr

@@ -61,12 +61,16 @@ def add_job(app: FastAPI, tenant_id: str, folder: Path | None, status: str = "su
     with unit_of_work(app.state.session_factory) as session:
         session.add(
             Job(
-                id=job_id, tenant_id=tenant_id, status=status,
+                id=job_id,
+                tenant_id=tenant_id,
+                status=status,
                 model=report["job"]["model"] if report else "toy/tiny",
-                method=report["job"]["method"] if report else "grait", task="choice",
-                config=report["job"]["config"] if report else {"seed": 0}, result=summary,
+                method=report["job"]["method"] if report else "grait",
+                task="choice",
+                config=report["job"]["config"] if report else {"seed": 0},
+                result=summary,
             )
-        )  # fmt: skip
+        )
     if folder is not None:
         shutil.copytree(folder, app.state.store.root / "jobs" / job_id)
     return job_id

@@ -71,10 +71,15 @@ def service(tmp_path_factory: pytest.TempPathFactory, tiny_toyworld: Path) -> It
 
     data = tmp_path_factory.mktemp("cli-service")
     settings = Settings(
-        data_dir=data, toyworld_dir=tiny_toyworld, database_url=f"sqlite:///{data}/grait.db",
-        artifact_dir=data / "artifacts", stage_cache_dir=data / "cache", lease_seconds=10,
-        cancel_grace_seconds=10, torch_threads=1,
-    )  # fmt: skip
+        data_dir=data,
+        toyworld_dir=tiny_toyworld,
+        database_url=f"sqlite:///{data}/grait.db",
+        artifact_dir=data / "artifacts",
+        stage_cache_dir=data / "cache",
+        lease_seconds=10,
+        cancel_grace_seconds=10,
+        torch_threads=1,
+    )
     app = create_app(settings)
     with serve_in_thread(app) as url:
         with unit_of_work(app.state.session_factory) as session:

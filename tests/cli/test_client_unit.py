@@ -85,8 +85,11 @@ def test_report_rows_put_base_prompts_then_each_tuned_model() -> None:
     report = {"eval": {"id": {"init_basic": rates, "init_refuse": rates, "tuned": rates}}}
     rows = report_rows([("cor_rait", report), ("grait", report)])
     assert [row[1] for row in rows] == [
-        "base model (basic prompt)", "base model (refuse prompt)", "cor_rait tuned", "grait tuned",
-    ]  # fmt: skip
+        "base model (basic prompt)",
+        "base model (refuse prompt)",
+        "cor_rait tuned",
+        "grait tuned",
+    ]
     assert rows[0] == ["id", "base model (basic prompt)", "50.0", "40.0", "10.0", "2.5"]
 
 

@@ -53,14 +53,22 @@ def test_evaluate_a_tuned_job_and_a_base_model(
     assert shown["kind"] == "evaluate" and shown["source_job_id"] == tune_id
 
     base = client_grait(
-        "jobs", "evaluate", "--model", "toyworld/tiny", "--task", "choice",
-        "--dataset", f"id={test_id}", "--wait",
-    )  # fmt: skip
+        "jobs",
+        "evaluate",
+        "--model",
+        "toyworld/tiny",
+        "--task",
+        "choice",
+        "--dataset",
+        f"id={test_id}",
+        "--wait",
+    )
     assert base.rc == 0, base.err
     assert "(base model toyworld/tiny)" in base.out and "tuned" not in base.out
     assert re.search(r"^id\s+base model \(refuse prompt\)\s+\d+\.\d", base.out, re.M)
-    knows = re.search(r"^id: the base model knows (\d+\.\d)% of 40 items .*histogram \[(.*)\]$",
-                      base.out, re.M)  # fmt: skip
+    knows = re.search(
+        r"^id: the base model knows (\d+\.\d)% of 40 items .*histogram \[(.*)\]$", base.out, re.M
+    )
     assert knows, base.out
     assert sum(int(c) for c in knows.group(2).split(",")) == 40
 

@@ -23,9 +23,13 @@ def queue_job(service: Service, world: Path) -> str:
     the job is cancelled at once so it does not run for long."""
     with GraitClient(service.url, service.key) as client:
         data = world / "tiny-seed0" / "data" / "choice"
-        ids = {split: client.upload_dataset(data / f"{split}.jsonl", "choice")["id"] for split in (
-            "train", "test_id",
-        )}  # fmt: skip
+        ids = {
+            split: client.upload_dataset(data / f"{split}.jsonl", "choice")["id"]
+            for split in (
+                "train",
+                "test_id",
+            )
+        }
         body = TINY_JOB | {
             "training_dataset": ids["train"],
             "eval_datasets": {"id": ids["test_id"]},

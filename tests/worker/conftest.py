@@ -2,7 +2,8 @@
 
 - ``redis_server``: a private ``redis-server`` on a free port (no persistence), so the
   machine's Redis is never touched and a test may kill and restart it.
-- ``Worker``: ``python -m grait_cli.main worker ...`` in its own session, output in a log.
+- ``Worker`` (tests/worker/processes.py): ``python -m grait_cli.main worker ...`` in its
+  own session, output in a log.
 - ``worker_env``: the ``GRAIT_*`` environment of the workers (PostgreSQL test database,
   short leases and reaper intervals, CPU, one torch thread per job child: the child
   shares the 2 cores with PostgreSQL, Redis, the workers and the test process).
@@ -17,11 +18,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
-import socket
-import subprocess
-import sys
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -29,7 +25,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import redis
 from fastapi.testclient import TestClient
 
 from app.main import create_app
@@ -39,60 +34,9 @@ from app.settings import Settings
 from tests.app.conftest import database_url, postgresql_url, sqlite_url  # noqa: F401
 from tests.app.helpers import NDJSON, new_key
 from tests.app.job_helpers import retire_leftover_jobs
+from tests.worker.processes import ROOT, RedisServer, Worker, free_port, wait_for
 
-ROOT = Path(__file__).resolve().parents[2]
 TERMINAL = ("succeeded", "failed", "cancelled")
-
-
-def wait_for(condition: Callable[[], Any], timeout: float, what: str, every: float = 0.2) -> Any:
-    """Poll ``condition()`` until it returns something truthy (returned); fail after
-    ``timeout`` seconds with ``what`` in the message."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(every)
-    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-@dataclass
-class RedisServer:
-    """A private, non-persistent Redis on ``port``; ``kill``/``start`` to simulate an outage."""
-
-    port: int
-    folder: Path
-    process: subprocess.Popen | None = None
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    def start(self) -> None:
-        binary = shutil.which("redis-server") or "/usr/bin/redis-server"
-        command = [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", ""]
-        command += ["--appendonly", "no", "--dir", str(self.folder)]
-        self.process = subprocess.Popen(command, stdout=subprocess.DEVNULL, start_new_session=True)
-        client = redis.Redis(port=self.port, socket_timeout=1)
-        wait_for(lambda: _pings(client), 10, f"redis on port {self.port}")
-
-    def kill(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.kill()
-            self.process.wait(10)
-
-
-def _pings(client: redis.Redis) -> bool:
-    try:
-        return bool(client.ping())
-    except redis.RedisError:
-        return False
 
 
 @pytest.fixture(scope="session")
@@ -103,65 +47,6 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServ
     server.start()
     yield server
     server.kill()
-
-
-class Worker:
-    """A ``grait worker`` process (own session, so a group kill reaches embedded beat)."""
-
-    def __init__(self, env: dict[str, str], log: Path, *args: str) -> None:
-        self.env, self.log, self.args = env, log, args
-        self.process: subprocess.Popen | None = None
-
-    def start(self, **env: str) -> Worker:
-        """Start it (extra ``GRAIT_*`` variables in ``env``); returns once it consumes."""
-        offset = self.log.stat().st_size if self.log.exists() else 0
-        command = [sys.executable, "-m", "grait_cli.main", "worker", *self.args]
-        with self.log.open("ab") as output:
-            self.process = subprocess.Popen(
-                command, env={**self.env, **env}, cwd=ROOT, stdout=output,
-                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
-            )  # fmt: skip
-        wait_for(lambda: b" ready." in self.log.read_bytes()[offset:], 60, f"{self.args} ready")
-        return self
-
-    def kill(self) -> None:
-        """SIGKILL the main process only (its job child must die by PDEATHSIG)."""
-        if self.process is not None and self.process.poll() is None:
-            self.process.kill()
-            self.process.wait(10)
-
-    def stop(self) -> None:
-        """Warm shutdown (SIGTERM), then SIGKILL of the whole group after 20 s."""
-        if self.process is None:
-            return
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(20)
-            except subprocess.TimeoutExpired:
-                pass
-        try:
-            os.killpg(self.process.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        self.process.wait(10)
-
-
-def job_children(job_id: str | None = None) -> list[int]:
-    """Pids of running ``python -m worker.child`` processes (of ``job_id`` if given)."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            argv = (entry / "cmdline").read_bytes().split(b"\0")
-            state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
-        except OSError:
-            continue
-        if b"worker.child" in argv and state != "Z":
-            if job_id is None or job_id.encode() in argv:
-                found.append(int(entry.name))
-    return found
 
 
 @pytest.fixture(scope="session")
@@ -184,14 +69,21 @@ def worker_env(
     data = tmp_path_factory.mktemp("worker-data")
     env = {k: v for k, v in os.environ.items() if not k.startswith("GRAIT_")}
     env |= {
-        "GRAIT_DATA_DIR": str(data), "GRAIT_DATABASE_URL": postgresql_url,
-        "GRAIT_BROKER_URL": redis_server.url, "GRAIT_QUEUE": "celery",
-        "GRAIT_TOYWORLD_DIR": str(toyworld_root), "GRAIT_DEVICE": "cpu",
-        "GRAIT_LEASE_SECONDS": "3", "GRAIT_CANCEL_GRACE_SECONDS": "8", "GRAIT_MAX_ATTEMPTS": "3",
-        "GRAIT_REAP_INTERVAL_SECONDS": "1", "GRAIT_RESEND_QUEUED_AFTER_SECONDS": "4",
-        "GRAIT_TORCH_THREADS": "1", "TOKENIZERS_PARALLELISM": "false",
+        "GRAIT_DATA_DIR": str(data),
+        "GRAIT_DATABASE_URL": postgresql_url,
+        "GRAIT_BROKER_URL": redis_server.url,
+        "GRAIT_QUEUE": "celery",
+        "GRAIT_TOYWORLD_DIR": str(toyworld_root),
+        "GRAIT_DEVICE": "cpu",
+        "GRAIT_LEASE_SECONDS": "3",
+        "GRAIT_CANCEL_GRACE_SECONDS": "8",
+        "GRAIT_MAX_ATTEMPTS": "3",
+        "GRAIT_REAP_INTERVAL_SECONDS": "1",
+        "GRAIT_RESEND_QUEUED_AFTER_SECONDS": "4",
+        "GRAIT_TORCH_THREADS": "1",
+        "TOKENIZERS_PARALLELISM": "false",
         "PYTHONPATH": str(ROOT),
-    }  # fmt: skip
+    }
     return env
 
 
@@ -238,12 +130,14 @@ class Service:
 
     def create(self, **overrides: Any) -> str:
         body = {
-            "model": "toyworld/tiny", "task": "choice", "training_dataset": self.datasets["train"],
+            "model": "toyworld/tiny",
+            "task": "choice",
+            "training_dataset": self.datasets["train"],
             "eval_datasets": {"id": self.datasets["test_id"], "ood": self.datasets["test_ood"]},
             "method": {"type": "cor_rait", "n_ik": 16, "n_idk": 16},
             "probe": {"choice_shots": 1},
             "hyperparameters": {"lora_r": 4, "epochs": 1, "batch_size": 8},
-        } | overrides  # fmt: skip
+        } | overrides
         response = self.client.post("/v1/jobs", json=body, headers=self.headers)
         assert response.status_code == 201, response.text
         return str(response.json()["id"])
@@ -267,8 +161,10 @@ class Service:
     def wait_terminal(self, job_id: str, timeout: float) -> dict[str, Any]:
         return wait_for(
             lambda: (job := self.job(job_id))["status"] in TERMINAL and job,
-            timeout, f"job {job_id} to end", every=0.5,
-        )  # fmt: skip
+            timeout,
+            f"job {job_id} to end",
+            every=0.5,
+        )
 
 
 @pytest.fixture(scope="session")
@@ -278,10 +174,14 @@ def service(
     from grait_engine.toyworld import build_toyworld, preset
 
     settings = Settings(
-        data_dir=Path(worker_env["GRAIT_DATA_DIR"]), database_url=worker_env["GRAIT_DATABASE_URL"],
-        queue="celery", broker_url=worker_env["GRAIT_BROKER_URL"], local_runner=False,
-        toyworld_dir=toyworld_root, max_attempts=3,
-    )  # fmt: skip
+        data_dir=Path(worker_env["GRAIT_DATA_DIR"]),
+        database_url=worker_env["GRAIT_DATABASE_URL"],
+        queue="celery",
+        broker_url=worker_env["GRAIT_BROKER_URL"],
+        local_runner=False,
+        toyworld_dir=toyworld_root,
+        max_attempts=3,
+    )
     world = build_toyworld(preset("tiny", 0), toyworld_root / "tiny-seed0")
     app = create_app(settings)
     with TestClient(app) as client:

@@ -19,7 +19,8 @@ from typing import Any
 
 import pytest
 
-from tests.worker.conftest import Service, Worker, job_children, wait_for
+from tests.worker.conftest import Service
+from tests.worker.processes import Worker, job_children, wait_for
 
 pytestmark = pytest.mark.slow
 

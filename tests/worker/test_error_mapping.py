@@ -91,35 +91,49 @@ class Case:
     check: Callable[[str], bool] | None = None
 
 
+def failed(name: str, error: Callable[[], BaseException], code: str, message: str | None) -> Case:
+    """A case that fails the job with ``code`` and ``message``."""
+    return Case(name, error, "failed", FAILED, code, message)
+
+
+def invalid(name: str, error: Callable[[], BaseException], message: str) -> Case:
+    """A case that fails the job as ``invalid_config`` with ``message``."""
+    return failed(name, error, "invalid_config", message)
+
+
 LONG = "x" * 5000
+DB_MESSAGE = execute.DATABASE_ERROR_MESSAGE
+D1_DELETED = "dataset d1 was deleted"
 CASES = [
     Case("stage-cancelled", lambda: StageCancelled("stop"), "cancelled", CANCELLED, None, None),
     Case("own-cancel", lambda: ProbeStopped("stop"), "cancelled", CANCELLED, None, None),
-    Case("job-config", lambda: JobConfigError("lr", "must be > 0"), "failed", FAILED,
-         "invalid_config", "lr: must be > 0"),
-    Case("job-input", lambda: execute.JobInputError("training_dataset", "dataset d1 was deleted"),
-         "failed", FAILED, "invalid_config", "training_dataset: dataset d1 was deleted"),
-    Case("compute", lambda: ComputeError("device", "no GPU cuda:3"), "failed", FAILED,
-         "invalid_config", "device: no GPU cuda:3"),
-    Case("model-load", lambda: ModelLoadError("no safetensors weights"), "failed", FAILED,
-         "invalid_config", "no safetensors weights"),
-    Case("invalid-config-cut", lambda: JobConfigError("seed", LONG), "failed", FAILED,
-         "invalid_config", f"seed: {LONG}"[:2000]),
-    Case("diverged", lambda: Diverged("train loss is nan at step 3"), "failed", FAILED,
-         "diverged", "train loss is nan at step 3"),
-    Case("database", programming_error, "failed", FAILED, "database_error",
-         execute.DATABASE_ERROR_MESSAGE),
-    Case("caused-by-database", caused_by_database, "failed", FAILED, "database_error",
-         execute.DATABASE_ERROR_MESSAGE),
-    Case("context-database", raised_while_handling_database, "failed", FAILED,
-         "database_error", execute.DATABASE_ERROR_MESSAGE),
-    Case("transient", lost_connection, execute.DATABASE_UNAVAILABLE, JobStatus.RUNNING, None,
-         None),
-    Case("other", lambda: ValueError("boom"), "failed", FAILED, "stage_error",
-         "ValueError: boom"),
-    Case("other-cut", lambda: RuntimeError(LONG), "failed", FAILED, "stage_error", None,
-         lambda message: message == f"RuntimeError: {LONG}"[:2000] and len(message) == 2000),
-]  # fmt: skip
+    invalid("job-config", lambda: JobConfigError("lr", "must be > 0"), "lr: must be > 0"),
+    invalid(
+        "job-input",
+        lambda: execute.JobInputError("training_dataset", D1_DELETED),
+        f"training_dataset: {D1_DELETED}",
+    ),
+    invalid("compute", lambda: ComputeError("device", "no GPU cuda:3"), "device: no GPU cuda:3"),
+    invalid("model-load", lambda: ModelLoadError("no weights found"), "no weights found"),
+    invalid("invalid-config-cut", lambda: JobConfigError("seed", LONG), f"seed: {LONG}"[:2000]),
+    failed(
+        "diverged", lambda: Diverged("loss is nan at step 3"), "diverged", "loss is nan at step 3"
+    ),
+    failed("database", programming_error, "database_error", DB_MESSAGE),
+    failed("caused-by-database", caused_by_database, "database_error", DB_MESSAGE),
+    failed("context-database", raised_while_handling_database, "database_error", DB_MESSAGE),
+    Case("transient", lost_connection, execute.DATABASE_UNAVAILABLE, JobStatus.RUNNING, None, None),
+    failed("other", lambda: ValueError("boom"), "stage_error", "ValueError: boom"),
+    Case(
+        "other-cut",
+        lambda: RuntimeError(LONG),
+        "failed",
+        FAILED,
+        "stage_error",
+        None,
+        lambda message: message == f"RuntimeError: {LONG}"[:2000] and len(message) == 2000,
+    ),
+]
 
 
 @pytest.fixture
@@ -134,9 +148,11 @@ def settings(tmp_path: Path, sqlite_url: str, monkeypatch: pytest.MonkeyPatch) -
     """The worker's settings; torch is never set up (``set_up_compute`` answers a CPU)."""
     monkeypatch.setattr(execute, "set_up_compute", lambda settings: Compute("cpu", "float32", 1))
     return Settings(
-        data_dir=tmp_path / "data", database_url=sqlite_url, local_runner=False,
+        data_dir=tmp_path / "data",
+        database_url=sqlite_url,
+        local_runner=False,
         webhook_dispatcher=False,
-    )  # fmt: skip
+    )
 
 
 def claimed_job(factory: sessionmaker[Session], kind: str = "tune") -> str:
@@ -146,10 +162,15 @@ def claimed_job(factory: sessionmaker[Session], kind: str = "tune") -> str:
         _, key = create_api_key(session, f"t-{uuid.uuid4().hex[:10]}")
         session.add(
             Job(
-                id=job_id, tenant_id=key.tenant_id, kind=kind, model="toyworld/tiny",
-                method="cor_rait", task="choice", config={},
+                id=job_id,
+                tenant_id=key.tenant_id,
+                kind=kind,
+                model="toyworld/tiny",
+                method="cor_rait",
+                task="choice",
+                config={},
             )
-        )  # fmt: skip
+        )
     assert lease.claim(factory, job_id, OWNER, 600) is not None
     return job_id
 
@@ -186,9 +207,11 @@ def check_row(job: Job, case: Case) -> None:
 
 @pytest.mark.parametrize("case", CASES, ids=[case.name for case in CASES])
 def test_a_tune_stage_error_maps_to_its_outcome(
-    factory: sessionmaker[Session], settings: Settings, monkeypatch: pytest.MonkeyPatch,
+    factory: sessionmaker[Session],
+    settings: Settings,
+    monkeypatch: pytest.MonkeyPatch,
     case: Case,
-) -> None:  # fmt: skip
+) -> None:
     monkeypatch.setattr(execute, "_run_tune", raising(case.error()))
     job_id = claimed_job(factory)
     assert execute.execute_job(factory, settings, job_id, OWNER) == case.answer
@@ -207,9 +230,11 @@ def raise_next(context: execute.JobContext) -> dict[str, Any]:
 
 @pytest.mark.parametrize("case", KIND_CASES, ids=[case.name for case in KIND_CASES])
 def test_a_kind_runner_error_maps_to_its_outcome(
-    factory: sessionmaker[Session], settings: Settings, monkeypatch: pytest.MonkeyPatch,
+    factory: sessionmaker[Session],
+    settings: Settings,
+    monkeypatch: pytest.MonkeyPatch,
     case: Case,
-) -> None:  # fmt: skip
+) -> None:
     monkeypatch.setitem(execute.KIND_RUNNERS, "evaluate", f"{__name__}:raise_next")
     RAISED[:] = [case.error()]
     job_id = claimed_job(factory, kind="evaluate")

@@ -44,8 +44,9 @@ class Api:
 
     def claimed_job(self, **extra: Any) -> str:
         """A cor_rait job created through the API and claimed by ``OWNER``."""
-        response = self.client.post("/v1/jobs", json=job_body(self.ids, "cor_rait", **extra),
-                                    headers=self.auth)  # fmt: skip
+        response = self.client.post(
+            "/v1/jobs", json=job_body(self.ids, "cor_rait", **extra), headers=self.auth
+        )
         assert response.status_code == 201, response.text
         job_id = str(response.json()["id"])
         factory = self.client.app.state.session_factory  # type: ignore[attr-defined]
@@ -108,14 +109,26 @@ def test_out_of_memory_back_off_is_a_warning_event(
 @pytest.mark.parametrize(
     ("case", "settings", "runtime", "message"),
     [
-        ("the worker's check", {}, {"quantization": "4bit"},
-         "runtime.quantization: 4bit needs a CUDA device, but this worker computes on cpu"),
-        ("the engine's model loader", {}, {"quantization": "4bit"},
-         "quantization '4bit' needs a CUDA device, not cpu"),
-        ("a GPU the worker lacks", {"device": "cuda:1"}, {},
-         "GRAIT_DEVICE: cuda:1 requested, but this worker sees"),
+        (
+            "the worker's check",
+            {},
+            {"quantization": "4bit"},
+            "runtime.quantization: 4bit needs a CUDA device, but this worker computes on cpu",
+        ),
+        (
+            "the engine's model loader",
+            {},
+            {"quantization": "4bit"},
+            "quantization '4bit' needs a CUDA device, not cpu",
+        ),
+        (
+            "a GPU the worker lacks",
+            {"device": "cuda:1"},
+            {},
+            "GRAIT_DEVICE: cuda:1 requested, but this worker sees",
+        ),
     ],
-)  # fmt: skip
+)
 def test_what_this_worker_cannot_run_fails_as_invalid_config(
     api: Api,
     monkeypatch: pytest.MonkeyPatch,
@@ -176,9 +189,10 @@ def test_a_database_error_shows_no_sql(api: Api, monkeypatch: pytest.MonkeyPatch
 
     def broken(settings: Settings) -> None:
         raise ProgrammingError(
-            "SELECT secret_column FROM t WHERE x = %(x)s", {"x": "bound-value"},
+            "SELECT secret_column FROM t WHERE x = %(x)s",
+            {"x": "bound-value"},
             Exception("relation does not exist"),
-        )  # fmt: skip
+        )
 
     monkeypatch.setattr(execute, "set_up_compute", broken)
     job_id = api.claimed_job()
@@ -217,8 +231,11 @@ def test_a_killed_connection_mid_job_does_not_fail_it(api: Api) -> None:
         assert api.execute(job_id) == "succeeded"
     finally:
         event.remove(engine, "before_cursor_execute", killer)
-    assert sorted(killer.killed) == ["INSERT INTO job_events", "INSERT INTO job_metrics",
-                                     "UPDATE jobs"]  # fmt: skip
+    assert sorted(killer.killed) == [
+        "INSERT INTO job_events",
+        "INSERT INTO job_metrics",
+        "UPDATE jobs",
+    ]
     job = api.job(job_id)
     assert (job["status"], job["attempt"], job["error"]) == ("succeeded", 1, None)
 

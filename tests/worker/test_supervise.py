@@ -31,9 +31,12 @@ OWNER = "runner-1"
 @pytest.fixture
 def app(tmp_path: Path, database_url: str) -> Iterator[FastAPI]:
     settings = Settings(
-        data_dir=tmp_path / "data", database_url=database_url, local_runner=False,
-        lease_seconds=3.0, job_timeout_seconds=1.0,
-    )  # fmt: skip
+        data_dir=tmp_path / "data",
+        database_url=database_url,
+        local_runner=False,
+        lease_seconds=3.0,
+        job_timeout_seconds=1.0,
+    )
     application = create_app(settings)
     yield application
     application.state.engine.dispose()
@@ -47,10 +50,17 @@ def _claimed_job(app: FastAPI, attempt: int = 0) -> str:
     with unit_of_work(app.state.session_factory) as session:
         session.add(
             Job(
-                id=job_id, tenant_id=tenant_id, status="queued", model="toyworld/tiny",
-                method="cor_rait", task="choice", config={}, attempt=attempt, max_attempts=3,
+                id=job_id,
+                tenant_id=tenant_id,
+                status="queued",
+                model="toyworld/tiny",
+                method="cor_rait",
+                task="choice",
+                config={},
+                attempt=attempt,
+                max_attempts=3,
             )
-        )  # fmt: skip
+        )
     assert lease.claim(app.state.session_factory, job_id, OWNER, 600) is not None
     return job_id
 
