@@ -95,7 +95,7 @@ def read_manifest(directory: str | os.PathLike[str], verify: bool = True) -> dic
     """
     root = Path(directory)
     try:
-        manifest = json.loads((root / MANIFEST).read_text())
+        manifest: dict[str, Any] = json.loads((root / MANIFEST).read_text())
     except (OSError, ValueError):
         return None
     for name, digest in manifest.get("files", {}).items():

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 
 class FieldError(ValueError):
     """A setting with a bad value: ``field`` names it, ``message`` says what is allowed.
@@ -17,7 +19,7 @@ class FieldError(ValueError):
 
 
 def reject_unknown_keys(
-    config_class: type, values: dict, error: type[FieldError], noun: str = "knob"
+    config_class: type, values: dict[str, Any], error: type[FieldError], noun: str = "knob"
 ) -> None:
     """Raise ``error(key, ...)`` for the first key of ``values`` that is not a field of the
     dataclass ``config_class``: a typo in a config must never be ignored silently."""

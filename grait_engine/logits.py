@@ -60,12 +60,14 @@ def logits_at(
     parts = split(model)
     if parts is None:
         out = model(input_ids=input_ids, attention_mask=attention_mask, use_cache=False)
-        return out.logits[rows, columns].float()
+        picked: torch.Tensor = out.logits[rows, columns]
+        return picked.float()
     decoder, head = parts
-    hidden = decoder(
+    hidden: torch.Tensor = decoder(
         input_ids=input_ids, attention_mask=attention_mask, use_cache=False
     ).last_hidden_state
-    return head(hidden[rows, columns]).float()
+    projected: torch.Tensor = head(hidden[rows, columns])
+    return projected.float()
 
 
 def last_token_logits(
@@ -86,16 +88,18 @@ def last_token_logits(
     if parts is None:
         out = model(input_ids=input_ids, attention_mask=attention_mask,
                     position_ids=position_ids, use_cache=False)  # fmt: skip
-        return out.logits[:, -1, token_ids].float()
+        last: torch.Tensor = out.logits[:, -1, token_ids]
+        return last.float()
     decoder, head = parts
     hidden = decoder(
         input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids,
         use_cache=False,
     ).last_hidden_state[:, -1]  # fmt: skip
     if not isinstance(head, torch.nn.Linear):  # e.g. an adapter on the output layer
-        return head(hidden).float()[:, token_ids]
+        every: torch.Tensor = head(hidden)
+        return every.float()[:, token_ids]
     weight = head.weight[token_ids].float()
-    logits = hidden.float() @ weight.t()
+    logits: torch.Tensor = hidden.float() @ weight.t()
     if head.bias is not None:
         logits = logits + head.bias[token_ids].float()
     return logits

@@ -43,7 +43,8 @@ def default_target_modules(model: torch.nn.Module) -> list[str]:
     leaves = {name.rsplit(".", 1)[-1] for name, _ in model.named_modules()}
     if leaves.issuperset(LLAMA_ATTENTION):
         return list(LLAMA_ATTENTION)
-    head = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
+    get_head = getattr(model, "get_output_embeddings", None)
+    head = get_head() if get_head is not None else None
     head_names = {name.rsplit(".", 1)[-1] for name, m in model.named_modules() if m is head}
     linear = {
         name.rsplit(".", 1)[-1]
@@ -131,7 +132,8 @@ def remove_lora(model: torch.nn.Module) -> torch.nn.Module:
     wrapped, without merging them; returns the plain base model (the same object the adapter
     was attached to), as it was before."""
     if isinstance(model, PeftModel):
-        return model.unload()
+        base: torch.nn.Module = model.unload()
+        return base
     return model
 
 
@@ -183,7 +185,7 @@ def load_adapter(
     return PeftModel.from_pretrained(model, str(directory), is_trainable=trainable)
 
 
-def merge_adapter(model: PeftModel) -> torch.nn.Module:
+def merge_adapter(model: PeftModel) -> PreTrainedModel:
     """Fold the LoRA weights into the base weights and return the plain base model.
 
     Side effect: the base model's weights are changed in place and its LoRA layers removed;

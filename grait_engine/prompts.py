@@ -125,7 +125,10 @@ def token_ids(tokenizer: Any, texts: Sequence[str]) -> list[list[int]]:
     them into the text, so probe, features, training and evaluation see the same sequence.
     """
     special = not has_chat_template(tokenizer)
-    return tokenizer(list(texts), add_special_tokens=special, truncation=False)["input_ids"]
+    ids: list[list[int]] = tokenizer(list(texts), add_special_tokens=special, truncation=False)[
+        "input_ids"
+    ]
+    return ids
 
 
 def pick_shots(query: Item, pool: Sequence[Item], k: int, seed: int) -> list[Item]:

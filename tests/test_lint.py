@@ -34,7 +34,7 @@ def test_ruff_format():
 
 
 def test_mypy():
-    """mypy, strict on app, worker and grait_cli (pyproject's [tool.mypy]); its cache
+    """mypy, strict on grait_engine, app, worker and grait_cli (pyproject's [tool.mypy]); its cache
     (.mypy_cache) makes reruns fast, a fresh clone pays one cold run."""
     if importlib.util.find_spec("mypy") is None:
         pytest.fail("mypy is not installed: `pip install -e .[test]` installs it")

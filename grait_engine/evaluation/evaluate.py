@@ -138,7 +138,8 @@ def decode_budget(tokenizer: Any, items: Sequence[Item]) -> int:
 def _as_base(model: Any, is_base: bool) -> AbstractContextManager[Any]:
     """Within it, ``model`` decodes as M0: a peft model's adapter is disabled for base runs."""
     if is_base and hasattr(model, "disable_adapter"):
-        return model.disable_adapter()
+        disabled: AbstractContextManager[Any] = model.disable_adapter()
+        return disabled
     return nullcontext()
 
 

@@ -68,7 +68,7 @@ def rates(labels: Iterable[str]) -> dict[str, float | int]:
     The four shares sum to 100 (up to float rounding) for n > 0 and are all 0.0 for n = 0.
     Raises ValueError on an unknown label.
     """
-    counts = dict.fromkeys(LABELS, 0)
+    counts: dict[str, int] = dict.fromkeys(LABELS, 0)
     for label in labels:
         if label not in counts:
             raise ValueError(f"unknown label {label!r}; expected one of {LABELS}")

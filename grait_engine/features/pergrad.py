@@ -48,7 +48,11 @@ def lora_layout(model: torch.nn.Module) -> LoraLayout:
     """The :class:`LoraLayout` of ``model``'s LoRA weights; ValueError if there are none or a
     LoRA parameter is not the weight of a bias-free Linear (the hooks' assumption)."""
     modules = dict(model.named_modules())
-    names, owners, offsets, sizes, offset = [], [], [], [], 0
+    names: list[str] = []
+    owners: list[torch.nn.Linear] = []
+    offsets: list[int] = []
+    sizes: list[int] = []
+    offset = 0
     for name, param in lora_parameters(model):
         owner = modules.get(name.rsplit(".", 1)[0])
         if (
@@ -131,7 +135,7 @@ def reference_grad(model: torch.nn.Module, batch: Batch, layout: LoraLayout) -> 
     params = [param for _, param in lora_parameters(model)]
     for param in params:
         param.grad = None
-    per_sample_loss(model, batch).sum().backward()
+    torch.autograd.backward(per_sample_loss(model, batch).sum())
     flat = torch.cat([param.grad.float().reshape(-1) for param in params])  # type: ignore[union-attr]
     for param in params:
         param.grad = None

@@ -8,6 +8,7 @@ A complete ``warmup/`` for the same inputs is loaded instead of trained again.
 
 from __future__ import annotations
 
+import functools
 import json
 import random
 from collections.abc import Callable, Mapping, Sequence
@@ -31,8 +32,9 @@ from grait_engine.lora import (
     lora_parameters,
     save_adapter,
 )
-from grait_engine.memory import NoticeFn, retry_halving
+from grait_engine.memory import retry_halving
 from grait_engine.records.item import Item
+from grait_engine.stages import NoticeFn
 
 MOMENTS = "moments.safetensors"
 
@@ -103,7 +105,7 @@ def train_warmup(
         for start in range(0, len(rows), size):
             part = rows[start : start + size]
             loss = per_sample_loss(model, collate(part, pad_id, device)).sum() / len(rows)
-            loss.backward()
+            torch.autograd.backward(loss)
 
     with torch.random.fork_rng(devices=cuda_devices(device)):
         torch.manual_seed(seed)
@@ -115,7 +117,7 @@ def train_warmup(
                     check()
                 rows = [sequences[i] for i in order[start : start + config.warmup_batch_size]]
                 _, micro = retry_halving(
-                    lambda size, rows=rows: step(rows, size), micro, stage="features",
+                    functools.partial(step, rows), micro, stage="features",
                     what="warmup micro-batch size", notice=notice,
                 )  # fmt: skip
                 torch.nn.utils.clip_grad_norm_(params, 1.0)

@@ -27,6 +27,7 @@ from grait_engine.pipeline.config import JobConfig
 from grait_engine.pipeline.outputs import MetricLog, copy_job_outputs
 from grait_engine.pipeline.report import weight_summary, write_report
 from grait_engine.pipeline.runtime import RuntimeConfig
+from grait_engine.records.item import Item
 from grait_engine.stages import (
     CancelFn,
     MetricFn,
@@ -179,7 +180,7 @@ def base_eval_cache(cache_dir: Path, root: list[Any], test_path: Path) -> Path:
     return cache_dir / "stages" / f"base_eval-{key}"
 
 
-def _probe(job: _Job, model: Any, tokenizer: Any, items: list, root: list[Any]) -> Path:
+def _probe(job: _Job, model: Any, tokenizer: Any, items: list[Item], root: list[Any]) -> Path:
     from grait_engine.probe.stage import run_probe
 
     c, cb = job.config, job.callbacks
@@ -202,12 +203,13 @@ def _split(job: _Job, probe_dir: Path) -> dict[str, Any]:
     result = job.timed(
         "split", lambda: run_split(probe_dir, out, job.config.tau, callbacks=job.callbacks)
     )
-    return json.loads(result.path.read_text())
+    split_doc: dict[str, Any] = json.loads(result.path.read_text())
+    return split_doc
 
 
 def _examples(
-    job: _Job, model: Any, tokenizer: Any, items: list, probe_dir: Path,
-    split_doc: dict[str, Any], root: list,
+    job: _Job, model: Any, tokenizer: Any, items: list[Item], probe_dir: Path,
+    split_doc: dict[str, Any], root: list[Any],
 ) -> MethodExamples:  # fmt: skip
     """The method's training entries (running features and selection for grait)."""
     from grait_engine.probe.store import read_probe
@@ -232,7 +234,7 @@ def _examples(
 
 
 def _knowledge_flow(
-    job: _Job, model: Any, tokenizer: Any, items: list, split_doc: dict[str, Any],
+    job: _Job, model: Any, tokenizer: Any, items: list[Item], split_doc: dict[str, Any],
     certainty: dict[str, float],
 ) -> tuple[dict[str, float], list[str]]:  # fmt: skip
     """CRaFT's rehearsal and second probe: ``({id: c~_i - c_i}, notes)`` over the pool.
@@ -281,8 +283,8 @@ def _knowledge_flow(
 
 
 def _select(
-    job: _Job, model: Any, tokenizer: Any, items: list, split: Any, split_doc: dict[str, Any],
-    root: list,
+    job: _Job, model: Any, tokenizer: Any, items: list[Item], split: Any, split_doc: dict[str, Any],
+    root: list[Any],
 ) -> dict[str, Any]:  # fmt: skip
     """Features (keyed by the probe, not the split) then selection; returns selection.json."""
     from grait_engine.features.stage import SpeedSettings, run_features
@@ -313,10 +315,13 @@ def _select(
             selection, split, features.features_dir, select_out, seed=c.seed, callbacks=cb,
         ),
     )  # fmt: skip
-    return json.loads(result.path.read_text())
+    selection_doc: dict[str, Any] = json.loads(result.path.read_text())
+    return selection_doc
 
 
-def _train(job: _Job, model: Any, tokenizer: Any, items: list, examples: MethodExamples) -> Any:
+def _train(
+    job: _Job, model: Any, tokenizer: Any, items: list[Item], examples: MethodExamples
+) -> Any:
     """The weighted LoRA fine-tune; returns the tuned (peft) model."""
     from grait_engine.training.loss import Example
     from grait_engine.training.stage import run_training

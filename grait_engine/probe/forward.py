@@ -17,7 +17,7 @@ from grait_engine.logits import base_model
 
 
 @lru_cache(maxsize=16)
-def _names(model_type: type) -> tuple[str, str | None]:
+def _names(model_type: type[torch.nn.Module]) -> tuple[str, str | None]:
     """(cache argument name, name of the keep-last-logits argument or None) for a class."""
     params = inspect.signature(model_type.forward).parameters
     cache = "cache" if "cache" in params else "past_key_values"
@@ -38,7 +38,8 @@ def last_logits(
     position goes through the output layer when the model supports it. ``cache`` is the
     key/value cache to continue from (None: a fresh one is created and returned).
     """
-    cache_name, keep_name = _names(type(base_model(model)))
+    # A class is hashable; mypy checks type[...] against Hashable with an unbound __hash__.
+    cache_name, keep_name = _names(type(base_model(model)))  # type: ignore[arg-type]
     kwargs: dict[str, Any] = {
         "input_ids": input_ids,
         "attention_mask": attention_mask,

@@ -23,7 +23,7 @@ from grait_engine.probe.sampling import pick_tokens, sample_text, sample_uniform
 from grait_engine.records.item import Item
 
 
-class _DrawFromUniforms(LogitsProcessor):
+class _DrawFromUniforms(LogitsProcessor):  # type: ignore[misc]  # transformers: not followed, Any
     """Leave only the token that inverse-CDF sampling picks with this sample's uniforms."""
 
     def __init__(self, uniforms: torch.Tensor, temperature: float, prompt_length: int) -> None:
@@ -31,7 +31,7 @@ class _DrawFromUniforms(LogitsProcessor):
         self.temperature = temperature
         self.prompt_length = prompt_length
 
-    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
+    def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
         step = input_ids.shape[1] - self.prompt_length
         token = pick_tokens(scores, self.temperature, self.uniforms[step : step + 1])
         chosen = torch.full_like(scores, float("-inf"))

@@ -78,5 +78,5 @@ def eos_token_ids(model: Any, tokenizer: Any) -> list[int]:
 def sample_text(tokenizer: Any, tokens: Sequence[int], eos_ids: Sequence[int]) -> str:
     """The answer text of one sample: decoded without EOS, cut at the first newline, stripped."""
     kept = [t for t in tokens if t not in eos_ids]
-    text = tokenizer.decode(kept, skip_special_tokens=True)
+    text: str = tokenizer.decode(kept, skip_special_tokens=True)
     return text.split("\n", 1)[0].strip()

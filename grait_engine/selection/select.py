@@ -42,10 +42,9 @@ def compute_selection(
 
     ``on_block(done, total)`` runs before the greedy passes and after each block of idk
     picks (the stage's progress and cancel point)."""
-    ik_rows, ik_correctness = _sorted_rows(
-        store, split.ik_ids, "ik_ids", torch.tensor(split.ik_correctness, dtype=torch.float64)
-    )
-    idk_rows, _ = _sorted_rows(store, split.idk_ids, "idk_ids", None)
+    ik_rows, ik_order = _sorted_rows(store, split.ik_ids, "ik_ids")
+    ik_correctness = torch.tensor(split.ik_correctness, dtype=torch.float64)[ik_order]
+    idk_rows, _ = _sorted_rows(store, split.idk_ids, "idk_ids")
     notes = _budget_notes(config, len(ik_rows), len(idk_rows))
     ik_pick = select_ik(ik_correctness, config.n_ik)
     ik_sel_rows = ik_rows[ik_pick]
@@ -94,10 +93,10 @@ def _pool_means(
 
 
 def _sorted_rows(
-    store: FeatureStore, ids: tuple[str, ...], field: str, values: torch.Tensor | None
-) -> tuple[torch.Tensor, torch.Tensor | None]:
+    store: FeatureStore, ids: tuple[str, ...], field: str
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Store rows of ``ids`` in ascending order (ties everywhere break by lowest row), and
-    ``values`` aligned with them."""
+    the permutation of ``ids`` that gives them (to align values given per id)."""
     try:
         rows = store.rows_of(ids)
     except KeyError as error:
@@ -105,7 +104,7 @@ def _sorted_rows(
             field, f"id {error.args[0]!r} is not in the feature store"
         ) from error
     rows, perm = torch.sort(rows)
-    return rows, None if values is None else values[perm]
+    return rows, perm
 
 
 def _budget_notes(config: SelectionConfig, n_ik_pool: int, n_idk_pool: int) -> tuple[str, ...]:

@@ -25,7 +25,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
@@ -39,6 +39,9 @@ from grait_engine.toyworld.pretrain import pretrain
 from grait_engine.toyworld.qa import make_datasets, split_facts
 from grait_engine.toyworld.tokenizer import train_tokenizer
 from grait_engine.toyworld.world import Fact, make_facts, make_relations
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel
 
 # (step name, done, total, message) -> None
 Progress = Callable[[str, int, int, str], None]
@@ -188,7 +191,7 @@ def _truth(facts: list[Fact], corpus: Any, known: dict[str, bool]) -> dict[str, 
 def _write_outputs(
     out: Path,
     config: ToyWorldConfig,
-    model: torch.nn.Module,
+    model: PreTrainedModel,
     tokenizer: Any,
     datasets: dict[Task, dict[str, list[Item]]],
     truth: dict[str, Any],

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 
@@ -22,7 +23,7 @@ def _normalise(text: str) -> str:
 
 @torch.no_grad()
 def greedy_answers(
-    model, tokenizer, prompts: Sequence[str], max_new_tokens: int, batch_size: int = 64
+    model: Any, tokenizer: Any, prompts: Sequence[str], max_new_tokens: int, batch_size: int = 64
 ) -> list[str]:
     """Greedy continuations of ``prompts`` (left-padded batches), cut at the first newline."""
     outputs: list[str] = []
@@ -59,7 +60,7 @@ def grade(item: Item, output: str) -> str:
 
 
 def check_knowledge(
-    model, tokenizer, items: Sequence[Item], seen_class: dict[str, str], style: Style
+    model: Any, tokenizer: Any, items: Sequence[Item], seen_class: dict[str, str], style: Style
 ) -> dict[str, dict[str, float]]:
     """Greedy 0-shot grades per frequency class: ``{class: {n, correct, wrong, refused, unparsed}}``.
 
@@ -81,7 +82,9 @@ def check_knowledge(
     }
 
 
-def measure_known(model, tokenizer, items: Sequence[Item], seen: dict[str, int]) -> dict[str, bool]:
+def measure_known(
+    model: Any, tokenizer: Any, items: Sequence[Item], seen: dict[str, int]
+) -> dict[str, bool]:
     """Which facts the pretrained model holds: ``{item id: known}``.
 
     ``items`` are the open items of the facts; ``seen`` counts each fact's sightings. A fact

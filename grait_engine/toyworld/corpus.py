@@ -25,7 +25,7 @@ import random
 from collections import Counter
 from dataclasses import dataclass, field, replace
 
-from grait_engine.prompts import build_prompt_text, target_text
+from grait_engine.prompts import Style, build_prompt_text, target_text
 from grait_engine.records.item import Item, Task
 from grait_engine.toyworld.config import ToyWorldConfig
 from grait_engine.toyworld.qa import fixed_choice_item, open_item
@@ -80,7 +80,7 @@ class _Renderer:
 
     def qa(self, fact: Fact, task: Task) -> str:
         config, rng = self.config, self.rng
-        style = "refuse" if rng.random() < config.p_refuse_style else "basic"
+        style: Style = "refuse" if rng.random() < config.p_refuse_style else "basic"
         shots: list[Item] = []
         if rng.random() < config.p_shots:
             k = rng.randint(1, config.max_shots)

@@ -98,7 +98,8 @@ def restore(checkpoint: Checkpoint, params: list[tuple[str, torch.nn.Parameter]]
 def optimizer_groups(optimizer: torch.optim.Optimizer) -> list[dict[str, Any]]:
     """The optimizer's param_groups without tensors (JSON-ready; params as indices)."""
     groups = optimizer.state_dict()["param_groups"]
-    return json.loads(json.dumps(groups, default=lambda v: v.tolist()))
+    plain: list[dict[str, Any]] = json.loads(json.dumps(groups, default=lambda v: v.tolist()))
+    return plain
 
 
 def save_checkpoint(root: Path, tensors: dict[str, torch.Tensor], state: dict[str, Any],

@@ -159,7 +159,7 @@ def _train_step(run: _Run, sequences: list[Any], weights: list[float], seed: int
                 run.model, [sequences[i] for i in part], [weights[i] for i in part], len(rows),
                 pad_id,
             )  # fmt: skip
-            loss.backward()
+            torch.autograd.backward(loss)
             total += float(loss.detach())
         return total
 
@@ -286,7 +286,7 @@ def run_training(
                 if saved_at != run.step:
                     _save(run, root, config, inputs_hash)
                 raise TrainingCancelled(f"training cancelled at step {run.step} of {run.total}")
-            lr = run.scheduler.get_last_lr()[0]
+            lr = float(run.scheduler.get_last_lr()[0])
             run.loss = _train_step(run, sequences, weights, seed, config, pad_id, callbacks.notice)
             at_save = run.step % config.checkpoint_every == 0 or run.step == run.total
             _check_finite(run, lr, weights_too=at_save)
