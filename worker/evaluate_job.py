@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from worker.compute import check_quantization
-from worker.execute import JobContext, JobInputError, log_compute
+from worker.job_context import JobContext, JobInputError, log_compute
 
 
 def run(ctx: JobContext) -> dict[str, Any]:

@@ -15,8 +15,8 @@ from typing import Any
 
 from grait_engine.artifacts import atomic_write_json
 from grait_engine.job_folder import ADAPTER_DIR, MERGED_DIR, REPORT_FILE
-from worker.execute import JobContext, JobInputError
 from worker.generate_job import load_base
+from worker.job_context import JobContext, JobInputError
 
 STAGE = "export"
 

@@ -16,7 +16,7 @@ from typing import Any
 from grait_engine.artifacts import atomic_write_json
 from grait_engine.job_folder import ANSWERS_FILE, REPORT_FILE
 from worker.compute import check_quantization
-from worker.execute import JobContext, JobInputError
+from worker.job_context import JobContext, JobInputError
 
 STAGE = "generate"
 

@@ -19,7 +19,7 @@ from worker.compute import Compute
 
 if TYPE_CHECKING:
     from grait_engine.pipeline.config import JobConfig
-    from worker.execute import JobRow
+    from worker.job_context import JobRow
 
 
 def tune_job_config(row: JobRow, model: str, settings: Settings, compute: Compute) -> JobConfig:

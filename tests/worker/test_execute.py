@@ -265,6 +265,7 @@ def test_uploaded_datasets_are_checked_by_sha256_not_parsed_again(
     ``invalid_config`` naming the field."""
     from grait_engine.records import validate
     from worker.compute import set_up_compute
+    from worker.job_context import read_job_row
     from worker.tune_config import tune_job_config
 
     def no_parsing(*args: Any, **kwargs: Any) -> Any:
@@ -272,7 +273,7 @@ def test_uploaded_datasets_are_checked_by_sha256_not_parsed_again(
 
     job_id = api.claimed_job(runtime={"batch_size": 2})
     factory = api.client.app.state.session_factory  # type: ignore[attr-defined]
-    row = execute._job_row(factory, api.settings, job_id)
+    row = read_job_row(factory, api.settings, job_id)
     fields = {"training_dataset", "eval_datasets.id", "eval_datasets.ood"}
     assert set(row.dataset_sha256) == fields and set(row.dataset_paths) == fields
     monkeypatch.setattr(validate, "validate_file", no_parsing)
