@@ -86,7 +86,7 @@ def _lowest_leftovers(
     left[greedy_order] = False
     rest = torch.nonzero(left).flatten()
     order = rest[torch.sort(final[rest], stable=True).indices[:n_pick]]
-    notes = ()
+    notes: tuple[str, ...] = ()
     if len(order) < n_pick:
         notes = (
             f"code_literal: only {len(order)} items left after {len(greedy_order)} greedy "
