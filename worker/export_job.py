@@ -27,7 +27,7 @@ def run(ctx: JobContext) -> dict[str, Any]:
     job's adapter is gone or the config asks for no merge; JobCancelled when a cancel was
     asked before the merge."""
     from grait_engine.pipeline.export import export_merged
-    from grait_engine.pipeline.run import JobCancelled
+    from grait_engine.pipeline.job import JobCancelled
     from grait_engine.stages import StageClock
 
     if ctx.row.config.get("merge") is not True:

@@ -28,7 +28,7 @@ def run(ctx: JobContext) -> dict[str, Any]:
     a bad runtime setting or a source job without its adapter (the job fails as
     ``invalid_config``); JobCancelled when a cancel was asked before decoding."""
     from grait_engine.pipeline.ask import AskError, ask
-    from grait_engine.pipeline.run import JobCancelled
+    from grait_engine.pipeline.job import JobCancelled
     from grait_engine.probe.batching import PromptTooLongError
     from grait_engine.stages import StageClock
 

@@ -5,7 +5,7 @@ the basic and the refuse prompt (``init_basic``, ``init_refuse``) and, given an 
 (a succeeded tune job's ``adapter/``), the tuned model (``tuned``), exactly as a tune job's
 ``evaluate`` stage does (``evaluation.evaluate_set``): same prompts, decoding, grading and
 ``eval`` block shape, so report tables, metrics and comparisons read both alike. M0's
-predictions come from, and go to, the cache a tune job uses (``run.base_eval_cache``).
+predictions come from, and go to, the cache a tune job uses (``job.base_eval_cache``).
 
 Without an adapter (the "what does my model know" report before any tuning) the job also
 probes the base model's knowledge of every eval set (``probe.run_probe``, 0-shot, default
@@ -32,8 +32,8 @@ from grait_engine.artifacts import (
     sha256_file,
 )
 from grait_engine.job_folder import EVAL_DIR, KNOWLEDGE_DIR, REPORT_FILE, REPORT_MD_FILE
+from grait_engine.pipeline.job import JobCancelled, base_eval_cache, model_compute
 from grait_engine.pipeline.report import rates_table, stages_table
-from grait_engine.pipeline.run import JobCancelled, base_eval_cache, model_compute
 from grait_engine.pipeline.runtime import RuntimeConfig
 from grait_engine.probe.config import ProbeConfig
 from grait_engine.split.stage import DEFAULT_TAU, check_tau

@@ -19,7 +19,7 @@ from grait_engine.stages import (
 def test_every_cancel_error_is_a_stage_cancelled() -> None:
     from grait_engine.evaluation.evaluate import EvaluationCancelled
     from grait_engine.features.stage import FeaturesCancelled
-    from grait_engine.pipeline.run import JobCancelled
+    from grait_engine.pipeline.job import JobCancelled
     from grait_engine.probe.stage import ProbeCancelled
     from grait_engine.selection.stage import SelectionCancelled
     from grait_engine.training.stage import TrainingCancelled

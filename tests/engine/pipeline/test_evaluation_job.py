@@ -12,7 +12,8 @@ import pytest
 
 from grait_engine.pipeline.config import load_job_config
 from grait_engine.pipeline.evaluation_job import knowledge_summary, run_evaluation
-from grait_engine.pipeline.run import JobCancelled, run_job
+from grait_engine.pipeline.job import JobCancelled
+from grait_engine.pipeline.run import run_job
 from tests.tiny_jobs import tiny_job
 
 MODELS = ("init_basic", "init_refuse", "tuned")

@@ -154,7 +154,7 @@ def test_metric_log_keeps_last_value_per_step(tmp_path: Path) -> None:
 
 def test_cancel_between_stages_runs_no_later_stage(tiny_world: Any, tmp_path: Path) -> None:
     """A cancel that arrives as a stage ends is seen before the next stage starts."""
-    from grait_engine.pipeline.run import JobCancelled
+    from grait_engine.pipeline.job import JobCancelled
 
     asked = []
     heard = StageEvents()
