@@ -7,6 +7,8 @@ before raising :class:`TrainingCancelled`, a checkpoint is written (``checkpoint
 again with the same inputs, it restores the newest complete checkpoint (weights, AdamW state,
 schedule, RNG) and regenerates the epoch permutation, skipping the steps already done, so the
 final adapter equals that of an uninterrupted run (bitwise on the same device and threads).
+This module holds the loop, the resume and the saved results; one optimiser step, the run
+state and the divergence check are ``step``, the checkpoint files ``checkpoint``.
 
 Output directory::
 
@@ -18,7 +20,6 @@ Output directory::
 
 from __future__ import annotations
 
-import math
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -26,45 +27,21 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from peft import PeftModel
 
 from grait_engine.artifacts import config_hash, read_manifest, write_manifest
-from grait_engine.errors import Diverged
 from grait_engine.features.sequences import encode
 from grait_engine.job_folder import ADAPTER_DIR, MERGED_DIR
-from grait_engine.lora import (
-    ADAPTER_FILES,
-    attach_lora,
-    cuda_devices,
-    lora_parameters,
-    merge_adapter,
-    save_adapter,
-)
-from grait_engine.memory import retry_halving
+from grait_engine.lora import ADAPTER_FILES, cuda_devices, merge_adapter, save_adapter
 from grait_engine.probe.batching import pad_token_id
-from grait_engine.stages import NoticeFn, StageCallbacks, StageCancelled
+from grait_engine.stages import StageCallbacks, StageCancelled
 from grait_engine.training import checkpoint as ckpt
 from grait_engine.training.config import TrainingConfig
-from grait_engine.training.loss import (
-    Example,
-    epoch_order,
-    lr_factor,
-    step_rows,
-    steps_per_epoch,
-    warmup_steps,
-    weighted_loss,
-)
-
-STAGE = "train"
+from grait_engine.training.loss import Example
+from grait_engine.training.step import TrainRun, check_finite, report_step, setup_run, train_step
 
 
 class TrainingCancelled(StageCancelled):
     """The cancel callback asked to stop; a checkpoint of the last finished step was written."""
-
-
-class TrainingDiverged(Diverged):
-    """A step's loss, or the LoRA weights after a step, became NaN or infinite. Nothing of
-    that step is saved (no checkpoint, no adapter): the run would only produce NaNs."""
 
 
 @dataclass(frozen=True)
@@ -92,90 +69,7 @@ def training_inputs_hash(config: TrainingConfig, examples: Sequence[Example], se
     return config_hash([config.to_dict(), seed, model_revision, config_hash(data, 32)], 32)
 
 
-@dataclass
-class _Run:
-    """Mutable training state of one process (the loop's working set)."""
-
-    model: PeftModel
-    params: list[tuple[str, torch.nn.Parameter]]
-    optimizer: torch.optim.Optimizer
-    scheduler: torch.optim.lr_scheduler.LambdaLR
-    total: int
-    per_epoch: int
-    step: int = 0
-    loss: float | None = None
-    orders: dict[int, list[int]] | None = None
-    micro_batch: int = 1  # samples per forward/backward (config.batch_size until an OOM)
-
-    def order(self, n: int, seed: int, epoch: int) -> list[int]:
-        """The permutation of ``epoch``, computed once per epoch."""
-        if self.orders is None or epoch not in self.orders:
-            self.orders = {epoch: epoch_order(n, seed, epoch)}
-        return self.orders[epoch]
-
-
-def _setup(base_model: Any, config: TrainingConfig, n: int, seed: int) -> _Run:
-    """Fresh seeded LoRA, AdamW and the warmup-cosine LambdaLR for ``n`` examples."""
-    targets = list(config.target_modules) if config.target_modules else None
-    model = attach_lora(
-        base_model, config.lora_r, config.lora_alpha, config.lora_dropout, targets, seed
-    )
-    params = lora_parameters(model)
-    optimizer = torch.optim.AdamW(
-        [p for _, p in params], lr=config.lr, betas=config.adam_betas, eps=config.adam_eps,
-        weight_decay=config.weight_decay,
-    )  # fmt: skip
-    per_epoch = steps_per_epoch(n, config.batch_size, config.grad_accum)
-    total = per_epoch * config.epochs
-    if config.max_steps is not None:
-        total = min(total, config.max_steps)
-    warmup = warmup_steps(total, config.warmup_ratio)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda step: lr_factor(step, warmup, total)
-    )
-    return _Run(
-        model, params, optimizer, scheduler, total, per_epoch, micro_batch=config.batch_size
-    )
-
-
-def _train_step(run: _Run, sequences: list[Any], weights: list[float], seed: int,
-                config: TrainingConfig, pad_id: int, notice: NoticeFn | None) -> float:  # fmt: skip
-    """One optimiser step (all its micro-batches); returns the step loss ``L_step``.
-
-    A step that runs out of memory is redone from scratch with micro-batches of half the
-    size (for the rest of the run): ``weighted_loss`` divides by the step's sample count, so
-    the gradient is the same up to float rounding."""
-    epoch, in_epoch = divmod(run.step, run.per_epoch)
-    order = run.order(len(sequences), seed, epoch)
-    rows = [i for batch in step_rows(order, in_epoch, config.batch_size, config.grad_accum)
-            for i in batch]  # fmt: skip
-
-    def attempt(size: int) -> float:
-        run.optimizer.zero_grad(set_to_none=True)
-        total = 0.0
-        for start in range(0, len(rows), size):
-            part = rows[start : start + size]
-            loss = weighted_loss(
-                run.model, [sequences[i] for i in part], [weights[i] for i in part], len(rows),
-                pad_id,
-            )  # fmt: skip
-            torch.autograd.backward(loss)
-            total += float(loss.detach())
-        return total
-
-    total, run.micro_batch = retry_halving(
-        attempt, run.micro_batch, stage=STAGE, what="micro-batch size", notice=notice
-    )
-    if config.grad_clip > 0:
-        torch.nn.utils.clip_grad_norm_([p for _, p in run.params], config.grad_clip)
-    run.optimizer.step()
-    run.scheduler.step()
-    run.optimizer.zero_grad(set_to_none=True)
-    run.step += 1
-    return total
-
-
-def _save(run: _Run, root: Path, config: TrainingConfig, inputs_hash: str) -> Path:
+def _save(run: TrainRun, root: Path, config: TrainingConfig, inputs_hash: str) -> Path:
     """Checkpoint the state after ``run.step`` steps."""
     epoch, in_epoch = divmod(run.step, run.per_epoch)
     state = {
@@ -192,7 +86,7 @@ def _save(run: _Run, root: Path, config: TrainingConfig, inputs_hash: str) -> Pa
     return ckpt.save_checkpoint(root, tensors, state, config.keep_checkpoints)
 
 
-def _finish(run: _Run, root: Path, inputs_hash: str, resumed: int | None, merge: bool,
+def _finish(run: TrainRun, root: Path, inputs_hash: str, resumed: int | None, merge: bool,
             tokenizer: Any) -> TrainingResult:  # fmt: skip
     """Save the final adapter (and the merged model with its tokenizer), then the manifest."""
     run.model.eval()
@@ -272,7 +166,7 @@ def run_training(
     device = next(base_model.parameters()).device
     with torch.random.fork_rng(devices=cuda_devices(device)):
         torch.manual_seed(seed)
-        run = _setup(base_model, config, len(examples), seed)
+        run = setup_run(base_model, config, len(examples), seed)
         found = ckpt.load_latest(root, inputs_hash)
         if found is not None:
             ckpt.restore(found, run.params, run.optimizer, run.scheduler, device)
@@ -287,35 +181,11 @@ def run_training(
                     _save(run, root, config, inputs_hash)
                 raise TrainingCancelled(f"training cancelled at step {run.step} of {run.total}")
             lr = float(run.scheduler.get_last_lr()[0])
-            run.loss = _train_step(run, sequences, weights, seed, config, pad_id, callbacks.notice)
+            run.loss = train_step(run, sequences, weights, seed, config, pad_id, callbacks.notice)
             at_save = run.step % config.checkpoint_every == 0 or run.step == run.total
-            _check_finite(run, lr, weights_too=at_save)
-            _report(run, lr, callbacks)
+            check_finite(run, lr, weights_too=at_save)
+            report_step(run, lr, callbacks)
             if at_save:
                 _save(run, root, config, inputs_hash)
                 saved_at = run.step
     return _finish(run, root, inputs_hash, found.step if found else None, merge, tokenizer)
-
-
-def _check_finite(run: _Run, lr: float, *, weights_too: bool) -> None:
-    """Raise TrainingDiverged when the step's loss (or, before anything is saved, a LoRA
-    weight) is NaN or infinite: such a run must never end as a finished adapter."""
-    bad = run.loss is not None and not math.isfinite(run.loss)
-    if not bad and weights_too:
-        bad = not all(bool(torch.isfinite(p).all()) for _, p in run.params)
-    if bad:
-        raise TrainingDiverged(
-            f"training diverged at step {run.step} of {run.total} (loss {run.loss}, "
-            f"learning rate {lr:.3g}): the loss or the weights became NaN or infinite; "
-            "lower hyperparameters.lr or keep grad_clip > 0"
-        )
-
-
-def _report(run: _Run, lr: float, callbacks: StageCallbacks) -> None:
-    """Progress and metrics of the step just taken (``lr``: the rate it used)."""
-    if callbacks.metric is not None:
-        callbacks.metric("train/loss", run.step, float(run.loss or 0.0))
-        callbacks.metric("train/lr", run.step, lr)
-    if callbacks.progress is not None:
-        message = f"step {run.step}/{run.total} loss {run.loss:.4f} lr {lr:.3g}"
-        callbacks.progress(STAGE, run.step, run.total, message)

@@ -145,7 +145,7 @@ def test_features_back_off(tiny_model_dir: Path, monkeypatch) -> None:
 
 
 def test_training_backs_off(tiny_model_dir: Path, tmp_path: Path, monkeypatch) -> None:
-    from grait_engine.training import stage
+    from grait_engine.training import stage, step
     from tests.engine.training.test_stage import CONFIG, EXAMPLES, _adapter
 
     # No dropout: micro-batches of another size draw other dropout masks.
@@ -159,7 +159,7 @@ def test_training_backs_off(tiny_model_dir: Path, tmp_path: Path, monkeypatch) -
 
     plain = train(tmp_path / "plain")
     monkeypatch.setattr(
-        stage, "weighted_loss", oom_above(1, lambda a, k: len(a[1]), stage.weighted_loss)
+        step, "weighted_loss", oom_above(1, lambda a, k: len(a[1]), step.weighted_loss)
     )
     notices: list[tuple[str, str]] = []
     backed = train(tmp_path / "backed", StageCallbacks(notice=lambda *n: notices.append(n)))

@@ -16,7 +16,8 @@ from grait_engine.stages import StageCallbacks
 from grait_engine.training.checkpoint import LATEST, STATE_JSON, STATE_TENSORS
 from grait_engine.training.config import TrainingConfig
 from grait_engine.training.loss import Example
-from grait_engine.training.stage import TrainingCancelled, TrainingDiverged, run_training
+from grait_engine.training.stage import TrainingCancelled, run_training
+from grait_engine.training.step import TrainingDiverged
 
 QUESTIONS = ["Capital of France?", "Who wrote Hamlet?", "Spider legs?", "River?", "Sea?"]
 EXAMPLES = [
