@@ -22,7 +22,7 @@ from tests.app.job_helpers import (
     wait_for,
 )
 from tests.app.webhook_receiver import receiving
-from tests.app.webhooks.helpers import (  # noqa: F401
+from tests.app.webhooks.helpers import (
     BACKOFF,
     FAST,
     MAX_ATTEMPTS,

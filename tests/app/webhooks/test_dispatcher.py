@@ -20,16 +20,12 @@ from app.settings import Settings
 from app.webhooks import dispatch, outbox
 from app.webhooks.signing import signature_header, verify
 from tests.app.webhook_receiver import receiving
-from tests.app.webhooks.helpers import (  # noqa: F401
-    BACKOFF,
-    FAST,
+from tests.app.webhooks.helpers import (
     MAX_ATTEMPTS,
     bearer,
-    check_signature,
     create_hook,
     deliveries,
     queue_job,
-    wait_delivery,
 )
 
 

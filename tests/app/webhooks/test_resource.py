@@ -17,16 +17,11 @@ from fastapi.testclient import TestClient
 from app.main import create_app
 from app.settings import Settings
 from tests.app.helpers import assert_problem
-from tests.app.webhooks.helpers import (  # noqa: F401
-    BACKOFF,
+from tests.app.webhooks.helpers import (
     FAST,
-    MAX_ATTEMPTS,
     bearer,
-    check_signature,
     create_hook,
     deliveries,
-    queue_job,
-    wait_delivery,
 )
 
 
