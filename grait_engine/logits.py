@@ -86,15 +86,21 @@ def last_token_logits(
     """
     parts = split(model)
     if parts is None:
-        out = model(input_ids=input_ids, attention_mask=attention_mask,
-                    position_ids=position_ids, use_cache=False)  # fmt: skip
+        out = model(
+            input_ids=input_ids,
+            attention_mask=attention_mask,
+            position_ids=position_ids,
+            use_cache=False,
+        )
         last: torch.Tensor = out.logits[:, -1, token_ids]
         return last.float()
     decoder, head = parts
     hidden = decoder(
-        input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids,
+        input_ids=input_ids,
+        attention_mask=attention_mask,
+        position_ids=position_ids,
         use_cache=False,
-    ).last_hidden_state[:, -1]  # fmt: skip
+    ).last_hidden_state[:, -1]
     if not isinstance(head, torch.nn.Linear):  # e.g. an adapter on the output layer
         every: torch.Tensor = head(hidden)
         return every.float()[:, token_ids]

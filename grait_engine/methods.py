@@ -125,8 +125,14 @@ def rehearsal_ids(
     return ranked[:limit], notes
 
 
-def _top_up(chosen: list[str], pool: Sequence[str], budget: int, rng: random.Random,
-            name: str, notes: list[str]) -> list[str]:  # fmt: skip
+def _top_up(
+    chosen: list[str],
+    pool: Sequence[str],
+    budget: int,
+    rng: random.Random,
+    name: str,
+    notes: list[str],
+) -> list[str]:
     """``chosen`` filled up to ``budget`` by seeded resampling from ``pool`` (CRaFT's rule
     for a short set), with a note; unchanged when full or when ``pool`` is empty."""
     missing = budget - len(chosen)
@@ -156,8 +162,9 @@ def craft_examples(
     rng = random.Random(seed)
     fading = [i for i in split.idk_ids if float(flow[i]) < 0]
     dropped = len(split.idk_ids) - len(fading)
-    notes.append(f"knowledge flow: kept {len(fading)} idk items whose correctness fell, "
-                 f"dropped {dropped}")  # fmt: skip
+    notes.append(
+        f"knowledge flow: kept {len(fading)} idk items whose correctness fell, dropped {dropped}"
+    )
     if not fading and split.idk_ids:
         notes.append("knowledge flow: no idk item lost correctness; used the whole idk pool")
         fading = list(split.idk_ids)

@@ -34,8 +34,13 @@ def cut_output(text: str) -> str:
 
 
 @torch.inference_mode()
-def greedy_batch(model: Any, tokenizer: Any, ids: Sequence[Sequence[int]], rows: Sequence[int],
-                 max_new_tokens: int) -> list[str]:  # fmt: skip
+def greedy_batch(
+    model: Any,
+    tokenizer: Any,
+    ids: Sequence[Sequence[int]],
+    rows: Sequence[int],
+    max_new_tokens: int,
+) -> list[str]:
     """Greedy continuations of the prompts ``ids[r]`` for ``r`` in ``rows``, in that order."""
     device = next(model.parameters()).device
     pad = pad_token_id(tokenizer)
@@ -78,8 +83,9 @@ def greedy_outputs(
 
     def work(rows: list[int]) -> None:
         nonlocal done
-        for row, text in zip(rows, greedy_batch(model, tokenizer, ids, rows, max_new_tokens),
-                             strict=True):  # fmt: skip
+        for row, text in zip(
+            rows, greedy_batch(model, tokenizer, ids, rows, max_new_tokens), strict=True
+        ):
             outputs[row] = text
         done += len(rows)
         if after_batch is not None:

@@ -42,8 +42,9 @@ class EvaluationCancelled(StageCancelled):
     """The cancel callback asked to stop (checked after every decoded batch)."""
 
 
-def _hook(name: str, offset: int, total: int, progress: ProgressFn | None,
-          cancel: CancelFn | None) -> Callable[[int], None]:  # fmt: skip
+def _hook(
+    name: str, offset: int, total: int, progress: ProgressFn | None, cancel: CancelFn | None
+) -> Callable[[int], None]:
     """The per-batch callback: report ``offset + done`` of ``total``, then check cancel."""
 
     def after_batch(done: int) -> None:
@@ -201,16 +202,23 @@ def evaluate_set(
             atomic_write_text(target, cache.read_text(encoding="utf-8"))
             block[name] = reused
             if progress is not None:
-                progress(STAGE, (index + 1) * len(items), len(runs) * len(items),
-                         f"{name}: reused")  # fmt: skip
+                progress(STAGE, (index + 1) * len(items), len(runs) * len(items), f"{name}: reused")
             continue
         with _as_base(model, name != "tuned"):
             block[name] = evaluate_model(
-                model, tokenizer, items, style, target,
-                max_new_tokens=max_new_tokens, batch_size=batching, name=name,
-                progress=progress, cancel=cancel, offset=index * len(items),
+                model,
+                tokenizer,
+                items,
+                style,
+                target,
+                max_new_tokens=max_new_tokens,
+                batch_size=batching,
+                name=name,
+                progress=progress,
+                cancel=cancel,
+                offset=index * len(items),
                 total=len(runs) * len(items),
-            )  # fmt: skip
+            )
         if cache is not None:
             atomic_write_text(cache, target.read_text(encoding="utf-8"))
     baseline = block["init_basic"]

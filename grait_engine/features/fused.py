@@ -59,10 +59,23 @@ if triton is not None:
 
     @triton.jit
     def _project_kernel(
-        rows_ptr, out_ptr, n, n_params, d, k_per_split, stride_rows, stride_split, stride_out,
-        salt1, salt2, salt3,
-        BM: tl.constexpr, BN: tl.constexpr, BK: tl.constexpr, LOW: tl.constexpr,
-    ):  # fmt: skip
+        rows_ptr,
+        out_ptr,
+        n,
+        n_params,
+        d,
+        k_per_split,
+        stride_rows,
+        stride_split,
+        stride_out,
+        salt1,
+        salt2,
+        salt3,
+        BM: tl.constexpr,
+        BN: tl.constexpr,
+        BK: tl.constexpr,
+        LOW: tl.constexpr,
+    ):
         pid_m, pid_n, pid_k = tl.program_id(0), tl.program_id(1), tl.program_id(2)
         offs_m = pid_m * BM + tl.arange(0, BM)
         offs_n = pid_n * BN + tl.arange(0, BN)
@@ -76,8 +89,9 @@ if triton is not None:
             offs_k = k0 + tl.arange(0, BK)
             a = tl.load(
                 rows_ptr + row_start + offs_k[None, :],
-                mask=(offs_m[:, None] < n) & (offs_k[None, :] < n_params), other=0.0,
-            )  # fmt: skip
+                mask=(offs_m[:, None] < n) & (offs_k[None, :] < n_params),
+                other=0.0,
+            )
             groups = (k0 // 32 + tl.arange(0, BK // 32)).to(tl.int32)  # (BK/32,)
             key1 = _mix(groups ^ salt1)
             key2 = _mix(key1 ^ salt2)  # the group's high 32 bits are 0 (see the module doc)
@@ -97,9 +111,19 @@ if triton is not None:
 
     @triton.jit
     def _precondition_kernel(
-        grads_ptr, exp_avg_ptr, exp_avg_sq_ptr, out_ptr, rows_ptr, size, offset, stride_out,
-        b1, b2, eps, BLOCK: tl.constexpr,
-    ):  # fmt: skip
+        grads_ptr,
+        exp_avg_ptr,
+        exp_avg_sq_ptr,
+        out_ptr,
+        rows_ptr,
+        size,
+        offset,
+        stride_out,
+        b1,
+        b2,
+        eps,
+        BLOCK: tl.constexpr,
+    ):
         sample, block = tl.program_id(0), tl.program_id(1)
         cols = block * BLOCK + tl.arange(0, BLOCK)
         mask = cols < size
@@ -130,9 +154,19 @@ def precondition_into(
     block = 1024
     grid: Any = (grads.shape[0], -(-size // block))
     _precondition_kernel[grid](
-        grads, exp_avg.contiguous(), exp_avg_sq.contiguous(), out, rows, size, offset,
-        out.stride(0), float(betas[0]), float(betas[1]), float(eps), BLOCK=block,
-    )  # fmt: skip
+        grads,
+        exp_avg.contiguous(),
+        exp_avg_sq.contiguous(),
+        out,
+        rows,
+        size,
+        offset,
+        out.stride(0),
+        float(betas[0]),
+        float(betas[1]),
+        float(eps),
+        BLOCK=block,
+    )
 
 
 def _splits(n: int, d: int, n_params: int, device: torch.device) -> int:
@@ -171,8 +205,23 @@ def project_raw(
     partial = torch.empty(splits, n, d, dtype=torch.float32, device=rows.device)
     grid: Any = (-(-n // BLOCK_M), -(-d // BLOCK_N), splits)
     _project_kernel[grid](
-        rows, partial, n, n_params, d, per_split, rows.stride(0), partial.stride(0),
-        partial.stride(1), salts[0], salts[1], salts[2],
-        BM=BLOCK_M, BN=BLOCK_N, BK=BLOCK_K, LOW=low, num_warps=8, num_stages=3,
-    )  # fmt: skip
+        rows,
+        partial,
+        n,
+        n_params,
+        d,
+        per_split,
+        rows.stride(0),
+        partial.stride(0),
+        partial.stride(1),
+        salts[0],
+        salts[1],
+        salts[2],
+        BM=BLOCK_M,
+        BN=BLOCK_N,
+        BK=BLOCK_K,
+        LOW=low,
+        num_warps=8,
+        num_stages=3,
+    )
     return partial.sum(dim=0)

@@ -175,17 +175,26 @@ def run_features(
     _claim(out, inputs_hash)
     tracker = StageTracker(STAGE, len(items), callbacks, FeaturesCancelled)
     warmup = run_warmup(
-        model, tokenizer, items, correctness, config, seed, out / "warmup", inputs_hash,
-        tracker.check, notice,
-    )  # fmt: skip
+        model,
+        tokenizer,
+        items,
+        correctness,
+        config,
+        seed,
+        out / "warmup",
+        inputs_hash,
+        tracker.check,
+        notice,
+    )
     try:
         tracker.report("warmup ready")
         # No optimiser step follows: the gradient pass runs the LoRA in the model's dtype.
         cast_lora(warmup.model, next(model.parameters()).dtype)
         ctx = _context(warmup, tokenizer, config, seed, projection_dtype)
         group = _planned_group(out / PLAN, speed, ctx)
-        computed, reused = _write_features(ctx, items, out / "features", speed, group, tracker,
-                                           notice)  # fmt: skip
+        computed, reused = _write_features(
+            ctx, items, out / "features", speed, group, tracker, notice
+        )
     finally:
         remove_lora(warmup.model)
     info = {"stage": STAGE, "inputs_hash": inputs_hash, "d": ctx.projector.d, "n": len(items)}
@@ -235,9 +244,16 @@ def _context(
     layout: LoraLayout = lora_layout(warmup.model)
     projector = Projector(layout.n_params, config.dim, seed, device, projection_dtype)
     return FeatureContext(
-        warmup.model, tokenizer, layout, warmup.exp_avg.to(device), warmup.exp_avg_sq.to(device),
-        config.adam_betas, config.precondition_eps, projector, device,
-    )  # fmt: skip
+        warmup.model,
+        tokenizer,
+        layout,
+        warmup.exp_avg.to(device),
+        warmup.exp_avg_sq.to(device),
+        config.adam_betas,
+        config.precondition_eps,
+        projector,
+        device,
+    )
 
 
 def _write_features(

@@ -91,9 +91,12 @@ def train_warmup(
     """
     params = [param for _, param in lora_parameters(model)]
     optimizer = torch.optim.AdamW(
-        params, lr=config.lr, betas=config.adam_betas, eps=config.adam_eps,
+        params,
+        lr=config.lr,
+        betas=config.adam_betas,
+        eps=config.adam_eps,
         weight_decay=config.weight_decay,
-    )  # fmt: skip
+    )
     device = params[0].device
     sequences = [encode(item, False, tokenizer) for item in items]
     pad_id = tokenizer.pad_token_id
@@ -117,9 +120,12 @@ def train_warmup(
                     check()
                 rows = [sequences[i] for i in order[start : start + config.warmup_batch_size]]
                 _, micro = retry_halving(
-                    functools.partial(step, rows), micro, stage="features",
-                    what="warmup micro-batch size", notice=notice,
-                )  # fmt: skip
+                    functools.partial(step, rows),
+                    micro,
+                    stage="features",
+                    what="warmup micro-batch size",
+                    notice=notice,
+                )
                 torch.nn.utils.clip_grad_norm_(params, 1.0)
                 optimizer.step()
                 optimizer.zero_grad(set_to_none=True)

@@ -13,27 +13,25 @@ knobs, cached as a ``probe`` stage keyed like a tune job's probe) and reports a
 correctness histogram and the share of items at or above ``tau``.
 
 The job folder receives ``eval/<name>/...`` (predictions per model), ``knowledge/<name>.json``
-(base-only: correctness per item), ``report.json``, ``report.md`` and ``plots/plane.png``.
+(base-only: correctness per item), ``report.json``, ``report.md`` and ``plots/plane.png``
+(these three written by ``evaluation_report``).
 """
 
 from __future__ import annotations
 
-import logging
 import math
 import os
 from pathlib import Path
 from typing import Any
 
 from grait_engine.artifacts import (
-    atomic_write_bytes,
     atomic_write_json,
-    atomic_write_text,
     config_hash,
     sha256_file,
 )
-from grait_engine.job_folder import EVAL_DIR, KNOWLEDGE_DIR, REPORT_FILE, REPORT_MD_FILE
+from grait_engine.job_folder import EVAL_DIR, KNOWLEDGE_DIR
+from grait_engine.pipeline.evaluation_report import write_evaluation_report
 from grait_engine.pipeline.job import JobCancelled, base_eval_cache, model_compute
-from grait_engine.pipeline.report import rates_table, stages_table
 from grait_engine.pipeline.runtime import RuntimeConfig
 from grait_engine.probe.config import ProbeConfig
 from grait_engine.split.stage import DEFAULT_TAU, check_tau
@@ -46,7 +44,6 @@ from grait_engine.stages import (
     StageEventFn,
 )
 
-log = logging.getLogger(__name__)
 HISTOGRAM_BINS = 10
 
 
@@ -109,9 +106,19 @@ def run_evaluation(
         for name, path in eval_datasets.items():
             parts = [revision, sha256_file(path), task, compute, probe_config.to_dict(), seed]
             knowledge[name], reused = _knowledge(
-                model, tokenizer, items[name], cache, parts, out, name, probe_config, seed,
-                tau, batch_size, callbacks,
-            )  # fmt: skip
+                model,
+                tokenizer,
+                items[name],
+                cache,
+                parts,
+                out,
+                name,
+                probe_config,
+                seed,
+                tau,
+                batch_size,
+                callbacks,
+            )
             cached &= reused
         stages["probe"] = clock.finish(cached)
     else:
@@ -123,9 +130,17 @@ def run_evaluation(
     _stop_if_cancelled(callbacks, "evaluate")
     clock = StageClock("evaluate", callbacks.on_stage)
     evals, base_cached = _evaluate(
-        model, tokenizer, items, eval_datasets, out, cache, [revision, task, compute],
-        tuned=adapter_dir is not None, batch_size=batch_size, callbacks=callbacks,
-    )  # fmt: skip
+        model,
+        tokenizer,
+        items,
+        eval_datasets,
+        out,
+        cache,
+        [revision, task, compute],
+        tuned=adapter_dir is not None,
+        batch_size=batch_size,
+        callbacks=callbacks,
+    )
     # Without an adapter nothing is decoded afresh when M0's predictions were cached.
     cached = base_cached and adapter_dir is None
     stages["evaluate"] = clock.finish(cached, base_cached=base_cached)
@@ -152,9 +167,18 @@ def _stop_if_cancelled(callbacks: StageCallbacks, stage: str) -> None:
 
 
 def _evaluate(
-    model: Any, tokenizer: Any, items: dict[str, list[Any]], paths: dict[str, Path], out: Path,
-    cache: Path, root: list[Any], *, tuned: bool, batch_size: int, callbacks: StageCallbacks,
-) -> tuple[dict[str, Any], bool]:  # fmt: skip
+    model: Any,
+    tokenizer: Any,
+    items: dict[str, list[Any]],
+    paths: dict[str, Path],
+    out: Path,
+    cache: Path,
+    root: list[Any],
+    *,
+    tuned: bool,
+    batch_size: int,
+    callbacks: StageCallbacks,
+) -> tuple[dict[str, Any], bool]:
     """The ``eval`` blocks of every set (M0 with the adapter disabled; tuned with it), as
     ``run._evaluate`` computes them, and whether every M0 prediction came from the cache."""
     from grait_engine.evaluation.evaluate import PREDICTIONS, cached_rates, evaluate_set
@@ -170,18 +194,33 @@ def _evaluate(
             for run in ("init_basic", "init_refuse")
         )
         blocks[name] = evaluate_set(
-            model, tokenizer, items[name], out / EVAL_DIR / name,
-            tuned_model=model if tuned else None, batch_size=batching,
-            progress=callbacks.progress, cancel=callbacks.cancel, base_cache=base_cache,
-        )  # fmt: skip
+            model,
+            tokenizer,
+            items[name],
+            out / EVAL_DIR / name,
+            tuned_model=model if tuned else None,
+            batch_size=batching,
+            progress=callbacks.progress,
+            cancel=callbacks.cancel,
+            base_cache=base_cache,
+        )
     return blocks, base_cached
 
 
 def _knowledge(
-    model: Any, tokenizer: Any, items: list[Any], cache: Path, parts: list[Any], out: Path,
-    name: str, config: ProbeConfig, seed: int, tau: float, batch_size: int,
+    model: Any,
+    tokenizer: Any,
+    items: list[Any],
+    cache: Path,
+    parts: list[Any],
+    out: Path,
+    name: str,
+    config: ProbeConfig,
+    seed: int,
+    tau: float,
+    batch_size: int,
     callbacks: StageCallbacks,
-) -> tuple[dict[str, Any], bool]:  # fmt: skip
+) -> tuple[dict[str, Any], bool]:
     """The knowledge block of one eval set and whether its probe came from the cache.
 
     The probe directory is keyed like a tune job's probe stage (``run._probe``: model
@@ -193,9 +232,16 @@ def _knowledge(
 
     directory = cache / "stages" / f"probe-{config_hash([*parts, None], 16)}"
     result = run_probe(
-        model, tokenizer, items, directory, config=config, seed=seed, model_revision=parts[0],
-        batch_size=batch_size, callbacks=callbacks,
-    )  # fmt: skip
+        model,
+        tokenizer,
+        items,
+        directory,
+        config=config,
+        seed=seed,
+        model_revision=parts[0],
+        batch_size=batch_size,
+        callbacks=callbacks,
+    )
     correctness = {r["id"]: float(r["correctness"]) for r in read_probe(directory)[1]}
     atomic_write_json(
         out / KNOWLEDGE_DIR / f"{name}.json", {"tau": tau, "correctness": correctness}
@@ -239,56 +285,3 @@ def knowledge_summary(
         except ValueError:  # one kind only
             summary["auroc_known"] = None
     return summary
-
-
-def evaluation_markdown(report: dict[str, Any], plane: str | None = None) -> str:
-    """``report.md`` of an evaluation job: the rates table, the knowledge histograms
-    (base-only), stage timings and, when ``plane`` (a relative PNG path) is given, a link."""
-    job = report["job"]
-    source = job.get("source_job_id")
-    what = f"tuned model of job {source}" if source else "base model"
-    lines = [
-        f"# GRAIT evaluation report: {what} ({job.get('model')})",
-        "",
-        f"task {job['task']}; eval sets: {', '.join(report['eval'])}.",
-        "",
-        *rates_table(report["eval"]),
-    ]
-    for name, entry in (report.get("knowledge") or {}).items():
-        lines += [
-            "",
-            f"## What the base model knows: {name}",
-            "",
-            f"{entry['known_share']:.1f}% of {entry['n']} items have correctness >= "
-            f"{entry['tau']} (mean correctness {entry['mean_correctness']:.3f}).",
-            "",
-            "| correctness | items |",
-            "|---|---:|",
-        ]
-        edges = entry["bins"]
-        for index, count in enumerate(entry["counts"]):
-            close = "]" if index == len(entry["counts"]) - 1 else ")"
-            lines.append(f"| [{edges[index]:.1f}, {edges[index + 1]:.1f}{close} | {count} |")
-    lines += stages_table(report["stages"])
-    if plane is not None:
-        lines += ["", "## Figures", "", f"![Pc against Pw]({plane})"]
-    return "\n".join(lines) + "\n"
-
-
-def write_evaluation_report(out_dir: Path, report: dict[str, Any]) -> None:
-    """Write ``report.json``, ``plots/plane.png`` and ``report.md`` into ``out_dir``
-    (atomically). A figure that fails to draw is logged and left out."""
-    out_dir.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(out_dir / REPORT_FILE, report)
-    plane: str | None = None
-    try:
-        from grait_engine.reporting.plots import plane_figure
-        from grait_engine.reporting.render import png_bytes
-
-        atomic_write_bytes(
-            out_dir / "plots" / "plane.png", png_bytes(plane_figure({"": report["eval"]}))
-        )
-        plane = "plots/plane.png"
-    except Exception:  # a drawing bug must not fail a finished job
-        log.exception("could not draw the evaluation's figure")
-    atomic_write_text(out_dir / REPORT_MD_FILE, evaluation_markdown(report, plane))

@@ -19,9 +19,14 @@ from grait_engine.records.item import Item
 
 
 def method_examples(
-    job: Job, model: Any, tokenizer: Any, items: list[Item], probe_dir: Path,
-    split_doc: dict[str, Any], root: list[Any],
-) -> MethodExamples:  # fmt: skip
+    job: Job,
+    model: Any,
+    tokenizer: Any,
+    items: list[Item],
+    probe_dir: Path,
+    split_doc: dict[str, Any],
+    root: list[Any],
+) -> MethodExamples:
     """The method's training entries (running features and selection for grait)."""
     from grait_engine.probe.store import read_probe
     from grait_engine.split.stage import load_split
@@ -45,9 +50,13 @@ def method_examples(
 
 
 def knowledge_flow(
-    job: Job, model: Any, tokenizer: Any, items: list[Item], split_doc: dict[str, Any],
+    job: Job,
+    model: Any,
+    tokenizer: Any,
+    items: list[Item],
+    split_doc: dict[str, Any],
     certainty: dict[str, float],
-) -> tuple[dict[str, float], list[str]]:  # fmt: skip
+) -> tuple[dict[str, float], list[str]]:
     """CRaFT's rehearsal and second probe: ``({id: c~_i - c_i}, notes)`` over the pool.
 
     Stage ``rehearse`` fine-tunes a LoRA on M0 over the rehearsal set (gold answers, the
@@ -72,20 +81,33 @@ def knowledge_flow(
     trained = job.timed(
         "rehearse",
         lambda: run_training(
-            model, tokenizer, rehearsal, c.training, rehearse_out, seed=c.seed,
-            model_revision=c.model_revision, callbacks=cb.renamed("rehearse"),
+            model,
+            tokenizer,
+            rehearsal,
+            c.training,
+            rehearse_out,
+            seed=c.seed,
+            model_revision=c.model_revision,
+            callbacks=cb.renamed("rehearse"),
         ),
-    )  # fmt: skip
+    )
     reprobe_out = job.stage_dir("reprobe", [job.keys["rehearse"], c.probe.to_dict(), c.seed])
     try:
         job.timed(
             "reprobe",
             lambda: run_probe(
-                trained.model, tokenizer, items, reprobe_out, config=c.probe, shots=job.shots,
-                seed=c.seed, model_revision=f"{c.model_revision}+rehearse-{job.keys['rehearse']}",
-                batch_size=job.batch_size, callbacks=cb.renamed("reprobe"),
+                trained.model,
+                tokenizer,
+                items,
+                reprobe_out,
+                config=c.probe,
+                shots=job.shots,
+                seed=c.seed,
+                model_revision=f"{c.model_revision}+rehearse-{job.keys['rehearse']}",
+                batch_size=job.batch_size,
+                callbacks=cb.renamed("reprobe"),
             ),
-        )  # fmt: skip
+        )
     finally:
         remove_lora(trained.model)  # back to M0 for the final fine-tune
     after = {r["id"]: float(r["correctness"]) for r in read_probe(reprobe_out)[1]}
@@ -94,9 +116,14 @@ def knowledge_flow(
 
 
 def select_stage(
-    job: Job, model: Any, tokenizer: Any, items: list[Item], split: Any, split_doc: dict[str, Any],
+    job: Job,
+    model: Any,
+    tokenizer: Any,
+    items: list[Item],
+    split: Any,
+    split_doc: dict[str, Any],
     root: list[Any],
-) -> dict[str, Any]:  # fmt: skip
+) -> dict[str, Any]:
     """Features (keyed by the probe, not the split) then selection; returns selection.json."""
     from grait_engine.features.stage import SpeedSettings, run_features
     from grait_engine.selection.stage import run_selection
@@ -111,10 +138,17 @@ def select_stage(
     features = job.timed(
         "features",
         lambda: run_features(
-            c.features, model, tokenizer, items, split_doc["correctness"], features_out,
-            seed=c.seed, speed=speed, callbacks=cb,
+            c.features,
+            model,
+            tokenizer,
+            items,
+            split_doc["correctness"],
+            features_out,
+            seed=c.seed,
+            speed=speed,
+            callbacks=cb,
         ),
-    )  # fmt: skip
+    )
     # What "auto" became on this machine (model dtype, device kind, projection dtype).
     manifest = read_manifest(features.directory) or {}
     job.stages["features"]["compute"] = manifest.get("compute")
@@ -123,8 +157,13 @@ def select_stage(
     result = job.timed(
         "select",
         lambda: run_selection(
-            selection, split, features.features_dir, select_out, seed=c.seed, callbacks=cb,
+            selection,
+            split,
+            features.features_dir,
+            select_out,
+            seed=c.seed,
+            callbacks=cb,
         ),
-    )  # fmt: skip
+    )
     selection_doc: dict[str, Any] = json.loads(result.path.read_text())
     return selection_doc

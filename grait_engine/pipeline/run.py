@@ -75,9 +75,11 @@ def run_job(
     if config.shots_dataset is not None:  # METHOD.md: shots from a dev split, else 0-shot
         job.shots = read_items(config.shots_dataset, config.task)  # type: ignore[arg-type]
     spec = ModelSpec(
-        str(config.model_path), device=config.device, dtype=config.dtype,
+        str(config.model_path),
+        device=config.device,
+        dtype=config.dtype,
         quantization=config.runtime.quantization,
-    )  # fmt: skip
+    )
     model, tokenizer = load_model(spec)
     compute = model_compute(model, config.runtime)
     job.batch_size = config.runtime.batch_for(compute["device"])
@@ -105,10 +107,18 @@ def _probe(job: Job, model: Any, tokenizer: Any, items: list[Item], root: list[A
     job.timed(
         "probe",
         lambda: run_probe(
-            model, tokenizer, items, out, config=c.probe, shots=job.shots, seed=c.seed,
-            model_revision=c.model_revision, batch_size=job.batch_size, callbacks=cb,
+            model,
+            tokenizer,
+            items,
+            out,
+            config=c.probe,
+            shots=job.shots,
+            seed=c.seed,
+            model_revision=c.model_revision,
+            batch_size=job.batch_size,
+            callbacks=cb,
         ),
-    )  # fmt: skip
+    )
     return out
 
 
@@ -139,10 +149,16 @@ def _train(
     result = job.timed(
         "train",
         lambda: run_training(
-            model, tokenizer, train, c.training, out, seed=c.seed,
-            model_revision=c.model_revision, callbacks=train_callbacks,
+            model,
+            tokenizer,
+            train,
+            c.training,
+            out,
+            seed=c.seed,
+            model_revision=c.model_revision,
+            callbacks=train_callbacks,
         ),
-    )  # fmt: skip
+    )
     return result.model
 
 
@@ -168,10 +184,16 @@ def _evaluate(job: Job, tuned: Any, tokenizer: Any, out_dir: Path) -> dict[str, 
             for run in ("init_basic", "init_refuse")
         )
         blocks[name] = evaluate_set(
-            tuned, tokenizer, test, out_dir / EVAL_DIR / name, tuned_model=tuned,
-            batch_size=batching, progress=cb.progress, cancel=cb.cancel,
+            tuned,
+            tokenizer,
+            test,
+            out_dir / EVAL_DIR / name,
+            tuned_model=tuned,
+            batch_size=batching,
+            progress=cb.progress,
+            cancel=cb.cancel,
             base_cache=base_cache,
-        )  # fmt: skip
+        )
     # The tuned model is always decoded; "base_cached": M0's predictions were reused.
     job.stages["evaluate"] = clock.finish(False, base_cached=base_cached)
     return blocks

@@ -103,8 +103,13 @@ class Difference:
     n_resamples: int
 
     def to_dict(self) -> dict[str, Any]:
-        return {"mean": self.mean, "ci_low": self.ci_low, "ci_high": self.ci_high,
-                "n_runs": self.n_runs, "n_resamples": self.n_resamples}  # fmt: skip
+        return {
+            "mean": self.mean,
+            "ci_low": self.ci_low,
+            "ci_high": self.ci_high,
+            "n_runs": self.n_runs,
+            "n_resamples": self.n_resamples,
+        }
 
 
 def _rates_matrix(runs: Sequence[PairedRun]) -> np.ndarray:

@@ -97,9 +97,15 @@ def ths_by_test_set(report: Mapping[str, Any], model: str = "tuned") -> dict[str
 
 # The result columns of report tables (report.md, the report page): (key, heading).
 RESULT_COLUMNS = (
-    ("pc", "Pc"), ("pw", "Pw"), ("pr", "Pr"), ("ths", "THS"), ("oracle_share", "THS/Pc0"),
-    ("f1", "F1"), ("pr_unknown", "Pr unknown"), ("pr_known", "Pr known"),
-)  # fmt: skip
+    ("pc", "Pc"),
+    ("pw", "Pw"),
+    ("pr", "Pr"),
+    ("ths", "THS"),
+    ("oracle_share", "THS/Pc0"),
+    ("f1", "F1"),
+    ("pr_unknown", "Pr unknown"),
+    ("pr_known", "Pr known"),
+)
 
 
 def row_metrics(row: Mapping[str, Any]) -> dict[str, float | None]:

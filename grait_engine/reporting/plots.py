@@ -80,11 +80,25 @@ def _plane_series(ax: Axes, name: str, block: Mapping[str, Any], index: int) -> 
         if not row:
             continue
         size = 160 if model == "tuned" else 50
-        ax.scatter([row["pw"]], [row["pc"]], marker=marker, s=size, color=color,
-                   edgecolor="k", label=f"{name} {model}", zorder=4)  # fmt: skip
+        ax.scatter(
+            [row["pw"]],
+            [row["pc"]],
+            marker=marker,
+            s=size,
+            color=color,
+            edgecolor="k",
+            label=f"{name} {model}",
+            zorder=4,
+        )
         if model == "tuned" and row.get("ths") is not None:
-            ax.annotate(f"THS {row['ths']:.1f}", (row["pw"], row["pc"]), fontsize=7,
-                        xytext=(6, 4), textcoords="offset points", color=color)  # fmt: skip
+            ax.annotate(
+                f"THS {row['ths']:.1f}",
+                (row["pw"], row["pc"]),
+                fontsize=7,
+                xytext=(6, 4),
+                textcoords="offset points",
+                color=color,
+            )
     base = block.get("init_basic")
     if base and base.get("pw"):
         slope = base["pc"] / base["pw"]
@@ -170,8 +184,14 @@ def weights_figure(idk_items: Mapping[str, Sequence[Mapping[str, Any]] | None]) 
         )
         scored = [item for item in items if item.get("score") is not None]
         if scored:
-            right.scatter([i["score"] for i in scored], [i["weight"] for i in scored], s=14,
-                          color=color, alpha=0.7, label=_plain(label))  # fmt: skip
+            right.scatter(
+                [i["score"] for i in scored],
+                [i["weight"] for i in scored],
+                s=14,
+                color=color,
+                alpha=0.7,
+                label=_plain(label),
+            )
             scattered = True
     left.set_xlabel("weight")
     left.set_ylabel("idk items")
@@ -203,8 +223,15 @@ def timeline_figure(stages: Mapping[str, Mapping[str, Mapping[str, Any]]]) -> Fi
     for y, (label, _stage, info) in enumerate(rows):
         seconds, cached = float(info.get("seconds") or 0.0), bool(info.get("cached"))
         left = start.get(label, 0.0)
-        ax.barh(y, seconds, left=left, color="0.75" if cached else "C0",
-                hatch="//" if cached else None, edgecolor="k", linewidth=0.5)  # fmt: skip
+        ax.barh(
+            y,
+            seconds,
+            left=left,
+            color="0.75" if cached else "C0",
+            hatch="//" if cached else None,
+            edgecolor="k",
+            linewidth=0.5,
+        )
         ax.text(left + seconds, y, f" {seconds:.1f}s", va="center", fontsize=7)
         start[label] = left + seconds
     names = [_plain(f"{label}: {stage}" if len(stages) > 1 else stage) for label, stage, _ in rows]
@@ -213,10 +240,13 @@ def timeline_figure(stages: Mapping[str, Mapping[str, Mapping[str, Any]]]) -> Fi
     ax.set_xlabel("wall seconds")
     ax.set_title(FIGURES["timeline"])
     ax.legend(
-        handles=[Patch(facecolor="C0", edgecolor="k", label="computed"),
-                 Patch(facecolor="0.75", hatch="//", edgecolor="k", label="cached")],
-        fontsize=7, loc="lower right",
-    )  # fmt: skip
+        handles=[
+            Patch(facecolor="C0", edgecolor="k", label="computed"),
+            Patch(facecolor="0.75", hatch="//", edgecolor="k", label="cached"),
+        ],
+        fontsize=7,
+        loc="lower right",
+    )
     return fig
 
 

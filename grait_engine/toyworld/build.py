@@ -140,8 +140,9 @@ def _build(config: ToyWorldConfig, out: Path, progress: Progress | None) -> ToyW
     stats = {
         "n_facts": len(facts),
         "n_documents": len(corpus.documents),
-        "sizes": {task: {s: len(items) for s, items in datasets[task].items()}
-                  for task in TASK_TYPES},
+        "sizes": {
+            task: {s: len(items) for s, items in datasets[task].items()} for task in TASK_TYPES
+        },
         **train_stats,
         **{k: round(v, 1) for k, v in timings.items()},
         "cpu_capability": torch.backends.cpu.get_cpu_capability(),
@@ -150,7 +151,7 @@ def _build(config: ToyWorldConfig, out: Path, progress: Progress | None) -> ToyW
             known, dict(corpus.seen), {f.id: f.popularity for f in facts}
         ),
         "check": checks,
-    }  # fmt: skip
+    }
     atomic_write_json(out / "stats.json", stats)
     write_manifest(out, [*files, "stats.json"], {"config_hash": world_hash(config), "stats": stats})
     return ToyWorld(out, world_hash(config), False, stats)
@@ -163,14 +164,20 @@ def _with_truth(
     return {
         task: {
             split: [
-                replace(item, meta={**(item.meta or {}), "seen": seen.get(item.id, 0),
-                                    "known": known[item.id]})
+                replace(
+                    item,
+                    meta={
+                        **(item.meta or {}),
+                        "seen": seen.get(item.id, 0),
+                        "known": known[item.id],
+                    },
+                )
                 for item in items
             ]
             for split, items in splits.items()
         }
         for task, splits in datasets.items()
-    }  # fmt: skip
+    }
 
 
 def _truth(facts: list[Fact], corpus: Any, known: dict[str, bool]) -> dict[str, Any]:

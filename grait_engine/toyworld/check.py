@@ -103,9 +103,14 @@ def measure_known(
 
 # Exposure bins of the knowledge curve in stats.json: (label, lowest, highest) sightings.
 EXPOSURE_BINS = (
-    ("0", 0, 0), ("1-2", 1, 2), ("3-7", 3, 7), ("8-15", 8, 15), ("16-29", 16, 29),
-    ("30-63", 30, 63), ("64+", 64, 10**9),
-)  # fmt: skip
+    ("0", 0, 0),
+    ("1-2", 1, 2),
+    ("3-7", 3, 7),
+    ("8-15", 8, 15),
+    ("16-29", 16, 29),
+    ("30-63", 30, 63),
+    ("64+", 64, 10**9),
+)
 
 
 def knowledge_curves(

@@ -52,11 +52,15 @@ class _Renderer:
         self.relations = relations
         self.rng = random.Random(f"corpus:{config.seed}")
         self.shot_pool = [
-            fact for fact in facts
+            fact
+            for fact in facts
             if fact.seen_class == "many"
-            or (fact.seen_class == "popularity" and fact.planned >= SHOT_MIN_PLANNED
-                and fact.wrong_value is None)
-        ]  # fmt: skip
+            or (
+                fact.seen_class == "popularity"
+                and fact.planned >= SHOT_MIN_PLANNED
+                and fact.wrong_value is None
+            )
+        ]
         self.seen: Counter[str] = Counter()
         self.seen_wrong: Counter[str] = Counter()
 

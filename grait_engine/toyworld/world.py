@@ -77,9 +77,11 @@ IN_DOMAIN = ("birthplace", "occupation", "employer", "pet")
 OUT_OF_DOMAIN = ("instrument",)
 DOMAINS = {
     "classes": (IN_DOMAIN, OUT_OF_DOMAIN),
-    "popularity": (("birthplace", "occupation", "employer", "pet", "school"),
-                   ("instrument", "sport")),
-}  # fmt: skip
+    "popularity": (
+        ("birthplace", "occupation", "employer", "pet", "school"),
+        ("instrument", "sport"),
+    ),
+}
 
 
 def design_relations(design: str) -> tuple[str, ...]:
@@ -97,77 +99,64 @@ def make_relations(rng: random.Random, design: str = "classes") -> dict[str, Rel
     taken: set[str] = set()
     cities = tuple(_unique_words(rng, 24, 2, taken))
     companies = tuple(w + " Labs" for w in _unique_words(rng, 20, 2, taken))
-    jobs = (
-        "baker",
-        "pilot",
-        "farmer",
-        "nurse",
-        "painter",
-        "lawyer",
-        "teacher",
-        "miner",
-        "tailor",
-        "sailor",
-        "doctor",
-        "singer",
-        "potter",
-        "judge",
-        "clerk",
-        "chemist",
+    jobs = tuple(
+        """baker pilot farmer nurse painter lawyer teacher miner tailor sailor doctor singer
+        potter judge clerk chemist""".split()
     )
-    pets = (
-        "cat",
-        "dog",
-        "parrot",
-        "rabbit",
-        "turtle",
-        "hamster",
-        "goat",
-        "lizard",
-        "horse",
-        "owl",
-        "snake",
-        "pony",
-    )
-    instruments = (
-        "piano",
-        "violin",
-        "flute",
-        "drums",
-        "harp",
-        "cello",
-        "trumpet",
-        "guitar",
-        "banjo",
-        "oboe",
-        "organ",
-        "tuba",
+    pets = tuple("cat dog parrot rabbit turtle hamster goat lizard horse owl snake pony".split())
+    instruments = tuple(
+        "piano violin flute drums harp cello trumpet guitar banjo oboe organ tuba".split()
     )
     relations = [
-        Relation("birthplace", "Where was {name} born?",
-                 ("{name} was born in {value}.", "The birthplace of {name} is {value}."), cities),
-        Relation("occupation", "What is the occupation of {name}?",
-                 ("{name} works as a {value}.", "By trade, {name} is a {value}."), jobs),
-        Relation("employer", "Which company does {name} work for?",
-                 ("{name} is employed by {value}.", "The employer of {name} is {value}."),
-                 companies),
-        Relation("pet", "What pet does {name} have?",
-                 ("{name} has a pet {value}.", "The pet of {name} is a {value}."), pets),
-        Relation("instrument", "Which instrument does {name} play?",
-                 ("{name} plays the {value}.", "The instrument of {name} is the {value}."),
-                 instruments),
-    ]  # fmt: skip
+        Relation(
+            "birthplace",
+            "Where was {name} born?",
+            ("{name} was born in {value}.", "The birthplace of {name} is {value}."),
+            cities,
+        ),
+        Relation(
+            "occupation",
+            "What is the occupation of {name}?",
+            ("{name} works as a {value}.", "By trade, {name} is a {value}."),
+            jobs,
+        ),
+        Relation(
+            "employer",
+            "Which company does {name} work for?",
+            ("{name} is employed by {value}.", "The employer of {name} is {value}."),
+            companies,
+        ),
+        Relation(
+            "pet",
+            "What pet does {name} have?",
+            ("{name} has a pet {value}.", "The pet of {name} is a {value}."),
+            pets,
+        ),
+        Relation(
+            "instrument",
+            "Which instrument does {name} play?",
+            ("{name} plays the {value}.", "The instrument of {name} is the {value}."),
+            instruments,
+        ),
+    ]
     schools = tuple(w + " Academy" for w in _unique_words(rng, 16, 2, taken))
-    sports = (
-        "tennis", "rowing", "chess", "boxing", "skiing", "fencing", "hockey", "archery",
-        "cycling", "judo", "golf", "karate",
-    )  # fmt: skip
+    sports = tuple(
+        "tennis rowing chess boxing skiing fencing hockey archery cycling judo golf karate".split()
+    )
     relations += [
-        Relation("school", "Which school did {name} attend?",
-                 ("{name} went to {value}.", "The school of {name} was {value}."), schools),
-        Relation("sport", "Which sport does {name} practise?",
-                 ("{name} practises {value}.", "The sport of {name} is {value}."), sports),
-    ]  # fmt: skip
+        Relation(
+            "school",
+            "Which school did {name} attend?",
+            ("{name} went to {value}.", "The school of {name} was {value}."),
+            schools,
+        ),
+        Relation(
+            "sport",
+            "Which sport does {name} practise?",
+            ("{name} practises {value}.", "The sport of {name} is {value}."),
+            sports,
+        ),
+    ]
     by_name = {relation.name: relation for relation in relations}
     return {name: by_name[name] for name in design_relations(design)}
 

@@ -50,8 +50,11 @@ class Checkpoint:
         return int(self.state["step"])
 
 
-def capture(params: list[tuple[str, torch.nn.Parameter]], optimizer: torch.optim.Optimizer,
-            device: torch.device | None = None) -> dict[str, torch.Tensor]:  # fmt: skip
+def capture(
+    params: list[tuple[str, torch.nn.Parameter]],
+    optimizer: torch.optim.Optimizer,
+    device: torch.device | None = None,
+) -> dict[str, torch.Tensor]:
     """LoRA weights, AdamW state and RNG states as named CPU tensors.
 
     ``device``: where the run computes; a CUDA device adds that device's RNG state (only
@@ -67,9 +70,13 @@ def capture(params: list[tuple[str, torch.nn.Parameter]], optimizer: torch.optim
     return tensors
 
 
-def restore(checkpoint: Checkpoint, params: list[tuple[str, torch.nn.Parameter]],
-            optimizer: torch.optim.Optimizer, scheduler: Any,
-            device: torch.device | None = None) -> None:  # fmt: skip
+def restore(
+    checkpoint: Checkpoint,
+    params: list[tuple[str, torch.nn.Parameter]],
+    optimizer: torch.optim.Optimizer,
+    scheduler: Any,
+    device: torch.device | None = None,
+) -> None:
     """Put a checkpoint's weights, optimizer, scheduler and RNG states back in place.
 
     Works across device kinds: a checkpoint written on a GPU resumes on the CPU (its CUDA
@@ -102,8 +109,9 @@ def optimizer_groups(optimizer: torch.optim.Optimizer) -> list[dict[str, Any]]:
     return plain
 
 
-def save_checkpoint(root: Path, tensors: dict[str, torch.Tensor], state: dict[str, Any],
-                    keep: int) -> Path:  # fmt: skip
+def save_checkpoint(
+    root: Path, tensors: dict[str, torch.Tensor], state: dict[str, Any], keep: int
+) -> Path:
     """Write ``root/checkpoints/step-XXXXXX`` atomically, point ``latest`` at it, prune.
 
     Output: the checkpoint directory. Only the newest ``keep`` checkpoints are kept.

@@ -84,8 +84,9 @@ def epoch_order(n_examples: int, seed: int, epoch: int) -> list[int]:
     return torch.randperm(n_examples, generator=generator).tolist()
 
 
-def step_rows(order: Sequence[int], step_in_epoch: int, batch_size: int, grad_accum: int
-              ) -> list[list[int]]:  # fmt: skip
+def step_rows(
+    order: Sequence[int], step_in_epoch: int, batch_size: int, grad_accum: int
+) -> list[list[int]]:
     """Example indices of the micro-batches of one optimiser step (the last may be short)."""
     per_step = batch_size * grad_accum
     rows = list(order[step_in_epoch * per_step : (step_in_epoch + 1) * per_step])

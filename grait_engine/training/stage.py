@@ -62,8 +62,9 @@ class TrainingResult:
     skipped: bool
 
 
-def training_inputs_hash(config: TrainingConfig, examples: Sequence[Example], seed: int,
-                         model_revision: str) -> str:  # fmt: skip
+def training_inputs_hash(
+    config: TrainingConfig, examples: Sequence[Example], seed: int, model_revision: str
+) -> str:
     """Content hash of everything that determines the trained adapter (32 hex chars)."""
     data = [[e.item.to_json(), e.refuse, e.weight] for e in examples]
     return config_hash([config.to_dict(), seed, model_revision, config_hash(data, 32)], 32)
@@ -86,8 +87,9 @@ def _save(run: TrainRun, root: Path, config: TrainingConfig, inputs_hash: str) -
     return ckpt.save_checkpoint(root, tensors, state, config.keep_checkpoints)
 
 
-def _finish(run: TrainRun, root: Path, inputs_hash: str, resumed: int | None, merge: bool,
-            tokenizer: Any) -> TrainingResult:  # fmt: skip
+def _finish(
+    run: TrainRun, root: Path, inputs_hash: str, resumed: int | None, merge: bool, tokenizer: Any
+) -> TrainingResult:
     """Save the final adapter (and the merged model with its tokenizer), then the manifest."""
     run.model.eval()
     save_adapter(run.model, root / ADAPTER_DIR)

@@ -68,9 +68,12 @@ def setup_run(base_model: Any, config: TrainingConfig, n: int, seed: int) -> Tra
     )
     params = lora_parameters(model)
     optimizer = torch.optim.AdamW(
-        [p for _, p in params], lr=config.lr, betas=config.adam_betas, eps=config.adam_eps,
+        [p for _, p in params],
+        lr=config.lr,
+        betas=config.adam_betas,
+        eps=config.adam_eps,
         weight_decay=config.weight_decay,
-    )  # fmt: skip
+    )
     per_epoch = steps_per_epoch(n, config.batch_size, config.grad_accum)
     total = per_epoch * config.epochs
     if config.max_steps is not None:
@@ -84,8 +87,15 @@ def setup_run(base_model: Any, config: TrainingConfig, n: int, seed: int) -> Tra
     )
 
 
-def train_step(run: TrainRun, sequences: list[Any], weights: list[float], seed: int,
-                config: TrainingConfig, pad_id: int, notice: NoticeFn | None) -> float:  # fmt: skip
+def train_step(
+    run: TrainRun,
+    sequences: list[Any],
+    weights: list[float],
+    seed: int,
+    config: TrainingConfig,
+    pad_id: int,
+    notice: NoticeFn | None,
+) -> float:
     """One optimiser step (all its micro-batches); returns the step loss ``L_step``.
 
     A step that runs out of memory is redone from scratch with micro-batches of half the
@@ -93,8 +103,11 @@ def train_step(run: TrainRun, sequences: list[Any], weights: list[float], seed: 
     the gradient is the same up to float rounding."""
     epoch, in_epoch = divmod(run.step, run.per_epoch)
     order = run.order(len(sequences), seed, epoch)
-    rows = [i for batch in step_rows(order, in_epoch, config.batch_size, config.grad_accum)
-            for i in batch]  # fmt: skip
+    rows = [
+        i
+        for batch in step_rows(order, in_epoch, config.batch_size, config.grad_accum)
+        for i in batch
+    ]
 
     def attempt(size: int) -> float:
         run.optimizer.zero_grad(set_to_none=True)
@@ -102,9 +115,12 @@ def train_step(run: TrainRun, sequences: list[Any], weights: list[float], seed: 
         for start in range(0, len(rows), size):
             part = rows[start : start + size]
             loss = weighted_loss(
-                run.model, [sequences[i] for i in part], [weights[i] for i in part], len(rows),
+                run.model,
+                [sequences[i] for i in part],
+                [weights[i] for i in part],
+                len(rows),
                 pad_id,
-            )  # fmt: skip
+            )
             torch.autograd.backward(loss)
             total += float(loss.detach())
         return total

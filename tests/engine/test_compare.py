@@ -28,8 +28,10 @@ def labels(**counts: int) -> list[str]:
 def test_read_labels_reads_the_predictions_of_a_job_folder(tmp_path):
     folder = tmp_path / "eval" / "id" / "tuned"
     folder.mkdir(parents=True)
-    rows = [{"id": "b", "output": "C", "label": "wrong"},
-            {"id": "a", "output": "I don't know.", "label": "refused"}]  # fmt: skip
+    rows = [
+        {"id": "b", "output": "C", "label": "wrong"},
+        {"id": "a", "output": "I don't know.", "label": "refused"},
+    ]
     (folder / "predictions.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     got = read_labels(tmp_path, "id", "tuned")
     assert got == {"b": "wrong", "a": "refused"}
@@ -47,10 +49,13 @@ def test_read_labels_reads_the_predictions_of_a_job_folder(tmp_path):
         (labels(correct=5, wrong=5), labels(correct=5, refused=5), 50.0),
         (labels(correct=5, wrong=5), labels(correct=10), 100.0),
         # (66.8, 33.1) with one unparsed item: (53.3, 9.6) -> 33.9
-        (labels(correct=668, wrong=331, unparsed=1),
-         labels(correct=533, wrong=96, refused=371), 53.3 - 9.6 * 66.8 / 33.1),
+        (
+            labels(correct=668, wrong=331, unparsed=1),
+            labels(correct=533, wrong=96, refused=371),
+            53.3 - 9.6 * 66.8 / 33.1,
+        ),
     ],
-)  # fmt: skip
+)
 def test_ths_of_labels_matches_the_method_check_values(basic, tuned, expected):
     assert ths_of_labels(tuned, basic) == pytest.approx(expected)
     assert ths_of_labels(basic, basic) == pytest.approx(0.0)
@@ -61,8 +66,13 @@ def test_ths_of_labels_is_undefined_without_wrong_answers_of_the_base():
 
 
 def test_paired_run_aligns_labels_in_the_base_order_and_checks_the_items():
-    run = paired_run(0, 1, {"x": "wrong", "y": "correct"}, {"y": "refused", "x": "correct"},
-                     {"x": "wrong", "y": "wrong"})  # fmt: skip
+    run = paired_run(
+        0,
+        1,
+        {"x": "wrong", "y": "correct"},
+        {"y": "refused", "x": "correct"},
+        {"x": "wrong", "y": "wrong"},
+    )
     assert run == PairedRun(0, 1, ("wrong", "correct"), ("correct", "refused"), ("wrong", "wrong"))
     with pytest.raises(ValueError, match="labels of b"):
         paired_run(0, 1, {"x": "wrong"}, {"x": "wrong"}, {"z": "wrong"})
@@ -136,18 +146,30 @@ def test_ths_difference_undefined_and_bad_inputs():
     assert ths_difference(runs).mean is None
     with pytest.raises(ValueError, match="no runs"):
         ths_difference([])
-    uneven = [PairedRun(0, 0, ("wrong",) * 3, ("wrong",) * 3, ("wrong",) * 3),
-              PairedRun(0, 1, ("wrong",) * 4, ("wrong",) * 4, ("wrong",) * 4)]  # fmt: skip
+    uneven = [
+        PairedRun(0, 0, ("wrong",) * 3, ("wrong",) * 3, ("wrong",) * 3),
+        PairedRun(0, 1, ("wrong",) * 4, ("wrong",) * 4, ("wrong",) * 4),
+    ]
     with pytest.raises(ValueError, match="different numbers"):
         ths_difference(uneven)
 
 
 def test_summary_row_means_and_sds_over_runs():
     def block(pc, pw, ths, pr_unknown, pr_known):
-        return {"n": 10, "pc": pc, "pw": pw, "pr": 100 - pc - pw, "unparsed": 0.0, "ths": ths,
-                "oracle_share": ths / 50, "f1": pc,
-                "by_known": {"known": {"n": 5, "pc": 0, "pw": 0, "pr": pr_known},
-                             "unknown": {"n": 5, "pc": 0, "pw": 0, "pr": pr_unknown}}}  # fmt: skip
+        return {
+            "n": 10,
+            "pc": pc,
+            "pw": pw,
+            "pr": 100 - pc - pw,
+            "unparsed": 0.0,
+            "ths": ths,
+            "oracle_share": ths / 50,
+            "f1": pc,
+            "by_known": {
+                "known": {"n": 5, "pc": 0, "pw": 0, "pr": pr_known},
+                "unknown": {"n": 5, "pc": 0, "pw": 0, "pr": pr_unknown},
+            },
+        }
 
     row = summary_row([block(40, 20, 10, 60, 4), block(50, 10, 30, 80, 8)])
     assert row["pc"].mean == 45 and row["pc"].sd == pytest.approx(7.0710678)
@@ -169,7 +191,6 @@ def test_stat_ignores_undefined_values():
 
 
 def test_compare_loads_without_torch():
-    code = ("import sys, grait_engine.reporting.compare; "
-            "print('torch' in sys.modules)")  # fmt: skip
+    code = "import sys, grait_engine.reporting.compare; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"

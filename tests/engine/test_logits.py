@@ -61,11 +61,15 @@ def test_letter_logits_are_float32_from_the_hidden_state(tiny_model_dir: Path) -
     assert got.dtype == torch.float32
     with torch.no_grad():
         hidden = model.get_decoder()(
-            input_ids=batch.input_ids, attention_mask=batch.attention_mask,
+            input_ids=batch.input_ids,
+            attention_mask=batch.attention_mask,
             position_ids=batch.position_ids,
-        ).last_hidden_state[:, -1]  # fmt: skip
+        ).last_hidden_state[:, -1]
         want = hidden.double() @ model.get_output_embeddings().weight[letters].double().t()
-        own = model(input_ids=batch.input_ids, attention_mask=batch.attention_mask,
-                    position_ids=batch.position_ids).logits[:, -1, letters]  # fmt: skip
+        own = model(
+            input_ids=batch.input_ids,
+            attention_mask=batch.attention_mask,
+            position_ids=batch.position_ids,
+        ).logits[:, -1, letters]
     torch.testing.assert_close(got.double(), want, rtol=1e-6, atol=1e-6)
     assert own.dtype == torch.bfloat16  # what the probe read before

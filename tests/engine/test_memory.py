@@ -83,8 +83,11 @@ def test_other_errors_pass_through() -> None:
 def test_retry_halving_returns_the_size_that_worked() -> None:
     result, size = retry_halving(
         lambda s: s if s <= 5 else (_ for _ in ()).throw(torch.OutOfMemoryError("oom")),
-        32, stage="train", what="micro-batch size", notice=None,
-    )  # fmt: skip
+        32,
+        stage="train",
+        what="micro-batch size",
+        notice=None,
+    )
     assert (result, size) == (4, 4)
 
 
@@ -133,9 +136,10 @@ def test_features_back_off(tiny_model_dir: Path, monkeypatch) -> None:
     items = mixed_items(5)
     plain = batched_features(ctx, items, 2)
     monkeypatch.setattr(
-        compute, "module_grads",
+        compute,
+        "module_grads",
         oom_above(2, lambda a, k: a[1].input_ids.shape[0], compute.module_grads),
-    )  # fmt: skip
+    )
     notices: list[tuple[str, str]] = []
     batching = Batching(8, "features", lambda *n: notices.append(n))
     backed = batched_features(ctx, items, batching)

@@ -25,9 +25,13 @@ def test_every_cancel_error_is_a_stage_cancelled() -> None:
     from grait_engine.training.stage import TrainingCancelled
 
     errors = (
-        EvaluationCancelled, FeaturesCancelled, JobCancelled, ProbeCancelled,
-        SelectionCancelled, TrainingCancelled,
-    )  # fmt: skip
+        EvaluationCancelled,
+        FeaturesCancelled,
+        JobCancelled,
+        ProbeCancelled,
+        SelectionCancelled,
+        TrainingCancelled,
+    )
     for error in errors:
         assert issubclass(error, StageCancelled) and issubclass(error, RuntimeError), error
 

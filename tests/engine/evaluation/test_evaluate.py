@@ -45,9 +45,14 @@ def test_evaluate_model_writes_predictions(tiny, tmp_path: Path) -> None:
     model, tokenizer = tiny
     seen: list[tuple[str, int, int]] = []
     out = evaluate_model(
-        model, tokenizer, ITEMS, "basic", tmp_path / "p.jsonl", batch_size=2,
+        model,
+        tokenizer,
+        ITEMS,
+        "basic",
+        tmp_path / "p.jsonl",
+        batch_size=2,
         progress=lambda stage, done, total, _msg: seen.append((stage, done, total)),
-    )  # fmt: skip
+    )
     lines = [json.loads(x) for x in (tmp_path / "p.jsonl").read_text().splitlines()]
     assert [x["id"] for x in lines] == [item.id for item in ITEMS]
     assert {"id", "output", "label"} == set(lines[0])
@@ -112,11 +117,16 @@ def _sentencepiece_tokenizer():
     from tokenizers import SentencePieceBPETokenizer
     from transformers import PreTrainedTokenizerFast
 
-    lines = ["Question: Where was Ada born?", "A. Paris B. Rome C. Oslo D. Bern", "Answer: C",
-             "I do not know. Don't ask. I know that."] * 20  # fmt: skip
+    lines = [
+        "Question: Where was Ada born?",
+        "A. Paris B. Rome C. Oslo D. Bern",
+        "Answer: C",
+        "I do not know. Don't ask. I know that.",
+    ] * 20
     raw = SentencePieceBPETokenizer()
-    raw.train_from_iterator(lines, vocab_size=80, min_frequency=1,
-                            special_tokens=["<unk>", "<pad>", "<s>", "</s>"])  # fmt: skip
+    raw.train_from_iterator(
+        lines, vocab_size=80, min_frequency=1, special_tokens=["<unk>", "<pad>", "<s>", "</s>"]
+    )
     return PreTrainedTokenizerFast(
         tokenizer_object=raw,
         unk_token="<unk>",
@@ -146,9 +156,14 @@ def test_choice_budget_fits_a_sentencepiece_refusal(tmp_path: Path) -> None:
     tokenizer = _sentencepiece_tokenizer()
     refusal = tokenizer(" I don't know.", add_special_tokens=False)["input_ids"]
     assert len(refusal) > DEFAULT_MAX_NEW_TOKENS["choice"]  # the old fixed budget cut it
-    item = Item(id="q", question="Where was Ada born?", answer="C",
-                choices={"A": "Paris", "B": "Rome", "C": "Oslo", "D": "Bern"})  # fmt: skip
+    item = Item(
+        id="q",
+        question="Where was Ada born?",
+        answer="C",
+        choices={"A": "Paris", "B": "Rome", "C": "Oslo", "D": "Bern"},
+    )
     assert decode_budget(tokenizer, [item]) == len(refusal) + 1
-    rates = evaluate_model(_RefusingModel(tokenizer), tokenizer, [item], "refuse",
-                           tmp_path / "p.jsonl")  # fmt: skip
+    rates = evaluate_model(
+        _RefusingModel(tokenizer), tokenizer, [item], "refuse", tmp_path / "p.jsonl"
+    )
     assert rates["pr"] == 100.0 and rates["unparsed"] == 0.0

@@ -61,6 +61,13 @@ def random_lora_context(model_dir: Path, seed: int = 0, dim: int = 8192) -> Feat
     config = FeaturesConfig()
     projector = Projector(layout.n_params, dim, seed)
     return FeatureContext(
-        peft_model, tokenizer, layout, exp_avg, exp_avg_sq,
-        config.adam_betas, config.precondition_eps, projector, torch.device("cpu"),
-    )  # fmt: skip
+        peft_model,
+        tokenizer,
+        layout,
+        exp_avg,
+        exp_avg_sq,
+        config.adam_betas,
+        config.precondition_eps,
+        projector,
+        torch.device("cpu"),
+    )

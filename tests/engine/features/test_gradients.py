@@ -34,9 +34,11 @@ def test_hook_grads_equal_autograd_per_sample(ctx) -> None:
             ctx.model, collate(sequences, ctx.pad_id, ctx.device), ctx.layout
         )
         reference = torch.stack(
-            [reference_grad(ctx.model, collate([s], ctx.pad_id, ctx.device), ctx.layout)
-             for s in sequences]
-        )  # fmt: skip
+            [
+                reference_grad(ctx.model, collate([s], ctx.pad_id, ctx.device), ctx.layout)
+                for s in sequences
+            ]
+        )
     assert batched.shape == (len(sequences), ctx.layout.n_params)
     assert reference.abs().max() > 0 and not batched.requires_grad
     torch.testing.assert_close(batched, reference, rtol=1e-4, atol=1e-6)

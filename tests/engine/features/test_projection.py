@@ -80,8 +80,9 @@ def test_both_methods_match_the_explicit_matrix(method: str, monkeypatch) -> Non
     n_params = 3 * 256 + 45
     projector = Projector(n_params, 96, seed=4, method=method)
     rows = torch.randn(5, n_params)
-    torch.testing.assert_close(projector.project(rows.clone()), exact(projector, rows),
-                               rtol=1e-5, atol=1e-6)  # fmt: skip
+    torch.testing.assert_close(
+        projector.project(rows.clone()), exact(projector, rows), rtol=1e-5, atol=1e-6
+    )
     zero = projector.project(torch.zeros(2, n_params))
     assert torch.equal(zero, torch.zeros(2, 96))
 
@@ -159,8 +160,9 @@ def test_the_fused_kernels_compute_what_the_torch_code_does() -> None:
     from pathlib import Path
 
     root = Path(__file__).resolve().parents[3]
-    done = subprocess.run([sys.executable, "-c", _INTERPRETED], cwd=root, capture_output=True,
-                          text=True, timeout=600)  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, "-c", _INTERPRETED], cwd=root, capture_output=True, text=True, timeout=600
+    )
     assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr[-3000:]
 
 

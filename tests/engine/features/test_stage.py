@@ -67,8 +67,16 @@ def complete(tiny_model_dir, tmp_path_factory):
     """An uninterrupted run, with its progress calls."""
     calls: list[tuple[str, int, int, str]] = []
     out = tmp_path_factory.mktemp("features") / "stage"
-    result = run_features(CONFIG, *loaded(tiny_model_dir), ITEMS, CORRECT, out, seed=0, speed=SPEED,
-                          callbacks=recording(calls))  # fmt: skip
+    result = run_features(
+        CONFIG,
+        *loaded(tiny_model_dir),
+        ITEMS,
+        CORRECT,
+        out,
+        seed=0,
+        speed=SPEED,
+        callbacks=recording(calls),
+    )
     return result, calls
 
 
@@ -95,8 +103,9 @@ def test_progress_reaches_total(complete) -> None:
 
 def test_second_run_is_skipped(complete, tiny_model_dir) -> None:
     result, _ = complete
-    again = run_features(CONFIG, *loaded(tiny_model_dir), ITEMS, CORRECT,
-                         result.directory, seed=0, speed=SPEED)  # fmt: skip
+    again = run_features(
+        CONFIG, *loaded(tiny_model_dir), ITEMS, CORRECT, result.directory, seed=0, speed=SPEED
+    )
     assert again.skipped and again.inputs_hash == result.inputs_hash
 
 
@@ -106,13 +115,27 @@ def test_cancel_then_resume_is_byte_identical(complete, tiny_model_dir, tmp_path
     done = [0]
     with pytest.raises(FeaturesCancelled):
         # Stop once items 4-5 (the first group of shard 1) are done: shard 0 is on disk.
-        run_features(CONFIG, *loaded(tiny_model_dir), ITEMS, CORRECT, out, speed=SPEED,
-                     callbacks=cancel_at_five(done))  # fmt: skip
+        run_features(
+            CONFIG,
+            *loaded(tiny_model_dir),
+            ITEMS,
+            CORRECT,
+            out,
+            speed=SPEED,
+            callbacks=cancel_at_five(done),
+        )
     assert done[0] == 6
     assert list(shard_hashes(out / "features")) == ["shard-00000.safetensors"]
     calls: list[tuple[str, int, int, str]] = []
-    resumed = run_features(CONFIG, *loaded(tiny_model_dir), ITEMS, CORRECT, out, speed=SPEED,
-                           callbacks=recording(calls))  # fmt: skip
+    resumed = run_features(
+        CONFIG,
+        *loaded(tiny_model_dir),
+        ITEMS,
+        CORRECT,
+        out,
+        speed=SPEED,
+        callbacks=recording(calls),
+    )
     assert resumed.reused == 4 and resumed.computed == 6
     assert calls[-1][1:3] == (10, 10)
     assert shard_hashes(out / "features") == shard_hashes(result.features_dir)
@@ -124,9 +147,14 @@ def test_cancel_then_resume_is_byte_identical(complete, tiny_model_dir, tmp_path
 
 def test_other_layout_changes_rounding_only(complete, tiny_model_dir, tmp_path) -> None:
     result, _ = complete
-    other = run_features(CONFIG, *loaded(tiny_model_dir), ITEMS, CORRECT,
-                         tmp_path / "other", speed=SpeedSettings(batch_size=7, group_items=5,
-                                                                 shard_rows=5))  # fmt: skip
+    other = run_features(
+        CONFIG,
+        *loaded(tiny_model_dir),
+        ITEMS,
+        CORRECT,
+        tmp_path / "other",
+        speed=SpeedSettings(batch_size=7, group_items=5, shard_rows=5),
+    )
     a, b = FeatureStore.open(result.features_dir), FeatureStore.open(other.features_dir)
     rows = torch.arange(10)
     for name in ("ans", "idk"):
@@ -139,8 +167,15 @@ def test_other_layout_changes_rounding_only(complete, tiny_model_dir, tmp_path) 
 
 def test_cancel_during_warmup_raises(tiny_model_dir, tmp_path) -> None:
     with pytest.raises(FeaturesCancelled):
-        run_features(CONFIG, *loaded(tiny_model_dir), ITEMS, CORRECT, tmp_path,
-                     speed=SPEED, callbacks=StageCallbacks(cancel=lambda: True))  # fmt: skip
+        run_features(
+            CONFIG,
+            *loaded(tiny_model_dir),
+            ITEMS,
+            CORRECT,
+            tmp_path,
+            speed=SPEED,
+            callbacks=StageCallbacks(cancel=lambda: True),
+        )
     assert not (tmp_path / "warmup" / "manifest.json").exists()
 
 
@@ -166,12 +201,13 @@ def test_killed_run_resumes_identically(complete, tiny_model_dir, tmp_path) -> N
     root = Path(__file__).resolve().parents[3]
     killed = subprocess.run(
         [sys.executable, "-c", KILL_SCRIPT, str(tiny_model_dir), str(out)],
-        cwd=root, capture_output=True, timeout=120,
-    )  # fmt: skip
+        cwd=root,
+        capture_output=True,
+        timeout=120,
+    )
     assert killed.returncode == -signal.SIGKILL, killed.stderr.decode()[-2000:]
     assert list(shard_hashes(out / "features")) == ["shard-00000.safetensors"]
-    resumed = run_features(CONFIG, *loaded(tiny_model_dir), ITEMS, CORRECT, out,
-                           speed=SPEED)  # fmt: skip
+    resumed = run_features(CONFIG, *loaded(tiny_model_dir), ITEMS, CORRECT, out, speed=SPEED)
     assert resumed.reused == 4 and resumed.computed == 6
     assert shard_hashes(out / "features") == shard_hashes(result.features_dir)
 
@@ -193,13 +229,27 @@ def test_a_resumed_run_keeps_the_group_size_it_started_with(
     result, _ = complete
     out, done = tmp_path / "stage", [0]
     with pytest.raises(FeaturesCancelled):
-        run_features(CONFIG, *loaded(tiny_model_dir), ITEMS, CORRECT, out, speed=SPEED,
-                     callbacks=cancel_at_five(done))  # fmt: skip
+        run_features(
+            CONFIG,
+            *loaded(tiny_model_dir),
+            ITEMS,
+            CORRECT,
+            out,
+            speed=SPEED,
+            callbacks=cancel_at_five(done),
+        )
     assert json.loads((out / "plan.json").read_text()) == {"group_items": 2}
     calls: list[tuple[str, int, int, str]] = []
     other = SpeedSettings(batch_size=3, group_items=None, shard_rows=4)  # would be 4 per group
-    resumed = run_features(CONFIG, *loaded(tiny_model_dir), ITEMS, CORRECT, out, speed=other,
-                           callbacks=recording(calls))  # fmt: skip
+    resumed = run_features(
+        CONFIG,
+        *loaded(tiny_model_dir),
+        ITEMS,
+        CORRECT,
+        out,
+        speed=other,
+        callbacks=recording(calls),
+    )
     assert resumed.reused == 4
     assert [c[1] for c in calls if c[3].endswith("items")] == [6, 8, 10]  # groups of 2
     assert shard_hashes(out / "features") == shard_hashes(result.features_dir)

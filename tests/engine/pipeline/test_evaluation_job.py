@@ -32,9 +32,13 @@ def test_evaluations_share_m0_with_tune_jobs_and_reuse_the_adapter(
 
     # A base-model evaluation first, on a fresh cache: M0 decoded, knowledge probed.
     base = run_evaluation(
-        tiny_world.model_dir, "choice", {"id": test_id, "ood": test_ood}, tmp_path / "base",
-        cache, job={"id": "job_base", "model": "tiny"},
-    )  # fmt: skip
+        tiny_world.model_dir,
+        "choice",
+        {"id": test_id, "ood": test_ood},
+        tmp_path / "base",
+        cache,
+        job={"id": "job_base", "model": "tiny"},
+    )
     assert base["job"]["kind"] == "evaluate" and base["job"]["id"] == "job_base"
     assert base["stages"]["evaluate"]["base_cached"] is False
     assert base["stages"]["probe"]["cached"] is False
@@ -61,9 +65,13 @@ def test_evaluations_share_m0_with_tune_jobs_and_reuse_the_adapter(
 
     # The tuned model from its stored adapter: the tune job's own predictions, M0 cached.
     again = run_evaluation(
-        tiny_world.model_dir, "choice", {"again": test_id}, tmp_path / "again", cache,
+        tiny_world.model_dir,
+        "choice",
+        {"again": test_id},
+        tmp_path / "again",
+        cache,
         adapter_dir=tuned_dir / "adapter",
-    )  # fmt: skip
+    )
     assert again["stages"]["evaluate"]["base_cached"] is True
     assert "knowledge" not in again and "probe" not in again["stages"]
     assert again["eval"]["again"] == tune["eval"]["id"]
@@ -83,9 +91,13 @@ def test_a_cancel_stops_an_evaluation(tiny_world: Any, tmp_path: Path) -> None:
     sets = {"id": tiny_world.data_path("choice", "test_id")}
     with pytest.raises(JobCancelled):
         run_evaluation(
-            tiny_world.model_dir, "choice", sets, tmp_path / "o", tmp_path / "c",
+            tiny_world.model_dir,
+            "choice",
+            sets,
+            tmp_path / "o",
+            tmp_path / "c",
             cancel=lambda: True,
-        )  # fmt: skip
+        )
     assert not (tmp_path / "o" / "report.json").exists()
 
 

@@ -79,8 +79,9 @@ def test_craft_keeps_fading_idk_items_least_certain_first_and_tops_up() -> None:
     from grait_engine.methods import craft_examples
     from grait_engine.selection.inputs import PoolSplit
 
-    split = PoolSplit(ik_ids=("a", "b", "c"), ik_correctness=(0.9, 0.8, 0.7),
-                      idk_ids=("x", "y", "z", "w"))  # fmt: skip
+    split = PoolSplit(
+        ik_ids=("a", "b", "c"), ik_correctness=(0.9, 0.8, 0.7), idk_ids=("x", "y", "z", "w")
+    )
     certainty = {"a": -0.1, "b": -0.5, "c": -0.05, "x": -1.0, "y": -0.2, "z": -1.3, "w": -0.4}
     flow = {"a": 0.0, "b": 0.1, "c": -0.1, "x": -0.2, "y": -0.1, "z": 0.3, "w": 0.0}
     out = craft_examples(split, 2, 2, 0, certainty, flow)

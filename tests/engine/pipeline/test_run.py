@@ -98,8 +98,10 @@ def test_run_then_reuse_probe_and_features(tiny_world: Any, tmp_path: Path) -> N
     # projection_dtype "auto" is echoed as asked and reported as resolved on this CPU.
     assert first["job"]["config"]["features"]["projection_dtype"] == "auto"
     assert first["stages"]["features"]["compute"] == {
-        "model_dtype": "float32", "device": "cpu", "projection_dtype": "float32",
-    }  # fmt: skip
+        "model_dtype": "float32",
+        "device": "cpu",
+        "projection_dtype": "float32",
+    }
 
     heard = StageEvents()
     second = run_job(
@@ -166,13 +168,18 @@ def test_cancel_between_stages_runs_no_later_stage(tiny_world: Any, tmp_path: Pa
     job = {**_job(tiny_world, "none"), "method": {"type": "cor_rait", "n_ik": 8, "n_idk": 8}}
     with pytest.raises(JobCancelled, match="before split"):
         run_job(
-            load_job_config(job), tmp_path / "out", tmp_path / "cache",
-            progress=progress, cancel=lambda: bool(asked), on_stage=heard,
-        )  # fmt: skip
+            load_job_config(job),
+            tmp_path / "out",
+            tmp_path / "cache",
+            progress=progress,
+            cancel=lambda: bool(asked),
+            on_stage=heard,
+        )
     assert asked == ["probe"]
     assert [(event, stage) for event, stage, _ in heard.seen] == [
-        ("stage_started", "probe"), ("stage_finished", "probe"),
-    ]  # fmt: skip
+        ("stage_started", "probe"),
+        ("stage_finished", "probe"),
+    ]
     assert list((tmp_path / "cache" / "stages").glob("split-*")) == []
 
 
@@ -193,8 +200,11 @@ def test_stage_keys_differ_by_dtype(tiny_world: Any, tmp_path: Path) -> None:
     assert again["stages"]["probe"]["cached"] and again["stages"]["train"]["cached"]
     heard.check(again)
     assert first["job"]["config"]["runtime"] == {
-        "batch_size": None, "memory_budget_mb": None, "tf32": True, "quantization": None,
-    }  # fmt: skip
+        "batch_size": None,
+        "memory_budget_mb": None,
+        "tf32": True,
+        "quantization": None,
+    }
 
 
 def test_craft_rehearses_reprobes_filters_and_leaves_m0_unchanged(
@@ -252,8 +262,9 @@ def test_probe_shots_come_from_the_shots_dataset(tiny_world: Any, tmp_path: Path
     dev = {**base, "shots_dataset": str(tiny_world.data_path("choice", "test_ood"))}
     shots = run_job(load_job_config(dev), tmp_path / "dev", cache)
     assert not shots["stages"]["probe"]["cached"]  # another probe stage, not a reuse
-    paths = [json.loads((tmp_path / d / "stages.json").read_text())["probe"]
-             for d in ("zero", "dev")]  # fmt: skip
+    paths = [
+        json.loads((tmp_path / d / "stages.json").read_text())["probe"] for d in ("zero", "dev")
+    ]
     assert paths[0] != paths[1]
     zero_c = [r["correctness"] for r in read_probe(paths[0])[1]]
     dev_c = [r["correctness"] for r in read_probe(paths[1])[1]]

@@ -60,9 +60,15 @@ def test_stage_equals_the_reference_pipeline(world, tmp_path):
     tuning = GreedyTuning(candidates=8, first_block=4, max_block=16)
     callbacks = StageCallbacks(progress=lambda *args: calls.append(args))
     result = run_selection(
-        config, world[5], world[0], tmp_path, seed=7, tuning=tuning, block_rows=50,
+        config,
+        world[5],
+        world[0],
+        tmp_path,
+        seed=7,
+        tuning=tuning,
+        block_rows=50,
         callbacks=callbacks,
-    )  # fmt: skip
+    )
     assert not result.skipped and result.n_ik == 40 and result.n_idk == 35
     doc = json.loads(result.path.read_text())
     ik_ids, idk_ids, scores, alpha, weights = expected_selection(world, config)

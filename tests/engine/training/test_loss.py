@@ -50,8 +50,9 @@ def test_all_ones_weights_are_plain_sft(lora_model) -> None:
     pad = tokenizer.pad_token_id
     weighted = weighted_loss(model, seqs, [1.0, 1.0, 1.0], 3, pad)
     # The straightforward implementation: each sample alone, then the mean.
-    plain = torch.stack([per_sample_loss(model, collate([s], pad, torch.device("cpu")))[0]
-                         for s in seqs]).mean()  # fmt: skip
+    plain = torch.stack(
+        [per_sample_loss(model, collate([s], pad, torch.device("cpu")))[0] for s in seqs]
+    ).mean()
     assert float(weighted.detach()) == pytest.approx(float(plain.detach()), rel=1e-5)
     # Accumulation: two micro-batches normalised by the step's 3 samples add up to the same.
     split = weighted_loss(model, seqs[:2], [1.0, 1.0], 3, pad) + weighted_loss(

@@ -26,9 +26,16 @@ EXAMPLES = [
 ]
 # 5 examples, batches of 2 with 2 accumulated -> 2 steps per epoch, 3 epochs -> 6 steps.
 CONFIG = TrainingConfig(
-    lora_r=4, lora_alpha=8.0, lr=1e-2, epochs=3, batch_size=2, grad_accum=2,
-    checkpoint_every=2, warmup_ratio=0.15, keep_checkpoints=2,
-)  # fmt: skip
+    lora_r=4,
+    lora_alpha=8.0,
+    lr=1e-2,
+    epochs=3,
+    batch_size=2,
+    grad_accum=2,
+    checkpoint_every=2,
+    warmup_ratio=0.15,
+    keep_checkpoints=2,
+)
 
 
 def _train(model_dir: Path, out: Path, *, merge: bool = False, **callbacks):
@@ -108,8 +115,11 @@ def test_sigkilled_run_resumes_to_the_same_adapter(tiny_model_dir: Path, tmp_pat
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(root)}
     child = subprocess.run(
         [sys.executable, "-c", _KILLED_CHILD, str(tiny_model_dir), str(tmp_path / "cut")],
-        cwd=root, env=env, capture_output=True, timeout=120,
-    )  # fmt: skip
+        cwd=root,
+        env=env,
+        capture_output=True,
+        timeout=120,
+    )
     assert child.returncode == -signal.SIGKILL, child.stderr.decode()[-2000:]
     assert (tmp_path / "cut" / "checkpoints" / LATEST).read_text().strip() == "step-000002"
     assert read_manifest(tmp_path / "cut") is None  # not finished
@@ -157,9 +167,12 @@ def test_a_checkpoint_from_a_gpu_resumes_on_the_cpu(
     calls = iter(range(100))
     with pytest.raises(TrainingCancelled):
         _train(tiny_model_dir, tmp_path / "cut", cancel=lambda: next(calls) == 3)
-    found = load_latest(tmp_path / "cut", json.loads(
-        (tmp_path / "cut" / "checkpoints" / "step-000003" / STATE_JSON).read_text()
-    )["inputs_hash"])  # fmt: skip
+    found = load_latest(
+        tmp_path / "cut",
+        json.loads((tmp_path / "cut" / "checkpoints" / "step-000003" / STATE_JSON).read_text())[
+            "inputs_hash"
+        ],
+    )
     assert found is not None and "rng.cuda" not in found.tensors  # written on the CPU
     # What a CUDA run writes: the Philox state of the device in use (16 bytes), or, from
     # older versions, one such state per visible GPU.
@@ -179,9 +192,15 @@ def test_a_diverging_run_stops_and_saves_nothing(tiny_model_dir: Path, tmp_path:
     (the service's ``diverged``) and writes neither a checkpoint of it nor an adapter."""
     model, tokenizer = load_model(ModelSpec(str(tiny_model_dir)))
     config = TrainingConfig(
-        lora_r=4, lr=1e6, grad_clip=0.0, epochs=3, batch_size=2, grad_accum=1,
-        checkpoint_every=1, warmup_ratio=0.0,
-    )  # fmt: skip
+        lora_r=4,
+        lr=1e6,
+        grad_clip=0.0,
+        epochs=3,
+        batch_size=2,
+        grad_accum=1,
+        checkpoint_every=1,
+        warmup_ratio=0.0,
+    )
     with pytest.raises(TrainingDiverged, match="training diverged at step"):
         run_training(model, tokenizer, EXAMPLES, config, tmp_path, seed=0)
     assert not (tmp_path / "adapter").exists() and read_manifest(tmp_path) is None
