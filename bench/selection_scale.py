@@ -32,7 +32,8 @@ from pathlib import Path
 
 import torch
 
-from grait_engine.features_store import FeatureStore, FeatureWriter
+from grait_engine.features_store import FeatureStore
+from grait_engine.features_writer import FeatureWriter
 from grait_engine.selection.config import SelectionConfig
 from grait_engine.selection.inputs import PoolSplit
 from grait_engine.selection.reference import (

@@ -6,8 +6,8 @@ are faulted in when touched and dropped with the tensor, so memory stays bounded
 size whatever the number of rows. Rows are expected to be L2-normalised (the features stage
 does it); nothing here renormalises.
 
-The writer (``FeatureWriter``), the error and ``shard_name`` stay importable from here, where
-the stages, selection and tests have always imported them.
+The writer is ``features_writer.FeatureWriter``; the error (``FeatureStoreError``) and
+``shard_name`` are defined with the format in ``features_format``.
 """
 
 from __future__ import annotations
@@ -29,11 +29,7 @@ from grait_engine.features_format import (
     FeatureStoreError,
     ShardInfo,
     check_shard_header,
-    shard_name,
 )
-from grait_engine.features_writer import FeatureWriter
-
-__all__ = ["FeatureBlock", "FeatureStore", "FeatureStoreError", "FeatureWriter", "shard_name"]
 
 
 @dataclass(frozen=True)

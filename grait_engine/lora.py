@@ -27,7 +27,7 @@ from peft import LoraConfig, PeftModel, TaskType, get_peft_model
 from transformers import PreTrainedModel
 from transformers.pytorch_utils import Conv1D
 
-from grait_engine.modeling import ModelLoadError
+from grait_engine.model_files import ModelLoadError
 
 LLAMA_ATTENTION = ("q_proj", "k_proj", "v_proj", "o_proj")
 ADAPTER_FILES = ("adapter_config.json", "adapter_model.safetensors")

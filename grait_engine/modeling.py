@@ -30,30 +30,11 @@ from transformers.tokenization_utils_base import PreTrainedTokenizerBase
 
 from grait_engine.model_files import (
     ModelLoadError,
-    ModelNotFoundError,
     ResolvedModel,
-    UnsafeWeightsError,
     model_revision,
     require_safetensors,
     resolve_model_path,
 )
-
-# The errors and the file lookups stay importable from here, where callers import them.
-__all__ = [
-    "DTYPES",
-    "ModelLoadError",
-    "ModelNotFoundError",
-    "ModelSpec",
-    "ResolvedModel",
-    "UnsafeWeightsError",
-    "load_model",
-    "load_tokenizer",
-    "model_revision",
-    "resolve_device",
-    "resolve_dtype",
-    "resolve_model",
-    "resolve_model_path",
-]
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 _DEVICE_RE = re.compile(r"cpu|auto|cuda(:\d+)?")

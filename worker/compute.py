@@ -54,7 +54,8 @@ def set_up_compute(settings: Settings) -> Compute:
     """
     import torch
 
-    from grait_engine.modeling import ModelLoadError, resolve_device, resolve_dtype
+    from grait_engine.model_files import ModelLoadError
+    from grait_engine.modeling import resolve_device, resolve_dtype
 
     torch.set_num_threads(settings.threads)
     try:

@@ -176,7 +176,7 @@ def _invalid_config_errors() -> tuple[type[BaseException], ...]:
     """Errors that mean the job cannot run as set here (the same input would fail again):
     bad settings, deleted inputs, a device or quantization this worker lacks, and a model
     that cannot be loaded (no CUDA for 4-bit, unknown architecture, broken files)."""
-    from grait_engine.modeling import ModelLoadError
+    from grait_engine.model_files import ModelLoadError
     from grait_engine.pipeline.config import JobConfigError
 
     return (JobConfigError, JobInputError, ComputeError, ModelLoadError)

@@ -6,7 +6,7 @@ preconditioning of per-sample gradients.
 The ``dense`` method writes each chunk of ``P`` to GPU memory as +-1 values and reads it back
 for the matmul: a few bytes per entry of ``P``, about 2-4 TB per pass over ``P`` at 8B / r 128
 / d 8192, which costs more than the products. This Triton kernel instead computes each tile
-of ``P`` in registers from the same hash (``projection.sign_words``, bit for bit) right
+of ``P`` in registers from the same hash (``sign_hash.sign_words``, bit for bit) right
 before its ``tl.dot``: for a tile of 64 rows x 128 columns, 2 x 128 hash words, then a shift
 and a mask per entry. Memory traffic is only the rows being projected.
 
@@ -50,7 +50,7 @@ def available(device: torch.device) -> bool:
 if triton is not None:
 
     @triton.jit
-    def _mix(x):  # projection._mix, in Triton (int32: wrapping multiplies, masked shifts)
+    def _mix(x):  # sign_hash.mix, in Triton (int32: wrapping multiplies, masked shifts)
         x = x ^ ((x >> 15) & 0x1FFFF)
         x = x * 0x2C1B3C6D
         x = x ^ ((x >> 12) & 0xFFFFF)
@@ -191,7 +191,7 @@ def project_raw(
 ) -> torch.Tensor:
     """(n, d) float32 ``rows @ P`` (unscaled, unnormalised) for (n, D) CUDA rows.
 
-    ``salts``: ``projection._salts(seed)``, the same as the torch methods use; ``splits``:
+    ``salts``: ``sign_hash.salts(seed)``, the same as the torch methods use; ``splits``:
     slices of the parameter axis (default: enough to fill the GPU); ``low``: bfloat16
     products (the method's purpose), else float32 ones (to check the kernel's logic)."""
     rows = rows.contiguous()

@@ -55,8 +55,6 @@ DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
 _LUT_TABLE_BYTES = 4 * 2**20  # lut: keep each chunk's sum table about this size (cache)
 LUT_MAX_ROWS = 64  # CPUs: lut up to this many rows (measured crossover: 16-128 rows)
 _DENSE_CHUNK_BYTES = 512 * 2**20  # dense: bytes of one expanded chunk of P
-# The salts under their old name here (fused.py and the Triton interpreter test use it).
-_salts = salts
 
 
 def precondition(

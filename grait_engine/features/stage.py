@@ -41,7 +41,7 @@ from grait_engine.features.config import FeaturesConfig
 from grait_engine.features.pergrad import LoraLayout, lora_layout
 from grait_engine.features.projection import Projector, resolve_projection_dtype
 from grait_engine.features.warmup import Warmup, run_warmup
-from grait_engine.features_store import FeatureWriter
+from grait_engine.features_writer import FeatureWriter
 from grait_engine.lora import cast_lora, remove_lora
 from grait_engine.memory import Batching, budget_bytes, retry_halving
 from grait_engine.records.item import Item

@@ -221,7 +221,8 @@ def _eval_datasets(value: Any, dataset: Callable[[str, Any], Path]) -> dict[str,
 
 def _model(name: str, device: str, dtype: str, base: Path) -> tuple[Path, str]:
     """The model's local path and revision (no weights loaded); checks device and dtype."""
-    from grait_engine.modeling import ModelLoadError, ModelSpec, resolve_model
+    from grait_engine.model_files import ModelLoadError
+    from grait_engine.modeling import ModelSpec, resolve_model
 
     local = base / Path(name).expanduser()
     target = str(local) if local.exists() else name

@@ -8,7 +8,9 @@ import pytest
 import torch
 
 from grait_engine.artifacts import read_manifest
-from grait_engine.features_store import FeatureStore, FeatureStoreError, FeatureWriter, shard_name
+from grait_engine.features_format import FeatureStoreError, shard_name
+from grait_engine.features_store import FeatureStore
+from grait_engine.features_writer import FeatureWriter
 
 
 def rows(n: int, d: int, seed: int) -> tuple[list[str], torch.Tensor, torch.Tensor]:

@@ -10,7 +10,8 @@ import torch
 from transformers import GPT2Config, GPT2LMHeadModel, LlamaForCausalLM
 
 from grait_engine import lora
-from grait_engine.modeling import ModelLoadError, ModelSpec, load_model
+from grait_engine.model_files import ModelLoadError
+from grait_engine.modeling import ModelSpec, load_model
 
 
 def logits(model: torch.nn.Module, tokenizer, texts: list[str]) -> torch.Tensor:

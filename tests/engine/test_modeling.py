@@ -16,13 +16,9 @@ from huggingface_hub import constants as hf_constants
 from safetensors.torch import load_file, save_file
 from transformers import LlamaForCausalLM
 
-from grait_engine import modeling
-from grait_engine.modeling import (
-    ModelLoadError,
-    ModelNotFoundError,
-    ModelSpec,
-    UnsafeWeightsError,
-)
+from grait_engine import model_files, modeling
+from grait_engine.model_files import ModelLoadError, ModelNotFoundError, UnsafeWeightsError
+from grait_engine.modeling import ModelSpec
 from tests.engine.helpers import save_tiny_model
 
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
@@ -110,7 +106,7 @@ def test_load_model_from_local_directory(tiny_model_dir: Path, dtype: torch.dtyp
     assert not model.training
     if not torch.cuda.is_available():
         assert model.device.type == "cpu"
-    assert model.grait_revision == modeling.model_revision(tiny_model_dir)
+    assert model.grait_revision == model_files.model_revision(tiny_model_dir)
     assert tokenizer.padding_side == "left"
     assert tokenizer.pad_token == "<pad>"
     batch = tokenizer(["Question: hi", "Answer:"], return_tensors="pt", padding=True)
@@ -151,12 +147,12 @@ def test_unknown_hub_id_raises_without_network(hub_cache: Path, no_network: list
 
 def test_invalid_hub_id_raises_model_not_found(hub_cache: Path):
     with pytest.raises(ModelNotFoundError, match="bad--name"):
-        modeling.resolve_model_path("bad--name")
+        model_files.resolve_model_path("bad--name")
 
 
 def test_directory_without_config_is_not_a_model(tmp_path: Path):
     with pytest.raises(ModelNotFoundError, match="config.json"):
-        modeling.resolve_model_path(str(tmp_path))
+        model_files.resolve_model_path(str(tmp_path))
 
 
 # Hugging Face cache layout
@@ -165,14 +161,14 @@ def test_directory_without_config_is_not_a_model(tmp_path: Path):
 def test_hub_id_resolves_from_cache_with_commit_revision(hub_cache: Path, tiny_model_dir: Path):
     snapshot = make_cached_snapshot(hub_cache, "org/tiny", tiny_model_dir, COMMIT)
 
-    assert modeling.resolve_model_path("org/tiny") == snapshot
-    assert modeling.resolve_model_path("org/tiny", revision=COMMIT) == snapshot
-    assert modeling.model_revision(snapshot) == COMMIT
+    assert model_files.resolve_model_path("org/tiny") == snapshot
+    assert model_files.resolve_model_path("org/tiny", revision=COMMIT) == snapshot
+    assert model_files.model_revision(snapshot) == COMMIT
     model, _ = modeling.load_model(ModelSpec("org/tiny"))
     assert isinstance(model, LlamaForCausalLM)
     assert model.grait_revision == COMMIT
     with pytest.raises(ModelNotFoundError, match="no-such-branch"):
-        modeling.resolve_model_path("org/tiny", revision="no-such-branch")
+        model_files.resolve_model_path("org/tiny", revision="no-such-branch")
 
 
 # Safety: safetensors only, no remote code
@@ -229,8 +225,8 @@ def test_remote_code_of_an_unknown_architecture_fails_clearly(tmp_path: Path, ti
 def test_model_revision_is_stable_and_follows_the_files(tmp_path: Path, tiny_model_dir: Path):
     directory = tmp_path / "copy"
     shutil.copytree(tiny_model_dir, directory)
-    first = modeling.model_revision(directory)
-    assert first.startswith("local-") and first == modeling.model_revision(directory)
+    first = model_files.model_revision(directory)
+    assert first.startswith("local-") and first == model_files.model_revision(directory)
 
     weights = directory / "model.safetensors"
     before = weights.stat()
@@ -239,17 +235,17 @@ def test_model_revision_is_stable_and_follows_the_files(tmp_path: Path, tiny_mod
     save_file(state, weights, metadata={"format": "pt"})
     # A real rewrite happens later in time; make that explicit for coarse-mtime filesystems.
     os.utime(weights, ns=(before.st_atime_ns, before.st_mtime_ns + 1_000_000_000))
-    second = modeling.model_revision(directory)
+    second = model_files.model_revision(directory)
     assert second != first
 
     config = json.loads((directory / "config.json").read_text())
     config["rms_norm_eps"] = 1e-5
     (directory / "config.json").write_text(json.dumps(config))
-    assert modeling.model_revision(directory) not in {first, second}
+    assert model_files.model_revision(directory) not in {first, second}
 
 
 def test_4bit_quantization_needs_cuda_and_says_so(tiny_model_dir: Path):
-    from grait_engine.modeling import ModelLoadError
+    from grait_engine.model_files import ModelLoadError
 
     with pytest.raises(ValueError, match="quantization must be null or 4bit"):
         ModelSpec(str(tiny_model_dir), quantization="8bit")

@@ -30,7 +30,7 @@ from app.jobs import lease
 from app.jobs.states import JobStatus
 from app.settings import Settings
 from grait_engine.errors import Diverged
-from grait_engine.modeling import ModelLoadError
+from grait_engine.model_files import ModelLoadError
 from grait_engine.pipeline.config import JobConfigError
 from grait_engine.stages import StageCancelled
 from worker import execute

@@ -8,12 +8,8 @@ import pytest
 import torch
 
 from grait_engine.features import projection as projection_module
-from grait_engine.features.projection import (
-    Projector,
-    precondition,
-    resolve_projection_dtype,
-    sign_words,
-)
+from grait_engine.features.projection import Projector, precondition, resolve_projection_dtype
+from grait_engine.features.sign_hash import sign_words
 
 M32 = 0xFFFFFFFF
 
@@ -33,7 +29,7 @@ def _mix(x: int) -> int:
 
 
 def reference_word(seed: int, group: int, column: int) -> int:
-    """``word(seed, g, c)`` as projection.py's docstring defines it, in plain integers."""
+    """``word(seed, g, c)`` as sign_hash.py's docstring defines it, in plain integers."""
     salt1 = _mix((seed & M32) ^ 0x243F6A88)
     salt2 = _mix(salt1 ^ ((seed >> 32) & M32) ^ 0x85A308D3)
     salt3 = _mix(salt2 ^ 0x13198A2E)
@@ -134,6 +130,7 @@ os.environ["TRITON_INTERPRET"] = "1"
 import torch
 from grait_engine.features import projection
 from grait_engine.features.fused import precondition_into, project_raw
+from grait_engine.features.sign_hash import salts
 grads, m, v = torch.randn(3, 2500), torch.randn(2500) * 0.1, torch.rand(2500) * 0.01
 out, rows = torch.zeros(7, 3000), torch.tensor([5, 0, 2])
 precondition_into(grads, m, v, (0.9, 0.999), 1e-8, out, rows, 300)
@@ -143,7 +140,7 @@ assert out[[1, 3, 4, 6]].abs().sum() == 0 and out[:, :300].abs().sum() == 0
 for n, n_params, d, seed, splits in [(3, 1037, 130, 2**40 + 5, 3), (130, 97, 64, 1, 1)]:
     rows = torch.randn(n, n_params)
     want = rows @ projection.Projector(n_params, d, seed).rows(0, n_params)
-    got = project_raw(rows, d, projection._salts(seed), splits=splits, low=False)
+    got = project_raw(rows, d, salts(seed), splits=splits, low=False)
     assert (got - want).abs().max() < 1e-3 * want.abs().max(), (n, n_params, d)
 print("ok")
 """

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import torch
 
-from grait_engine.features_store import FeatureWriter
+from grait_engine.features_writer import FeatureWriter
 
 
 def unit(x: torch.Tensor) -> torch.Tensor:
