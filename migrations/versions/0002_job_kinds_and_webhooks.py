@@ -68,13 +68,13 @@ def upgrade() -> None:
             ["webhooks.id"],
             name="fk_webhook_deliveries_webhook_id_webhooks",
             ondelete="CASCADE",
-        ),  # fmt: skip
+        ),
         sa.ForeignKeyConstraint(
             ["tenant_id"],
             ["tenants.id"],
             name="fk_webhook_deliveries_tenant_id_tenants",
             ondelete="CASCADE",
-        ),  # fmt: skip
+        ),
         sa.PrimaryKeyConstraint("id", name="pk_webhook_deliveries"),
     )
     op.create_index(
@@ -82,8 +82,9 @@ def upgrade() -> None:
     )
     op.create_index(
         "ix_webhook_deliveries_status_next_attempt_at",
-        "webhook_deliveries", ["status", "next_attempt_at"],
-    )  # fmt: skip
+        "webhook_deliveries",
+        ["status", "next_attempt_at"],
+    )
 
 
 def downgrade() -> None:

@@ -12,9 +12,28 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "bench" / "methods.py"
 # Tiny budgets, one epoch, small features: a few seconds per job.
-FAST = ["--size", "tiny", "--worlds", "0", "--seeds", "0", "--tasks", "choice",
-        "--n-ik", "8", "--n-idk", "8", "--epochs", "1", "--lora-r", "4",
-        "--features-dim", "256", "--bootstrap", "200"]  # fmt: skip
+FAST = [
+    "--size",
+    "tiny",
+    "--worlds",
+    "0",
+    "--seeds",
+    "0",
+    "--tasks",
+    "choice",
+    "--n-ik",
+    "8",
+    "--n-idk",
+    "8",
+    "--epochs",
+    "1",
+    "--lora-r",
+    "4",
+    "--features-dim",
+    "256",
+    "--bootstrap",
+    "200",
+]
 
 
 def bench(*args: str, toyworld_dir: Path) -> subprocess.CompletedProcess[str]:
@@ -38,13 +57,21 @@ def test_bench_methods_writes_results_in_the_issue_shape(tmp_path, toyworld_dir)
     assert meta["machine"]["cpu_capability"] and meta["machine"]["torch_threads"] == 1
     assert meta["worlds"]["0"]["build_cpu_capability"] and "known_share" in meta["worlds"]["0"]
     assert [(r["world"], r["seed"], r["task"], r["method"]) for r in results["runs"]] == [
-        (0, 0, "choice", "cor_rait"), (0, 0, "choice", "grait")]  # fmt: skip
+        (0, 0, "choice", "cor_rait"),
+        (0, 0, "choice", "grait"),
+    ]
     assert results["runs"][1]["report"]["eval"]["id"]["tuned"]["n"] == 40
     summary = results["summary"]["choice"]
     assert set(summary) == {"id", "ood"}
     assert set(summary["id"]) == {"init_basic", "init_refuse", "cor_rait", "grait"}
-    keys = {"ths_mean", "ths_sd", "oracle_share_mean", "f1_mean", "pr_unknown_mean",
-            "pr_known_mean"}  # fmt: skip
+    keys = {
+        "ths_mean",
+        "ths_sd",
+        "oracle_share_mean",
+        "f1_mean",
+        "pr_unknown_mean",
+        "pr_known_mean",
+    }
     assert keys <= set(summary["id"]["grait"])
     assert (
         summary["id"]["grait"]["ths_mean"]
@@ -67,8 +94,16 @@ def test_bench_methods_writes_results_in_the_issue_shape(tmp_path, toyworld_dir)
 
 def test_bench_methods_refuses_the_val_split_of_a_world_without_one(tmp_path, toyworld_dir):
     out = tmp_path / "results.md"
-    done = bench(*FAST, "--split", "val", "--out", str(out), "--json", str(tmp_path / "r.json"),
-                 toyworld_dir=toyworld_dir)  # fmt: skip
+    done = bench(
+        *FAST,
+        "--split",
+        "val",
+        "--out",
+        str(out),
+        "--json",
+        str(tmp_path / "r.json"),
+        toyworld_dir=toyworld_dir,
+    )
     assert done.returncode == 2
     assert "--split val needs a world with validation splits" in done.stderr
     assert not out.exists()

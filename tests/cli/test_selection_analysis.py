@@ -66,9 +66,26 @@ def test_analysis_of_a_finished_job(tmp_path, toyworld_dir):
     done = bench(*FAST, "--methods", "grait", *files, toyworld_dir=toyworld_dir)
     assert done.returncode == 0, done.stderr[-3000:]
     out, plot = tmp_path / "analysis.json", tmp_path / "analysis.png"
-    command = [sys.executable, str(SCRIPT), "--work", str(work), "--worlds-dir", str(toyworld_dir),
-               "--size", "tiny", "--tasks", "choice", "--variants", "greedy", "stratified", "random",
-               "--json", str(out), "--plot", str(plot)]  # fmt: skip
+    command = [
+        sys.executable,
+        str(SCRIPT),
+        "--work",
+        str(work),
+        "--worlds-dir",
+        str(toyworld_dir),
+        "--size",
+        "tiny",
+        "--tasks",
+        "choice",
+        "--variants",
+        "greedy",
+        "stratified",
+        "random",
+        "--json",
+        str(out),
+        "--plot",
+        str(plot),
+    ]
     ran = subprocess.run(command, capture_output=True, text=True, timeout=300)
     assert ran.returncode == 0, ran.stderr[-3000:]
     result = json.loads(out.read_text())["choice-w0-s0"]
