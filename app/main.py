@@ -27,8 +27,8 @@ from app.db.migrate import current_is_head, upgrade_to_head
 from app.db.session import make_engine, make_session_factory
 from app.edge import EdgeMiddleware
 from app.event_watcher import EventWatcher, StreamQuota
-from app.jobs.local_runner import LocalRunner
-from app.jobs.queue import make_queue
+from app.execution.local_runner import LocalRunner
+from app.execution.queue import make_queue
 from app.metrics import HttpMetrics, MetricsMiddleware
 from app.settings import Settings, get_settings
 from app.storage import ArtifactStore

@@ -21,7 +21,7 @@ from celery import Celery
 from kombu import Queue
 from pydantic import Field
 
-from app.jobs.queue import GPU_QUEUE, RUN_JOB_TASK
+from app.execution.queue import GPU_QUEUE, RUN_JOB_TASK
 from app.settings import Settings
 
 LIGHT_QUEUE = "light"

@@ -17,7 +17,7 @@ import signal
 import sys
 
 from app.db.session import make_engine, make_session_factory
-from app.jobs.lease import EXIT_DATABASE_UNAVAILABLE
+from app.execution.lease import EXIT_DATABASE_UNAVAILABLE
 from app.settings import Settings
 
 PR_SET_PDEATHSIG = 1

@@ -2,7 +2,7 @@
 
 ``set_up_compute`` runs once in the child before the job's config is loaded
 (``execute.execute_job``): it sets torch's thread count to ``settings.threads`` (the child's
-OpenMP and MKL pools were sized in its environment by ``app.jobs.supervise.start_child``,
+OpenMP and MKL pools were sized in its environment by ``app.execution.supervise.start_child``,
 before torch was imported), resolves ``GRAIT_DEVICE`` and ``GRAIT_DTYPE`` with the engine's
 rules (``grait_engine.modeling.resolve_device`` and ``resolve_dtype``, the ones ``load_model``
 uses), and for ``cuda:N`` makes GPU N torch's current device, so that code using "the

@@ -42,10 +42,10 @@ from typing import Any
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
+from app.execution.recorder import JobRecorder
+from app.execution.transient import is_transient
 from app.jobs.public import DATABASE_ERROR_MESSAGE
-from app.jobs.recorder import JobRecorder
 from app.jobs.states import JobStatus
-from app.jobs.transient import is_transient
 from app.settings import Settings
 from worker.compute import Compute, ComputeError, check_quantization, set_up_compute
 from worker.job_context import (

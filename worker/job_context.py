@@ -25,7 +25,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from app.db.models import Job, dataset_refs
 from app.db.repositories import DatasetRepository
 from app.db.session import unit_of_work
-from app.jobs.recorder import JobRecorder
+from app.execution.recorder import JobRecorder
 from app.settings import Settings
 from app.storage import ArtifactStore
 from worker.compute import Compute

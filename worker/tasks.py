@@ -25,11 +25,11 @@ from celery.signals import worker_shutting_down
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.db.session import make_engine, make_session_factory
-from app.jobs import lease
-from app.jobs.queue import GPU_QUEUE, PUBLISH_RETRY, RUN_JOB_TASK
+from app.execution import lease
+from app.execution.queue import GPU_QUEUE, PUBLISH_RETRY, RUN_JOB_TASK
+from app.execution.supervise import run_claimed
+from app.execution.transient import retry_transient
 from app.jobs.states import JobStatus
-from app.jobs.supervise import run_claimed
-from app.jobs.transient import retry_transient
 from worker.celery_app import REAP_TASK, app, settings
 
 log = logging.getLogger(__name__)

@@ -18,7 +18,7 @@ from app.db.models import Tenant
 from app.db.session import finish
 from app.errors import Unauthorized
 from app.event_watcher import EventWatcher, StreamQuota
-from app.jobs.queue import JobQueue
+from app.execution.queue import JobQueue
 from app.metrics import HttpMetrics
 from app.settings import Settings
 from app.storage import ArtifactStore

@@ -12,7 +12,7 @@ from pydantic import BaseModel
 from app.api.deps import QueueDep, SessionDep, SettingsDep, TenantDep
 from app.api.job_schemas import JobOut
 from app.api.jobs import IdempotencyKey, answer_new_job
-from app.jobs.queue import JobQueue
+from app.execution.queue import JobQueue
 from app.jobs.service import add_job, succeeded_tune_job
 from app.jobs.tools import (
     ExportCreate,

@@ -12,7 +12,7 @@ from app.api.job_schemas import JobList, JobOut
 from app.api.pagination import After, Limit, check_cursor
 from app.db.models import Job
 from app.errors import NotFound
-from app.jobs.queue import JobQueue
+from app.execution.queue import JobQueue
 from app.jobs.repository import JobRepository
 from app.jobs.service import cancel_job, create_job, retry_job
 from app.jobs.spec import JobCreate

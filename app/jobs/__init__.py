@@ -1,4 +1,6 @@
-"""Jobs: creation and state (service), leases, recording, queues and the local runner.
+"""Jobs: the jobs domain. Spec and validation, creation and reads (service, repository),
+states and events, limits, outputs, public views, tools, evaluations and vocabulary.
 
-FastAPI-free: the worker imports ``lease`` and ``recorder`` to run jobs.
+FastAPI-free. Running a job (leases, supervision, recording, queues, the local runner) is
+``app.execution``.
 """

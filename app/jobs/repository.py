@@ -2,7 +2,7 @@
 
 Event and metric queries take a job id that the caller has already found through
 ``JobRepository`` (so they are tenant-checked by construction). Status and lease columns
-change only through ``app.jobs.lease`` (the run store); a new job is added here.
+change only through ``app.execution.lease`` (the run store); a new job is added here.
 """
 
 from __future__ import annotations

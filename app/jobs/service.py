@@ -18,7 +18,7 @@ from app.db.models import JOB_KINDS, Job, dataset_refs
 from app.db.repositories import DatasetRepository
 from app.db.types import new_id
 from app.errors import Conflict, NotFound
-from app.jobs import lease
+from app.execution import lease
 from app.jobs.events import status_event
 from app.jobs.limits import check_active_jobs, invalid
 from app.jobs.repository import JobRepository

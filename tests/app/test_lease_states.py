@@ -1,4 +1,4 @@
-"""The run store's state table (``app.jobs.lease``) on SQLite and PostgreSQL: for a job row
+"""The run store's state table (``app.execution.lease``) on SQLite and PostgreSQL: for a job row
 in a given status, lease owner/expiry and attempt, each operation's answer, the row's
 status afterwards and the ``status`` events it wrote. A refused operation changes nothing."""
 
@@ -18,7 +18,7 @@ from app.auth import create_api_key
 from app.db.models import Job, JobEvent
 from app.db.session import make_engine, make_session_factory, unit_of_work
 from app.db.types import new_id, utcnow
-from app.jobs import lease
+from app.execution import lease
 from app.jobs.states import JobStatus
 
 OWNER, OTHER = "runner-a", "runner-b"

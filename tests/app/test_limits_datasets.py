@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from app.jobs import lease
+from app.execution import lease
 from app.main import create_app
 from tests.app.helpers import assert_problem, choice_lines, new_key, open_lines, upload_raw
 from tests.app.job_helpers import job_body, job_settings, upload_small_sets

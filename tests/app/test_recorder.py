@@ -11,7 +11,7 @@ from fastapi.testclient import TestClient
 from app.db.models import Job
 from app.db.session import unit_of_work
 from app.db.types import new_id
-from app.jobs.recorder import JobRecorder
+from app.execution.recorder import JobRecorder
 from app.jobs.repository import metric_series
 from tests.app.helpers import new_key
 

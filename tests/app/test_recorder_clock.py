@@ -17,8 +17,8 @@ from app.auth import create_api_key
 from app.db.models import Job, JobEvent, JobMetric
 from app.db.session import make_engine, make_session_factory, unit_of_work
 from app.db.types import new_id
-from app.jobs import lease, recorder
-from app.jobs.recorder import JobRecorder
+from app.execution import lease, recorder
+from app.execution.recorder import JobRecorder
 from app.jobs.states import JobStatus
 
 OWNER = "runner-1"

@@ -21,10 +21,10 @@ from app.db.models import Job
 from app.db.session import make_engine, make_session_factory, unit_of_work
 from app.db.types import new_id, utcnow
 from app.errors import PayloadTooLarge
-from app.jobs import lease
-from app.jobs.recorder import JobRecorder
+from app.execution import lease
+from app.execution.recorder import JobRecorder
+from app.execution.transient import BACK_OFF, is_transient, retry_transient
 from app.jobs.repository import metric_series
-from app.jobs.transient import BACK_OFF, is_transient, retry_transient
 from app.storage import ArtifactStore
 from tests.app.helpers import (
     MAX_UPLOAD,

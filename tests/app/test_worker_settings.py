@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from app.jobs.supervise import thread_env
+from app.execution.supervise import thread_env
 from app.settings import Settings, settings_problems
 
 ROOT = Path(__file__).resolve().parents[2]

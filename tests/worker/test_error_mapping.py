@@ -26,7 +26,7 @@ from app.auth import create_api_key
 from app.db.models import Job
 from app.db.session import make_engine, make_session_factory, unit_of_work
 from app.db.types import new_id
-from app.jobs import lease
+from app.execution import lease
 from app.jobs.states import JobStatus
 from app.settings import Settings
 from grait_engine.errors import Diverged

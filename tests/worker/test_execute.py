@@ -20,7 +20,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import event
 from sqlalchemy.exc import OperationalError, ProgrammingError
 
-from app.jobs import lease
+from app.execution import lease
 from app.main import create_app
 from app.settings import Settings
 from grait_engine import memory

@@ -20,7 +20,7 @@ from fastapi import FastAPI
 from app.db.models import Job
 from app.db.session import unit_of_work
 from app.db.types import new_id
-from app.jobs import lease, supervise
+from app.execution import lease, supervise
 from app.main import create_app
 from app.settings import Settings
 from tests.app.helpers import new_key

@@ -25,9 +25,9 @@ from pathlib import Path
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from app.jobs import lease
+from app.execution import lease
+from app.execution.transient import retry_transient
 from app.jobs.states import JobStatus
-from app.jobs.transient import retry_transient
 from app.settings import Settings
 
 log = logging.getLogger(__name__)

@@ -24,10 +24,10 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from app.db.models import JobMetric
 from app.db.session import unit_of_work
-from app.jobs import lease
+from app.execution import lease
+from app.execution.transient import retry_transient
 from app.jobs.events import add_event
 from app.jobs.states import EventType, JobStatus
-from app.jobs.transient import retry_transient
 
 ROW_SECONDS = 0.5
 EVENT_SECONDS = 2.0

@@ -20,8 +20,8 @@ import uuid
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from app.jobs import lease
-from app.jobs.supervise import child_command, kill_group, run_claimed, start_child
+from app.execution import lease
+from app.execution.supervise import child_command, kill_group, run_claimed, start_child
 from app.settings import Settings
 
 __all__ = ["LocalRunner", "child_command", "kill_group", "start_child"]
