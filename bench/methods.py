@@ -33,6 +33,7 @@ import torch
 from methods_stats import deltas, summaries
 
 from grait_cli.progress import ProgressBars
+from grait_engine.job_folder import REPORT_FILE
 from grait_engine.pipeline.config import load_job_config
 from grait_engine.pipeline.run import run_job
 from grait_engine.toyworld import SIZES, ToyWorld, build_toyworld, preset
@@ -173,7 +174,7 @@ def run_one(job: dict[str, Any], out_dir: Path, cache: Path) -> tuple[dict[str, 
     """Run a job into ``out_dir``, or reuse the report already there when it was written for
     the same resolved config (resuming a ``--work`` folder). Returns (report, reused)."""
     config = load_job_config(job)
-    previous = out_dir / "report.json"
+    previous = out_dir / REPORT_FILE
     if previous.exists():
         report = json.loads(previous.read_text())
         if report["job"]["config"] == json.loads(json.dumps(config.resolved())):

@@ -33,6 +33,8 @@ from typing import Any
 
 import torch
 
+from grait_engine.job_folder import EVAL_DIR, SELECTION_FILE, SPLIT_FILE, STAGES_FILE
+
 LLAMA3_8B_R128 = 109_051_904  # LoRA r 128 on q/k/v/o of Llama-3-8B
 
 
@@ -78,14 +80,14 @@ def run(world: Any, root: Path, device: str, dtype: str) -> tuple[Path, dict[str
 def probe_scores(out: Path) -> dict[str, float]:
     from grait_engine.probe.store import read_probe
 
-    stages = json.loads((out / "stages.json").read_text())
+    stages = json.loads((out / STAGES_FILE).read_text())
     return {r["id"]: float(r["correctness"]) for r in read_probe(stages["probe"])[1]}
 
 
 def features(out: Path) -> tuple[list[str], torch.Tensor, torch.Tensor]:
     from grait_engine.features_store import FeatureStore
 
-    stages = json.loads((out / "stages.json").read_text())
+    stages = json.loads((out / STAGES_FILE).read_text())
     store = FeatureStore.open(Path(stages["features"]) / "features")
     rows = torch.arange(store.n)
     return list(store.ids), store.gather("ans", rows), store.gather("idk", rows)
@@ -93,7 +95,7 @@ def features(out: Path) -> tuple[list[str], torch.Tensor, torch.Tensor]:
 
 def predictions(out: Path) -> dict[str, str]:
     found = {}
-    for path in sorted((out / "eval").glob("*/*/predictions.jsonl")):
+    for path in sorted((out / EVAL_DIR).glob("*/*/predictions.jsonl")):
         for line in path.read_text().splitlines():
             record = json.loads(line)
             found[f"{path.parent.parent.name}/{path.parent.name}/{record['id']}"] = record["output"]
@@ -103,8 +105,8 @@ def predictions(out: Path) -> dict[str, str]:
 def compare(reference: Path, other: Path) -> dict[str, Any]:
     """Every stage of ``other`` against ``reference`` (the CPU float32 run)."""
     a, b = probe_scores(reference), probe_scores(other)
-    split_a, split_b = (json.loads((p / "split.json").read_text()) for p in (reference, other))
-    sel_a, sel_b = (json.loads((p / "selection.json").read_text()) for p in (reference, other))
+    split_a, split_b = (json.loads((p / SPLIT_FILE).read_text()) for p in (reference, other))
+    sel_a, sel_b = (json.loads((p / SELECTION_FILE).read_text()) for p in (reference, other))
     ids_a, ans_a, idk_a = features(reference)
     ids_b, ans_b, idk_b = features(other)
     assert ids_a == ids_b

@@ -15,6 +15,7 @@ from realsize_bench import Bench
 from realsize_model import Data
 
 from grait_engine.evaluation.evaluate import evaluate_set
+from grait_engine.job_folder import EVAL_DIR
 from grait_engine.lora import (
     cast_lora,
     count_lora_parameters,
@@ -147,7 +148,7 @@ def evaluation_stage(b: Bench, tuned: Any, tokenizer: Any, data: Data, out: Path
                 tuned,
                 tokenizer,
                 chosen,
-                out / "eval" / name,
+                out / EVAL_DIR / name,
                 tuned_model=tuned,
                 batch_size=batching,
                 progress=b.events.progress,

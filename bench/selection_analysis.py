@@ -36,7 +36,7 @@ from typing import Any
 import torch
 
 from grait_engine.features_store import FeatureStore
-from grait_engine.job_folder import SPLIT_FILE, read_json, read_stages
+from grait_engine.job_folder import REPORT_FILE, SPLIT_FILE, read_json, read_report, read_stages
 from grait_engine.probe.metrics import auroc
 from grait_engine.records.jsonl import read_items
 from grait_engine.selection.config import VARIANTS, SelectionConfig
@@ -138,7 +138,7 @@ def analyse_job(
         tuple(correctness[i] for i in split_doc["ik"]),
         tuple(split_doc["idk"]),
     )
-    report = read_json(job_dir / "report.json")
+    report = read_report(job_dir)
     method = report["job"]["config"]["method"]
     base = SelectionConfig.from_dict(
         {
@@ -234,7 +234,7 @@ def main(argv: list[str] | None = None) -> int:
             truth = truth_of(args.worlds_dir / f"{args.size}-seed{world}", task)
             for seed in args.seeds:
                 job_dir = args.work / "jobs" / JOB_NAME.format(task=task, world=world, seed=seed)
-                if not (job_dir / "report.json").exists():
+                if not (job_dir / REPORT_FILE).exists():
                     print(f"skip {job_dir}: no finished grait job", file=sys.stderr)
                     continue
                 key = f"{task}-w{world}-s{seed}"

@@ -34,6 +34,7 @@ import torch
 
 from grait_engine.features_store import FeatureStore
 from grait_engine.features_writer import FeatureWriter
+from grait_engine.job_folder import SELECTION_FILE
 from grait_engine.selection.config import SelectionConfig
 from grait_engine.selection.inputs import PoolSplit
 from grait_engine.selection.reference import (
@@ -88,7 +89,7 @@ def child_linear(directory: Path, limit: int, n_ik: int, n_idk: int) -> dict:
     out = directory / f"linear-{limit}"
     run_selection(SelectionConfig(n_ik=n_ik, n_idk=n_idk), split, directory / "features", out)
     wall = time.perf_counter() - start
-    doc = json.loads((out / "selection.json").read_text())
+    doc = json.loads((out / SELECTION_FILE).read_text())
     return {
         "wall": wall,
         "greedy": doc["summary"]["greedy"],
