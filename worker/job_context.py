@@ -22,8 +22,8 @@ from typing import Any
 
 from sqlalchemy.orm import Session, sessionmaker
 
+from app.datasets.repository import DatasetRepository
 from app.db.models import Job, dataset_refs
-from app.db.repositories import DatasetRepository
 from app.db.session import unit_of_work
 from app.execution.recorder import JobRecorder
 from app.settings import Settings

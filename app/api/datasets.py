@@ -10,9 +10,9 @@ from sqlalchemy.orm import Session
 from app.api.deps import SessionDep, SettingsDep, StoreDep, TenantDep
 from app.api.pagination import After, Limit, check_cursor
 from app.api.schemas import DatasetList, DatasetOut
+from app.datasets.repository import DatasetRepository
 from app.datasets.service import create_dataset, delete_dataset
 from app.db.models import Dataset
-from app.db.repositories import DatasetRepository
 from app.errors import NotFound
 
 router = APIRouter(prefix="/v1/datasets", tags=["datasets"])

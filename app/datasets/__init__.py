@@ -1,1 +1,3 @@
-"""Datasets: streaming upload (size cap, validation, hashing) into the artifact store."""
+"""Datasets: the datasets domain. Streaming upload (size cap, validation, hashing) into the
+artifact store (upload, multipart, sink), create and delete (service), tenant-scoped queries
+(repository)."""

@@ -6,10 +6,10 @@ from collections.abc import AsyncIterator
 
 from sqlalchemy.orm import Session
 
+from app.datasets.repository import DatasetRepository
 from app.datasets.sink import UploadSink
 from app.datasets.upload import receive
 from app.db.models import Dataset
-from app.db.repositories import DatasetRepository
 from app.db.session import after_commit, after_rollback
 from app.db.types import new_id
 from app.errors import Conflict

@@ -14,8 +14,8 @@ from typing import Any
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from app.datasets.repository import DatasetRepository
 from app.db.models import JOB_KINDS, Job, dataset_refs
-from app.db.repositories import DatasetRepository
 from app.db.types import new_id
 from app.errors import Conflict, NotFound
 from app.execution import lease

@@ -16,10 +16,10 @@ import json
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.db.models import Dataset, dataset_refs
+from app.datasets.repository import DatasetRepository
+from app.db.models import dataset_refs
 from app.jobs.limits import check_caps, check_finite, invalid
 from app.jobs.vocabulary import API_NAMES, engine_names, request_field
 from app.settings import Settings
@@ -111,12 +111,9 @@ def check_datasets(session: Session, tenant_id: str, refs: dict[str, str], task:
     not the tenant's or not of ``task``. Side effect: share-locks the datasets' rows until
     the caller commits (PostgreSQL), so a concurrent delete waits and then sees the new job
     using them (``datasets.service.delete_dataset`` answers 409)."""
+    datasets = DatasetRepository(session, tenant_id)
     for field, dataset_id in refs.items():
-        dataset = session.scalar(
-            select(Dataset)
-            .where(Dataset.tenant_id == tenant_id, Dataset.id == dataset_id)
-            .with_for_update(read=True)
-        )
+        dataset = datasets.get_share_locked(dataset_id)
         if dataset is None:
             raise invalid(field, f"no dataset {dataset_id!r}")
         if dataset.task != task:
