@@ -5,6 +5,9 @@
   module outside ``APP_ENGINE_MODULES`` (below); ``grait_cli`` imports the engine only inside
   functions, so that the client commands start without the model stack.
 - ``worker`` never imports FastAPI nor ``app.api`` (only the persistence side of ``app``).
+- ``app.execution`` (runs queued jobs) never imports FastAPI nor the HTTP layer; inside
+  ``app`` only the wiring (``app.main``) uses all of it, the API only its ``queue`` and the
+  jobs domain only its run store (``lease``).
 - Those engine modules, the service and the CLI really load without torch (checked in a fresh
   interpreter).
 """
@@ -98,6 +101,39 @@ def test_worker_never_imports_the_http_layer():
         return None
 
     assert violations("worker", rule) == []
+
+
+def test_execution_is_imported_only_where_its_docstring_says():
+    def inside(name: str) -> str | None:
+        if top(name) in {"fastapi", "starlette", "uvicorn"} or name.startswith(
+            ("app.api", "app.ui", "app.main")
+        ):
+            return "the execution package never imports the HTTP layer"
+        return None
+
+    assert violations("app/execution", inside) == []
+
+    # Outside the package: which of its modules each part of ``app`` may import.
+    allowed = {
+        "app/main.py": None,  # the wiring: anything
+        "app/api/": {"app.execution.queue"},
+        "app/jobs/service.py": {"app.execution.lease"},
+    }
+    found = []
+    for path in sorted((ROOT / "app").rglob("*.py")):
+        relative = path.relative_to(ROOT).as_posix()
+        if relative.startswith("app/execution/"):
+            continue
+        names = {
+            name.rsplit(".", 1)[0] if name.count(".") > 2 else name
+            for name in imported_modules(path)
+            if name.startswith("app.execution")
+        }
+        names.discard("app.execution")  # `from app.execution import lease` also names the package
+        rule = next((v for k, v in allowed.items() if relative.startswith(k)), set())
+        if rule is not None and not names <= rule:
+            found.append(f"{relative} imports {sorted(names - rule)}")
+    assert found == [], "app.execution imported outside its rule"
 
 
 def test_cli_imports_the_engine_only_inside_functions():
