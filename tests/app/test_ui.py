@@ -79,7 +79,8 @@ def test_job_page_shows_every_section(
     for column in ("Pc", "Pw", "Pr", "THS"):
         assert f"<th>{column}</th>" in results
     assert results.count("<tr>") == 1 + 2 * 3  # header + 2 test sets x 3 models
-    assert "tau" in _section(html, "correctness") and "greedy selection" in html
+    # The selection note names the variant: the default is stratified.
+    assert "tau" in _section(html, "correctness") and "stratified selection" in html
     assert "method.type" in _section(html, "config")
     _check_pngs(client.get(f"/ui/jobs/{job_id}?images=png", headers=_bearer(key)).text)
 
