@@ -87,7 +87,9 @@ def child_linear(directory: Path, limit: int, n_ik: int, n_idk: int) -> dict:
     split = split_for(directory, limit)
     start = time.perf_counter()
     out = directory / f"linear-{limit}"
-    run_selection(SelectionConfig(n_ik=n_ik, n_idk=n_idk), split, directory / "features", out)
+    # The greedy variant: the N x N reference below is the greedy (METHOD.md stage 4).
+    config = SelectionConfig(n_ik=n_ik, n_idk=n_idk, variant="greedy")
+    run_selection(config, split, directory / "features", out)
     wall = time.perf_counter() - start
     doc = json.loads((out / SELECTION_FILE).read_text())
     return {
