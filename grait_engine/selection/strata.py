@@ -7,8 +7,9 @@ variant runs the same greedy inside each stratum, with a share of the budget pro
 to the stratum's size, so the picks cover the pool the way a random sample would while
 keeping GRAIT's objective within each part.
 
-Cost: ``iterations`` rounds of one projection pass (n x k similarities) plus one pass of
-per-stratum sums; memory O(n * k + k * d). Linear in the pool size; never n x n.
+Cost: one projection pass per k-means++ start (k passes), then at most ``ITERATIONS``
+rounds of one projection pass (n x k similarities) plus one pass of per-stratum sums;
+memory O(n * k + k * d). Linear in the pool size; never n x n.
 """
 
 from __future__ import annotations
