@@ -5,13 +5,17 @@ from __future__ import annotations
 import json
 import uuid
 from pathlib import Path
+from typing import Any
 
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from httpx import Response
+from sqlalchemy.orm import Session, sessionmaker
 
 from app.auth import create_api_key
+from app.db.models import Job
 from app.db.session import unit_of_work
+from app.db.types import new_id
 from app.errors import PROBLEM_BASE
 
 NDJSON = {"content-type": "application/x-ndjson"}
@@ -23,6 +27,22 @@ def new_key(app: FastAPI, tenant: str | None = None) -> tuple[str, str]:
     with unit_of_work(app.state.session_factory) as session:
         key, record = create_api_key(session, tenant or f"t-{uuid.uuid4().hex[:10]}")
         return key, record.tenant_id
+
+
+def insert_job(factory: sessionmaker[Session], tenant_id: str, **fields: Any) -> str:
+    """A job row written straight to the database (no API, no queue): a ``cor_rait`` choice
+    job on ``toyworld/tiny`` of ``tenant_id``, with ``fields`` (status, attempt, lease...)
+    set over those defaults. Returns its id."""
+    job_id = new_id("job")
+    values: dict[str, Any] = {
+        "model": "toyworld/tiny",
+        "method": "cor_rait",
+        "task": "choice",
+        "config": {},
+    }
+    with unit_of_work(factory) as session:
+        session.add(Job(id=job_id, tenant_id=tenant_id, **(values | fields)))
+    return job_id
 
 
 def open_lines(n: int = 3, start: int = 0) -> bytes:

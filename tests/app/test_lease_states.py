@@ -17,9 +17,10 @@ from sqlalchemy.orm import Session, sessionmaker
 from app.auth import create_api_key
 from app.db.models import Job, JobEvent
 from app.db.session import make_engine, make_session_factory, unit_of_work
-from app.db.types import new_id, utcnow
+from app.db.types import utcnow
 from app.execution import lease
 from app.jobs.states import JobStatus
+from tests.app.helpers import insert_job
 
 OWNER, OTHER = "runner-a", "runner-b"
 Factory = sessionmaker[Session]
@@ -56,26 +57,19 @@ CANCELLED = Row(JobStatus.CANCELLED)
 
 def add_job(factory: Factory, row: Row) -> str:
     """A job of a fresh tenant in the state ``row``; returns its id."""
-    job_id = new_id("job")
     expires = None if row.expires_in is None else utcnow() + timedelta(seconds=row.expires_in)
     with unit_of_work(factory) as session:
         _, key = create_api_key(session, f"t-{uuid.uuid4().hex[:10]}")
-        session.add(
-            Job(
-                id=job_id,
-                tenant_id=key.tenant_id,
-                status=row.status,
-                model="toyworld/tiny",
-                method="cor_rait",
-                task="choice",
-                config={},
-                attempt=row.attempt,
-                max_attempts=row.max_attempts,
-                lease_owner=row.owner,
-                lease_expires_at=expires,
-            )
-        )
-    return job_id
+        tenant_id = key.tenant_id
+    return insert_job(
+        factory,
+        tenant_id,
+        status=row.status,
+        attempt=row.attempt,
+        max_attempts=row.max_attempts,
+        lease_owner=row.owner,
+        lease_expires_at=expires,
+    )
 
 
 def in_session(work: Callable[[Session, str], Any]) -> Callable[[Factory, str], Any]:

@@ -10,10 +10,10 @@ from fastapi.testclient import TestClient
 
 from app.db.models import Job
 from app.db.session import unit_of_work
-from app.db.types import new_id
 from app.execution.recorder import JobRecorder
 from app.jobs.repository import metric_series
-from tests.app.helpers import new_key
+from app.jobs.states import JobStatus
+from tests.app.helpers import insert_job, new_key
 
 OWNER = "runner-1"
 OOM = "out of memory at batch size 8: retrying with 4"
@@ -31,22 +31,8 @@ class Clock:
 
 def running_job(app: FastAPI, tenant_id: str) -> str:
     """A ``running`` job of ``tenant_id`` leased by ``OWNER``; returns its id."""
-    job_id = new_id("job")
-    with unit_of_work(app.state.session_factory) as session:
-        session.add(
-            Job(
-                id=job_id,
-                tenant_id=tenant_id,
-                status="running",
-                model="toyworld/tiny",
-                method="cor_rait",
-                task="choice",
-                config={},
-                attempt=1,
-                lease_owner=OWNER,
-            )
-        )
-    return job_id
+    factory = app.state.session_factory
+    return insert_job(factory, tenant_id, status=JobStatus.RUNNING, attempt=1, lease_owner=OWNER)
 
 
 def event_rows(client: TestClient, auth: dict[str, str], job_id: str) -> list[dict]:

@@ -16,10 +16,10 @@ from sqlalchemy.orm import Session, sessionmaker
 from app.auth import create_api_key
 from app.db.models import Job, JobEvent, JobMetric
 from app.db.session import make_engine, make_session_factory, unit_of_work
-from app.db.types import new_id
 from app.execution import lease, recorder
 from app.execution.recorder import JobRecorder
 from app.jobs.states import JobStatus
+from tests.app.helpers import insert_job
 
 OWNER = "runner-1"
 Factory = sessionmaker[Session]
@@ -44,23 +44,10 @@ def factory(database_url: str) -> Iterator[Factory]:
 
 def running_job(factory: Factory) -> str:
     """A ``running`` job of a fresh tenant leased by ``OWNER``; returns its id."""
-    job_id = new_id("job")
     with unit_of_work(factory) as session:
         _, key = create_api_key(session, f"t-{uuid.uuid4().hex[:10]}")
-        session.add(
-            Job(
-                id=job_id,
-                tenant_id=key.tenant_id,
-                status=JobStatus.RUNNING,
-                model="toyworld/tiny",
-                method="cor_rait",
-                task="choice",
-                config={},
-                attempt=1,
-                lease_owner=OWNER,
-            )
-        )
-    return job_id
+        tenant_id = key.tenant_id
+    return insert_job(factory, tenant_id, status=JobStatus.RUNNING, attempt=1, lease_owner=OWNER)
 
 
 def progress_events(factory: Factory, job_id: str) -> list[tuple[str | None, dict[str, Any]]]:

@@ -19,18 +19,20 @@ from app.datasets import service
 from app.datasets.sink import UploadSink
 from app.db.models import Job
 from app.db.session import make_engine, make_session_factory, unit_of_work
-from app.db.types import new_id, utcnow
+from app.db.types import utcnow
 from app.errors import PayloadTooLarge
 from app.execution import lease
 from app.execution.recorder import JobRecorder
 from app.execution.transient import BACK_OFF, is_transient, retry_transient
 from app.jobs.repository import metric_series
+from app.jobs.states import JobStatus
 from app.storage import ArtifactStore
 from tests.app.helpers import (
     MAX_UPLOAD,
     NDJSON,
     assert_nothing_stored,
     assert_problem,
+    insert_job,
     new_key,
     open_lines,
     upload_raw,
@@ -94,24 +96,15 @@ OWNER = "runner-1"
 
 def _running_job(app: FastAPI, tenant_id: str, attempt: int = 1) -> str:
     """A ``running`` job of ``tenant_id`` leased by ``OWNER`` on attempt ``attempt``."""
-    job_id = new_id("job")
-    with unit_of_work(app.state.session_factory) as session:
-        session.add(
-            Job(
-                id=job_id,
-                tenant_id=tenant_id,
-                status="running",
-                model="toyworld/tiny",
-                method="cor_rait",
-                task="choice",
-                config={},
-                attempt=attempt,
-                max_attempts=3,
-                lease_owner=OWNER,
-                lease_expires_at=utcnow() + timedelta(seconds=600),
-            )
-        )
-    return job_id
+    return insert_job(
+        app.state.session_factory,
+        tenant_id,
+        status=JobStatus.RUNNING,
+        attempt=attempt,
+        max_attempts=3,
+        lease_owner=OWNER,
+        lease_expires_at=utcnow() + timedelta(seconds=600),
+    )
 
 
 class ConnectionKiller:

@@ -19,11 +19,11 @@ from fastapi import FastAPI
 
 from app.db.models import Job
 from app.db.session import unit_of_work
-from app.db.types import new_id
 from app.execution import lease, supervise
+from app.jobs.states import JobStatus
 from app.main import create_app
 from app.settings import Settings
-from tests.app.helpers import new_key
+from tests.app.helpers import insert_job, new_key
 
 OWNER = "runner-1"
 
@@ -46,21 +46,13 @@ def _claimed_job(app: FastAPI, attempt: int = 0) -> str:
     """A queued job of a fresh tenant, claimed by ``OWNER`` (its attempt becomes
     ``attempt + 1``)."""
     _, tenant_id = new_key(app)
-    job_id = new_id("job")
-    with unit_of_work(app.state.session_factory) as session:
-        session.add(
-            Job(
-                id=job_id,
-                tenant_id=tenant_id,
-                status="queued",
-                model="toyworld/tiny",
-                method="cor_rait",
-                task="choice",
-                config={},
-                attempt=attempt,
-                max_attempts=3,
-            )
-        )
+    job_id = insert_job(
+        app.state.session_factory,
+        tenant_id,
+        status=JobStatus.QUEUED,
+        attempt=attempt,
+        max_attempts=3,
+    )
     assert lease.claim(app.state.session_factory, job_id, OWNER, 600) is not None
     return job_id
 
