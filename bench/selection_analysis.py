@@ -36,13 +36,16 @@ from typing import Any
 import torch
 
 from grait_engine.features_store import FeatureStore
-from grait_engine.job_folder import REPORT_FILE, SPLIT_FILE, read_json, read_report, read_stages
+from grait_engine.job_folder import REPORT_FILE, read_report, read_stages
+from grait_engine.pipeline.knobs import JobKnobs
 from grait_engine.probe.metrics import auroc
 from grait_engine.records.jsonl import read_items
-from grait_engine.selection.config import VARIANTS, SelectionConfig
+from grait_engine.selection.config import VARIANTS
+from grait_engine.selection.ik import select_ik
 from grait_engine.selection.inputs import PoolSplit
 from grait_engine.selection.pool import StorePool, group_sums
 from grait_engine.selection.select import compute_selection
+from grait_engine.split.stage import load_split
 
 JOB_NAME = "{task}-w{world}-s{seed}-grait"
 
@@ -130,22 +133,11 @@ def analyse_job(
 ) -> dict[str, Any]:
     """The figures of one finished grait job (module doc)."""
     stages = read_stages(job_dir)
-    split_doc = read_json(Path(stages["split"]) / SPLIT_FILE)
+    split = load_split(stages["split"])
     store = FeatureStore.open(Path(stages["features"]) / "features")
-    correctness = split_doc["correctness"]
-    split = PoolSplit(
-        tuple(split_doc["ik"]),
-        tuple(correctness[i] for i in split_doc["ik"]),
-        tuple(split_doc["idk"]),
-    )
-    report = read_report(job_dir)
-    method = report["job"]["config"]["method"]
-    base = SelectionConfig.from_dict(
-        {
-            k: method[k]
-            for k in ("n_ik", "n_idk", "variant", "weighting", "temperature", "sign", "mean_weight")
-        }
-    )
+    # The job's own selection settings (a grait job always has them).
+    base = JobKnobs.from_dict(read_report(job_dir)["job"]["config"]).selection
+    assert base is not None, f"{job_dir} is not a grait job"
     idk = list(split.idk_ids)
     pool_relations = Counter(truth[i]["relation"] for i in idk)
     out: dict[str, Any] = {
@@ -180,9 +172,10 @@ def score_aurocs(
     store: FeatureStore, split: PoolSplit, truth: dict[str, dict[str, Any]], n_ik: int
 ) -> dict[str, float]:
     """AUROC against ``known`` over the idk pool of each scalar signal (module doc)."""
-    ik_rows = store.rows_of(split.ik_ids)
-    top = sorted(range(len(split.ik_ids)), key=lambda k: -split.ik_correctness[k])[:n_ik]
-    ik_sel = ik_rows[torch.tensor(top, dtype=torch.int64)]
+    # The ik picks exactly as the stage makes them: rows ascending, then the top n_ik by c_i.
+    ik_rows, order = torch.sort(store.rows_of(split.ik_ids))
+    correctness = torch.tensor(split.ik_correctness, dtype=torch.float64)[order]
+    ik_sel = ik_rows[select_ik(correctness, n_ik)]
     idk_rows, _ = torch.sort(store.rows_of(split.idk_ids))
     ids = [store.ids[r] for r in idk_rows.tolist()]
     known = [bool(truth[i]["known"]) for i in ids]

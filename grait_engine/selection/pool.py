@@ -20,9 +20,11 @@ F64 = torch.float64
 
 
 class PoolOps(Protocol):
-    """``n`` rows of dimension ``d``; positions are 0..n-1 (ascending store rows)."""
+    """``n`` rows of dimension ``d``; positions are 0..n-1 (ascending store rows).
+    ``passes`` counts the passes over the pool so far (``project`` and ``group_sums``)."""
 
     n: int
+    passes: int
 
     def fetch(self, positions: torch.Tensor) -> torch.Tensor:
         """(k, d) float64 rows at ``positions`` (k,)."""

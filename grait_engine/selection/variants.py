@@ -113,7 +113,7 @@ def _stratified(
     orders, scores, done = [], [], 0
     # Full passes (the start scores and k-means) and passes over single strata (greedy).
     stats = {
-        "passes": pool_passes(pool),
+        "passes": pool.passes,
         "stratum_passes": 0,
         "strata": sum(1 for m in members if len(m)),
     }
@@ -133,8 +133,3 @@ def _stratified(
     order = torch.cat(orders) if orders else torch.zeros(0, dtype=torch.int64)
     picked = torch.cat(scores) if scores else torch.zeros(0, dtype=F64)
     return IdkPicks(order, picked, stats=stats)
-
-
-def pool_passes(pool: PoolOps) -> int:
-    """Passes the pool has counted so far (0 when it does not count)."""
-    return int(getattr(pool, "passes", 0))
