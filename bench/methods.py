@@ -14,6 +14,7 @@ Usage::
     .venv/bin/python bench/methods.py [--size medium] [--worlds 0 1 2] [--seeds 0 1 2] \\
         [--tasks choice open] [--methods ...] [--split test|val] [--lr LR] [--epochs E] \\
         [--lora-r R] [--n-ik N] [--n-idk N] [--features-dim D] [--shots none|val] \\
+        [--target-loss mean|decision|sum] [--answer-gradient adam|gradient|rms] \\
         [--device cpu|cuda] [--threads 1] [--work DIR] [--out FILE.md] [--json FILE.json]
 """
 
@@ -33,7 +34,9 @@ import torch
 from methods_stats import deltas, summaries
 
 from grait_cli.progress import ProgressBars
+from grait_engine.features.config import ANSWER_GRADIENTS
 from grait_engine.job_folder import REPORT_FILE
+from grait_engine.knobs import TARGET_LOSSES
 from grait_engine.pipeline.config import load_job_config
 from grait_engine.pipeline.run import run_job
 from grait_engine.toyworld import SIZES, ToyWorld, build_toyworld, preset
@@ -94,6 +97,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     recipe.add_argument("--n-idk", type=int, help="refusals in the training set")
     recipe.add_argument("--features-dim", type=int, help="gradient feature dimension")
     recipe.add_argument(
+        "--target-loss", choices=TARGET_LOSSES, help="training loss over target tokens"
+    )
+    recipe.add_argument(
+        "--answer-gradient", choices=ANSWER_GRADIENTS, help="answer-side feature rows"
+    )
+    recipe.add_argument(
         "--shots",
         choices=("none", "val"),
         default="none",
@@ -119,8 +128,10 @@ def recipe(args: argparse.Namespace) -> dict[str, Any]:
     """The job sections the recipe knobs set; a knob not given keeps the engine's default."""
     budget = {k: v for k, v in (("n_ik", args.n_ik), ("n_idk", args.n_idk)) if v is not None}
     knobs = (("lr", args.lr), ("epochs", args.epochs), ("lora_r", args.lora_r))
+    knobs += (("target_loss", args.target_loss),)
     training = {k: v for k, v in knobs if v is not None}
-    features = {"dim": args.features_dim} if args.features_dim is not None else {}
+    features_knobs = (("dim", args.features_dim), ("answer_gradient", args.answer_gradient))
+    features = {k: v for k, v in features_knobs if v is not None}
     return {"budget": budget, "training": training, "features": features, "shots": args.shots}
 
 

@@ -231,3 +231,15 @@ def lora_of(config: Any) -> LoraSettings:
 def adamw_of(config: Any) -> AdamWSettings:
     """The ``AdamWSettings`` of a config with the flat AdamW knobs (``lr``...)."""
     return AdamWSettings(**{name: getattr(config, flat) for flat, name in ADAMW_NAMES.items()})
+
+
+# How a training sequence's target-token NLLs make its loss (``training.target_loss``; the
+# features stage takes its gradients with the same loss). Applied in
+# ``features.sequences.per_sample_loss``:
+# - ``mean``: their mean (the paper's SFT loss). A one-token answer (" C") then carries its
+#   whole loss on the answer/refuse decision, a five-token refusal (" I don't know.") a fifth:
+#   the later refusal tokens are easy once " I" is chosen.
+# - ``decision``: the first target token, where answering and refusing part, plus the mean of
+#   the rest (each part weighs 1; a one-token target is just its token).
+# - ``sum``: their sum (longer targets weigh more).
+TARGET_LOSSES = ("mean", "decision", "sum")

@@ -14,7 +14,7 @@ import torch
 
 from grait_engine.features import fused
 from grait_engine.features.pergrad import LoraLayout, module_grads, reference_grad
-from grait_engine.features.projection import Projector, precondition
+from grait_engine.features.projection import Projector, answer_rows, precondition
 from grait_engine.features.sequences import Encoded, collate, encode_pair
 from grait_engine.memory import Batching
 from grait_engine.records.item import Item
@@ -26,7 +26,10 @@ class FeatureContext:
 
     ``model``: the warmed-up PeftModel in eval mode, LoRA weights requiring grad;
     ``exp_avg`` / ``exp_avg_sq``: (D,) float32 warmup moments on the model's device, in
-    ``layout`` order; ``betas`` / ``eps``: preconditioning constants.
+    ``layout`` order; ``betas`` / ``eps``: preconditioning constants; ``target_loss``:
+    the training loss the gradients are taken of (``knobs.TARGET_LOSSES``);
+    ``answer_gradient``: how the answer-side rows are preconditioned
+    (``FeaturesConfig.answer_gradient``; the refusal side is always Adam's).
     """
 
     model: torch.nn.Module
@@ -38,6 +41,8 @@ class FeatureContext:
     eps: float
     projector: Projector
     device: torch.device
+    target_loss: str = "mean"
+    answer_gradient: str = "adam"
 
     @property
     def pad_id(self) -> int:
@@ -75,14 +80,22 @@ def batched_features(
             before_batch()
         batch = collate([sequences[i] for i in rows], ctx.pad_id, ctx.device)
         index = torch.tensor(rows, device=ctx.device)
-        for k, grads in module_grads(ctx.model, batch, ctx.layout):
+        is_answer = index < len(items)  # buffer rows 0..n-1 are the answer targets
+        for k, grads in module_grads(ctx.model, batch, ctx.layout, ctx.target_loss):
             offset, size = ctx.layout.offsets[k], ctx.layout.sizes[k]
             moments = ctx.exp_avg[offset : offset + size], ctx.exp_avg_sq[offset : offset + size]
+            answers = None
+            if ctx.answer_gradient != "adam":  # taken before preconditioning overwrites grads
+                answers = answer_rows(
+                    grads[is_answer], moments[1], ctx.betas[1], ctx.eps, ctx.answer_gradient
+                )
             if fused_kernels:  # one pass: precondition, cast, scatter (fused.py)
                 fused.precondition_into(grads, *moments, ctx.betas, ctx.eps, buffer, index, offset)
-                continue
-            preconditioned = precondition(grads.float(), *moments, ctx.betas, ctx.eps)
-            buffer[index, offset : offset + size] = preconditioned.to(buffer.dtype)
+            else:
+                preconditioned = precondition(grads.float(), *moments, ctx.betas, ctx.eps)
+                buffer[index, offset : offset + size] = preconditioned.to(buffer.dtype)
+            if answers is not None:
+                buffer[index[is_answer], offset : offset + size] = answers.to(buffer.dtype)
 
     Batching.of(batch_size, "features").run(order, work)
     features = ctx.projector.project(buffer).cpu()
@@ -98,7 +111,12 @@ def reference_features(
     for item in items:
         grads = torch.stack(
             [
-                reference_grad(ctx.model, collate([seq], ctx.pad_id, ctx.device), ctx.layout)
+                reference_grad(
+                    ctx.model,
+                    collate([seq], ctx.pad_id, ctx.device),
+                    ctx.layout,
+                    ctx.target_loss,
+                )
                 for seq in encode_pair(item, ctx.tokenizer)
             ]
         )
@@ -109,6 +127,12 @@ def reference_features(
 
 
 def _finish(ctx: FeatureContext, grads: torch.Tensor) -> torch.Tensor:
-    """Precondition (in place) and project (n, D) gradients to (n, d) unit rows on the CPU."""
+    """Precondition (in place) and project (2, D) gradients (answer, refusal) to (2, d) unit
+    rows on the CPU."""
+    answer = None
+    if ctx.answer_gradient != "adam":
+        answer = answer_rows(grads[:1], ctx.exp_avg_sq, ctx.betas[1], ctx.eps, ctx.answer_gradient)
     preconditioned = precondition(grads, ctx.exp_avg, ctx.exp_avg_sq, ctx.betas, ctx.eps)
+    if answer is not None:
+        preconditioned[:1] = answer
     return ctx.projector.project(preconditioned).cpu()

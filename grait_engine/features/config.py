@@ -23,6 +23,9 @@ from grait_engine.knobs import (
     number,
 )
 
+# How the answer side of the features is preconditioned (``FeaturesConfig.answer_gradient``).
+ANSWER_GRADIENTS = ("adam", "gradient", "rms")
+
 
 class FeaturesConfigError(FieldError):
     """A features knob with a bad value (see ``FieldError``)."""
@@ -45,7 +48,11 @@ class FeaturesConfig(KnobConfig):
     the exact +-1 signs, float32 sums; feature cosines within about 1e-5 of the all-float32
     ones, see ``projection``), ``float32`` throughout, or ``auto`` (default: bfloat16 where
     it is faster, on CUDA devices with native bfloat16; float32 elsewhere; the resolved
-    value is part of the stage key). Defaults are small-model friendly: rank 8 on the
+    value is part of the stage key). ``answer_gradient``: the answer side's rows (``F_ans``)
+    are Adam-preconditioned like the refusal side's (``adam``, the paper's), the plain
+    gradient (``gradient``, LESS's target side) or ``g / sqrt(v')`` (``rms``: Adam's step
+    without the warmup momentum, which otherwise dominates a known item's row).
+    Defaults are small-model friendly: rank 8 on the
     attention projections. Speed-only settings (batch sizes, shard size, memory budget)
     are arguments of ``run_features``, not knobs.
     """
@@ -68,6 +75,7 @@ class FeaturesConfig(KnobConfig):
     warmup_min_correct: float = knob(0.99, number(low=0, high=1))
     warmup_max_items: int = knob(1000, integer(low=1))
     warmup_fallback_items: int = knob(64, integer(low=1))
+    answer_gradient: str = knob("adam", choice(ANSWER_GRADIENTS))
 
     @property
     def lora(self) -> LoraSettings:

@@ -75,12 +75,12 @@ _HALF = (torch.bfloat16, torch.float16)
 
 
 def module_grads(
-    model: torch.nn.Module, batch: Batch, layout: LoraLayout
+    model: torch.nn.Module, batch: Batch, layout: LoraLayout, target_loss: str = "mean"
 ) -> Iterator[tuple[int, torch.Tensor]]:
     """Per-sample gradients one LoRA matrix at a time: yields ``(k, grads)`` for matrix ``k``
     of ``layout``, ``grads`` (b, sizes[k]), float32 (in the model's dtype for a half-precision
     model on CUDA) (row ``i``: the gradient of
-    ``l(x_i, y_i)``). One forward and one backward pass for the whole batch, so the (b, D)
+    ``l(x_i, y_i)``, reduced as ``target_loss`` says). One forward and one backward pass for the whole batch, so the (b, D)
     gradients of all matrices never exist at once. The model should be in eval mode (no
     dropout) with its LoRA weights requiring grad; no ``.grad`` is written."""
     captured: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
@@ -90,7 +90,7 @@ def module_grads(
 
     handles = [module.register_forward_hook(keep) for module in layout.modules]
     try:
-        losses = per_sample_loss(model, batch)
+        losses = per_sample_loss(model, batch, target_loss)
     finally:
         for handle in handles:
             handle.remove()
@@ -113,18 +113,22 @@ def module_grads(
             yield k, torch.bmm(dy.transpose(1, 2), x).reshape(b, size)
 
 
-def per_sample_grads(model: torch.nn.Module, batch: Batch, layout: LoraLayout) -> torch.Tensor:
+def per_sample_grads(
+    model: torch.nn.Module, batch: Batch, layout: LoraLayout, target_loss: str = "mean"
+) -> torch.Tensor:
     """(b, D) float32: row ``i`` is the gradient of ``l(x_i, y_i)`` w.r.t. the LoRA weights,
     flattened in ``layout`` order (all of :func:`module_grads` in one buffer)."""
     b = batch.input_ids.shape[0]
     flat = torch.empty(b, layout.n_params, dtype=torch.float32, device=batch.input_ids.device)
-    for k, grads in module_grads(model, batch, layout):
+    for k, grads in module_grads(model, batch, layout, target_loss):
         offset = layout.offsets[k]
         flat[:, offset : offset + layout.sizes[k]] = grads.float()
     return flat
 
 
-def reference_grad(model: torch.nn.Module, batch: Batch, layout: LoraLayout) -> torch.Tensor:
+def reference_grad(
+    model: torch.nn.Module, batch: Batch, layout: LoraLayout, target_loss: str = "mean"
+) -> torch.Tensor:
     """(D,) float32 gradient of a ONE-sequence ``batch`` by plain autograd ``.grad``.
 
     The per-sample reference: one backward per sample. Side effect: overwrites (then clears)
@@ -135,7 +139,7 @@ def reference_grad(model: torch.nn.Module, batch: Batch, layout: LoraLayout) -> 
     params = [param for _, param in lora_parameters(model)]
     for param in params:
         param.grad = None
-    torch.autograd.backward(per_sample_loss(model, batch).sum())
+    torch.autograd.backward(per_sample_loss(model, batch, target_loss).sum())
     flat = torch.cat([param.grad.float().reshape(-1) for param in params])  # type: ignore[union-attr]
     for param in params:
         param.grad = None

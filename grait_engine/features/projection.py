@@ -75,6 +75,29 @@ def precondition(
     return first.div_(second)
 
 
+def answer_rows(
+    grads: torch.Tensor,
+    exp_avg_sq: torch.Tensor,
+    beta2: float,
+    eps: float,
+    answer_gradient: str,
+) -> torch.Tensor:
+    """(n, k) float32 answer-side rows for ``answer_gradient`` other than ``adam``
+    (``FeaturesConfig.answer_gradient``), from per-sample gradients ``grads`` (n, k), not
+    modified, and the warmup's second moment (k,).
+
+    ``gradient``: ``g`` itself (LESS's target side). ``rms``: ``g / sqrt(v' + eps)``, Adam's
+    step without the momentum, whose ``0.9 m`` otherwise dominates a known item's feature.
+    """
+    rows = grads.float().clone()
+    if answer_gradient == "gradient":
+        return rows
+    if answer_gradient == "rms":
+        second = torch.square(rows).mul_(1 - beta2).add_(exp_avg_sq, alpha=beta2).add_(eps)
+        return rows.div_(second.sqrt_())
+    raise ValueError(f"no answer-side rows for answer_gradient {answer_gradient!r}")
+
+
 def resolve_projection_dtype(requested: str, device: torch.device | str) -> str:
     """``float32`` or ``bfloat16`` for a config value (``auto`` or either) on ``device``.
 

@@ -4,7 +4,8 @@ A sequence for item ``x`` and target ``y`` is ``build_prompt(x, "refuse", shots=
 by ``target_text(x, refuse=...)``: the 0-shot refuse prompt, the format of the final training
 (METHOD.md stage 3.2). The prompt and the full text are tokenised separately (both with the
 tokenizer's special tokens, e.g. ``<s>``) and the first ``len(prompt_ids)`` positions are
-masked, so ``l(x, y)`` is the mean NLL of the target tokens only. No EOS is appended.
+masked, so ``l(x, y)`` is the NLL of the target tokens only (by default their mean; see
+``knobs.TARGET_LOSSES`` for the other reductions). No EOS is appended.
 
 Batches are right-padded (unlike the probe's left padding): positions are then the same as
 in an unpadded sequence, and padding only ever sits after the last real token, where the
@@ -19,6 +20,7 @@ from typing import Any
 
 import torch
 
+from grait_engine.knobs import TARGET_LOSSES
 from grait_engine.logits import logits_at
 from grait_engine.prompts import build_prompt, target_text, token_ids
 from grait_engine.records.item import Item
@@ -87,8 +89,11 @@ def collate(sequences: Sequence[Encoded], pad_id: int, device: torch.device) -> 
     return Batch(ids.to(device), attention.to(device), target.to(device))
 
 
-def per_sample_loss(model: torch.nn.Module, batch: Batch) -> torch.Tensor:
-    """(b,) float32 mean target-token NLL of each sequence, ``l(x_i, y_i)``.
+def per_sample_loss(
+    model: torch.nn.Module, batch: Batch, target_loss: str = "mean"
+) -> torch.Tensor:
+    """(b,) float32 loss of each sequence, ``l(x_i, y_i)``: its target-token NLLs reduced as
+    ``target_loss`` says (``knobs.TARGET_LOSSES``; default their mean).
 
     Logits are computed at the target positions only (``logits.logits_at``): a few tokens
     per sequence instead of every position times the whole vocabulary."""
@@ -97,7 +102,23 @@ def per_sample_loss(model: torch.nn.Module, batch: Batch) -> torch.Tensor:
     nll = torch.nn.functional.cross_entropy(
         logits, batch.input_ids[rows, columns + 1], reduction="none"
     )
-    totals = torch.zeros(batch.input_ids.shape[0], dtype=nll.dtype, device=nll.device).index_add(
-        0, rows, nll
-    )
-    return totals / batch.target_mask.sum(dim=1)
+    totals = torch.zeros(batch.input_ids.shape[0], dtype=nll.dtype, device=nll.device)
+    if target_loss == "mean":  # summed, then divided: the same rounding as ever
+        return totals.index_add(0, rows, nll) / batch.target_mask.sum(dim=1)
+    weights = token_weights(batch.target_mask, rows, target_loss).to(nll.dtype)
+    return totals.index_add(0, rows, nll * weights)
+
+
+def token_weights(target_mask: torch.Tensor, rows: torch.Tensor, target_loss: str) -> torch.Tensor:
+    """(n,) weight of each target token, in ``target_mask.nonzero()`` order (row by row,
+    left to right), so that a sequence's loss is ``sum(weight * nll)`` over its tokens."""
+    counts = target_mask.sum(dim=1)[rows]  # the target length of each token's sequence
+    if target_loss == "mean":
+        return 1.0 / counts
+    if target_loss == "sum":
+        return torch.ones_like(counts)
+    if target_loss == "decision":
+        first = torch.ones_like(rows, dtype=torch.bool)
+        first[1:] = rows[1:] != rows[:-1]  # nonzero() lists each row's tokens in order
+        return torch.where(first, torch.ones_like(counts), 1.0 / (counts - 1).clamp(min=1))
+    raise ValueError(f"target_loss must be one of {', '.join(TARGET_LOSSES)}, got {target_loss!r}")

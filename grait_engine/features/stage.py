@@ -112,11 +112,12 @@ def features_inputs_hash(
     model_revision: str,
     speed: SpeedSettings,
     compute: Mapping[str, str] | None = None,
+    target_loss: str = "mean",
 ) -> str:
     """Content hash of everything that determines the stage's files (32 hex chars).
 
-    ``compute``: the model's dtype, the device kind and the resolved projection dtype
-    (``run_features`` fills it in), so features made in bfloat16 on a GPU are never reused
+    ``target_loss``: the training loss the gradients are taken of. ``compute``: the model's
+    dtype, the device kind and the resolved projection dtype (``run_features`` fills it in), so features made in bfloat16 on a GPU are never reused
     by a float32 CPU job, nor the reverse."""
     scores = [float(correctness.get(item.id, 0.0)) for item in items]
     inputs = [
@@ -128,6 +129,7 @@ def features_inputs_hash(
         speed.shard_rows,
         PROJECTION_VERSION,
         dict(compute or {}),
+        target_loss,
     ]
     return config_hash(inputs, 32)
 
@@ -143,6 +145,7 @@ def run_features(
     seed: int = 0,
     speed: SpeedSettings | None = None,
     callbacks: StageCallbacks | None = None,
+    target_loss: str = "mean",
 ) -> FeaturesResult:
     """Warm up, then write the features of every item of ``items`` to ``out_dir``.
 
@@ -152,6 +155,8 @@ def run_features(
     ``callbacks``: ``progress(stage, done, total, message)`` runs after the warmup and after
     every group; ``cancel()`` is checked before every batch (warmup and features);
     ``notice(stage, message)`` hears about batch sizes halved after out-of-memory errors.
+    ``target_loss``: the job's training loss (``TrainingConfig.target_loss``), so the warmup
+    and the gradients are those of the final training.
     Raises FeaturesCancelled, ValueError (empty pool, duplicate ids), ``memory.OutOfMemory``.
     """
     speed = speed or SpeedSettings()
@@ -167,7 +172,9 @@ def run_features(
         "device": device.type,
         "projection_dtype": projection_dtype,
     }
-    inputs_hash = features_inputs_hash(config, items, correctness, seed, revision, speed, compute)
+    inputs_hash = features_inputs_hash(
+        config, items, correctness, seed, revision, speed, compute, target_loss
+    )
     previous = read_manifest(out)
     if previous is not None and previous.get("inputs_hash") == inputs_hash:
         d, n = int(previous["d"]), len(items)
@@ -185,12 +192,13 @@ def run_features(
         inputs_hash,
         tracker.check,
         notice,
+        target_loss,
     )
     try:
         tracker.report("warmup ready")
         # No optimiser step follows: the gradient pass runs the LoRA in the model's dtype.
         cast_lora(warmup.model, next(model.parameters()).dtype)
-        ctx = _context(warmup, tokenizer, config, seed, projection_dtype)
+        ctx = _context(warmup, tokenizer, config, seed, projection_dtype, target_loss)
         group = _planned_group(out / PLAN, speed, ctx)
         computed, reused = _write_features(
             ctx, items, out / "features", speed, group, tracker, notice
@@ -200,7 +208,7 @@ def run_features(
     info = {"stage": STAGE, "inputs_hash": inputs_hash, "d": ctx.projector.d, "n": len(items)}
     info |= {"n_params": ctx.layout.n_params, "config": config.to_dict(), "seed": seed}
     info |= {"model_revision": revision, "warmup": warmup.info, "compute": compute}
-    info |= {"group_items": group}
+    info |= {"group_items": group, "target_loss": target_loss}
     write_manifest(out, ["features/manifest.json", "warmup/manifest.json"], info)
     return FeaturesResult(
         out, out / "features", ctx.projector.d, len(items), computed, reused, False, inputs_hash
@@ -238,7 +246,12 @@ def _claim(out: Path, inputs_hash: str) -> None:
 
 
 def _context(
-    warmup: Warmup, tokenizer: object, config: FeaturesConfig, seed: int, projection_dtype: str
+    warmup: Warmup,
+    tokenizer: object,
+    config: FeaturesConfig,
+    seed: int,
+    projection_dtype: str,
+    target_loss: str,
 ) -> FeatureContext:
     device = next(param.device for param in warmup.model.parameters())
     layout: LoraLayout = lora_layout(warmup.model)
@@ -253,6 +266,8 @@ def _context(
         config.precondition_eps,
         projector,
         device,
+        target_loss,
+        config.answer_gradient,
     )
 
 

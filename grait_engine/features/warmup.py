@@ -80,10 +80,12 @@ def train_warmup(
     seed: int,
     check: Callable[[], None] | None = None,
     notice: NoticeFn | None = None,
+    target_loss: str = "mean",
 ) -> tuple[torch.Tensor, torch.Tensor, int]:
     """AdamW on the LoRA weights over ``items`` (gold targets), seeded shuffle and dropout.
 
-    Loss per step: the batch mean of ``l(x, y)``; grad clip 1.0. A step that runs out of
+    Loss per step: the batch mean of ``l(x, y)`` (reduced as ``target_loss`` says, the
+    final training's); grad clip 1.0. A step that runs out of
     memory is redone in micro-batches of half the size (the same gradient, up to rounding).
     Output: the flat (D,) float32 CPU ``exp_avg``, ``exp_avg_sq`` and the number of steps.
     Side effects: trains ``model`` in place and leaves it in eval mode; the global RNG (and
@@ -107,7 +109,8 @@ def train_warmup(
         optimizer.zero_grad(set_to_none=True)  # a retried step starts clean
         for start in range(0, len(rows), size):
             part = rows[start : start + size]
-            loss = per_sample_loss(model, collate(part, pad_id, device)).sum() / len(rows)
+            batch = collate(part, pad_id, device)
+            loss = per_sample_loss(model, batch, target_loss).sum() / len(rows)
             torch.autograd.backward(loss)
 
     with torch.random.fork_rng(devices=cuda_devices(device)):
@@ -172,6 +175,7 @@ def run_warmup(
     inputs_hash: str,
     check: Callable[[], None] | None = None,
     notice: NoticeFn | None = None,
+    target_loss: str = "mean",
 ) -> Warmup:
     """Load ``directory``'s warmup for ``inputs_hash``, or select, train and save one."""
     loaded = load_warmup(directory, base_model, inputs_hash)
@@ -182,7 +186,9 @@ def run_warmup(
     model = attach_lora(
         base_model, config.lora_r, config.lora_alpha, config.lora_dropout, targets, seed
     )
-    exp_avg, exp_avg_sq, steps = train_warmup(model, tokenizer, chosen, config, seed, check, notice)
+    exp_avg, exp_avg_sq, steps = train_warmup(
+        model, tokenizer, chosen, config, seed, check, notice, target_loss
+    )
     info = {
         "inputs_hash": inputs_hash,
         "n_items": len(chosen),

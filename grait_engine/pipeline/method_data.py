@@ -132,7 +132,8 @@ def select_stage(
     selection = c.selection
     assert selection is not None
     features_out = job.stage_dir(
-        "features", [*root, job.keys["probe"], c.features.to_dict(), c.seed]
+        "features",
+        [*root, job.keys["probe"], c.features.to_dict(), c.training.target_loss, c.seed],
     )
     speed = SpeedSettings(batch_size=job.batch_size, memory_budget_mb=c.runtime.memory_budget_mb)
     features = job.timed(
@@ -147,6 +148,7 @@ def select_stage(
             seed=c.seed,
             speed=speed,
             callbacks=cb,
+            target_loss=c.training.target_loss,
         ),
     )
     # What "auto" became on this machine (model dtype, device kind, projection dtype).

@@ -12,10 +12,12 @@ from grait_engine.errors import FieldError
 from grait_engine.knobs import (
     ADAMW_KNOBS,
     LORA_KNOBS,
+    TARGET_LOSSES,
     AdamWSettings,
     KnobConfig,
     LoraSettings,
     adamw_of,
+    choice,
     integer,
     knob,
     lora_of,
@@ -36,7 +38,9 @@ class TrainingConfig(KnobConfig):
     LoRA: rank ``lora_r``, ``lora_alpha`` (scale alpha / r), ``lora_dropout`` on
     ``target_modules`` (None: ``lora.default_target_modules``). AdamW: ``lr``,
     ``weight_decay``, ``adam_betas``, ``adam_eps``; gradients clipped to norm ``grad_clip``
-    (0 disables). Schedule: linear warmup over ``ceil(warmup_ratio * total_steps)`` steps, then
+    (0 disables). ``target_loss``: how a sequence's target-token NLLs make its loss
+    (``knobs.TARGET_LOSSES``; ``mean`` is the paper's; the features stage uses the same).
+    Schedule: linear warmup over ``ceil(warmup_ratio * total_steps)`` steps, then
     cosine to 0. ``epochs`` passes over the examples in ``batch_size`` micro-batches,
     ``grad_accum`` micro-batches per optimiser step; ``max_steps`` caps the optimiser steps
     (the schedule then ends there). A checkpoint is written every ``checkpoint_every`` steps
@@ -65,6 +69,7 @@ class TrainingConfig(KnobConfig):
     checkpoint_every: int = knob(50, integer(low=1))
     keep_checkpoints: int = knob(2, integer(low=1))
     max_steps: int | None = knob(None, integer(low=1, optional=True))
+    target_loss: str = knob("mean", choice(TARGET_LOSSES))
 
     @property
     def lora(self) -> LoraSettings:

@@ -4,8 +4,8 @@ Loss of one optimiser step over the samples ``S`` it consumes (all its micro-bat
 
     L_step = sum_{i in S} w_i * l_i / |S|
 
-where ``l_i`` is sample i's mean token NLL over its target tokens (prompt masked,
-``features.sequences.per_sample_loss``). Each micro-batch contributes its share
+where ``l_i`` is sample i's NLL over its target tokens (prompt masked, reduced as
+``TrainingConfig.target_loss`` says, by default their mean; ``features.sequences.per_sample_loss``). Each micro-batch contributes its share
 ``sum_{i in mb} w_i * l_i / |S|``, so gradient accumulation gives exactly the gradient of
 ``L_step``, and all-ones weights give the plain SFT loss (the mean of per-sample losses).
 Normalising by the sample count, not by the weight sum, keeps the total refusal pressure set
@@ -43,13 +43,15 @@ def weighted_loss(
     weights: Sequence[float],
     n_step: int,
     pad_id: int,
+    target_loss: str = "mean",
 ) -> torch.Tensor:
     """Scalar ``sum_i w_i * l_i / n_step`` over one micro-batch (right-padded, one forward).
 
-    ``n_step``: the number of samples in the whole optimiser step (see the module doc).
+    ``n_step``: the number of samples in the whole optimiser step (see the module doc);
+    ``target_loss``: how ``l_i`` reduces its target tokens (``knobs.TARGET_LOSSES``).
     """
     device = next(p for p in model.parameters()).device
-    losses = per_sample_loss(model, collate(sequences, pad_id, device))  # (b,)
+    losses = per_sample_loss(model, collate(sequences, pad_id, device), target_loss)  # (b,)
     w = torch.tensor(list(weights), dtype=losses.dtype, device=device)
     return (w * losses).sum() / n_step
 

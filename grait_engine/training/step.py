@@ -120,6 +120,7 @@ def train_step(
                 [weights[i] for i in part],
                 len(rows),
                 pad_id,
+                config.target_loss,
             )
             torch.autograd.backward(loss)
             total += float(loss.detach())

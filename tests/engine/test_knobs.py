@@ -20,20 +20,21 @@ from grait_engine.pipeline.knobs import JobConfigError, JobKnobs
 from grait_engine.training.config import TrainingConfig, TrainingConfigError
 
 # to_dict() as JSON before the configs moved onto the base (stage keys hash it, reports echo
-# it): key order, ints kept as ints, tuples as lists.
+# it): key order, ints kept as ints, tuples as lists. Knobs added since come last
+# (``answer_gradient``, ``target_loss``).
 FEATURES_DEFAULT = (
     '{"dim": 8192, "projection_dtype": "auto", "lora_r": 8, "lora_alpha": 16.0, '
     '"lora_dropout": 0.1, "target_modules": null, "lr": 0.0002, "weight_decay": 0.0, '
     '"adam_betas": [0.9, 0.999], "adam_eps": 1e-08, "precondition_eps": 1e-08, '
     '"warmup_epochs": 1, "warmup_batch_size": 8, "warmup_min_correct": 0.99, '
-    '"warmup_max_items": 1000, "warmup_fallback_items": 64}'
+    '"warmup_max_items": 1000, "warmup_fallback_items": 64, "answer_gradient": "adam"}'
 )
 TRAINING_DEFAULT = (
     '{"lora_r": 64, "lora_alpha": 16.0, "lora_dropout": 0.1, "target_modules": '
     '["q_proj", "k_proj", "v_proj", "o_proj"], "lr": 0.0002, "weight_decay": 0.0, '
     '"adam_betas": [0.9, 0.999], "adam_eps": 1e-08, "grad_clip": 1.0, "epochs": 3, '
     '"warmup_ratio": 0.03, "batch_size": 8, "grad_accum": 1, "checkpoint_every": 50, '
-    '"keep_checkpoints": 2, "max_steps": null}'
+    '"keep_checkpoints": 2, "max_steps": null, "target_loss": "mean"}'
 )
 FEATURES_SET = {
     "lora_r": 4,
@@ -122,6 +123,8 @@ FEATURES_ONLY = [
     ("warmup_min_correct", None),
     ("warmup_epochs", False),
     ("warmup_max_items", [10]),
+    ("answer_gradient", "momentum"),
+    ("answer_gradient", None),
 ]
 TRAINING_ONLY = [
     ("epochs", 1.0),
@@ -133,6 +136,8 @@ TRAINING_ONLY = [
     ("max_steps", "7"),
     ("max_steps", False),
     ("keep_checkpoints", None),
+    ("target_loss", "median"),
+    ("target_loss", ["mean"]),
 ]
 
 

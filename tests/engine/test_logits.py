@@ -40,6 +40,37 @@ def test_target_only_loss_equals_the_full_logits_loss(tiny) -> None:
     torch.testing.assert_close(per_sample_loss(model, batch), full_logits_loss(model, batch))
 
 
+def full_logits_token_nll(model, batch) -> list[list[float]]:
+    """Each sequence's target-token NLLs, in order, from the full logits."""
+    out = model(input_ids=batch.input_ids, attention_mask=batch.attention_mask).logits
+    nll = torch.nn.functional.cross_entropy(
+        out[:, :-1].float().transpose(1, 2), batch.input_ids[:, 1:], reduction="none"
+    )
+    return [row[mask.bool()].tolist() for row, mask in zip(nll, batch.target_mask, strict=True)]
+
+
+@pytest.mark.parametrize("target_loss", ["decision", "sum"])
+def test_other_target_losses_reduce_the_same_token_nlls(tiny, target_loss: str) -> None:
+    """``decision``: the first target token plus the mean of the rest; ``sum``: the sum."""
+    model, tokenizer = tiny
+    batch = _batch(tokenizer)
+    tokens = full_logits_token_nll(model, batch)
+    assert max(len(t) for t in tokens) > 2  # where the reductions differ
+    if target_loss == "sum":
+        want = [sum(t) for t in tokens]
+    else:
+        want = [t[0] + (sum(t[1:]) / len(t[1:]) if len(t) > 1 else 0.0) for t in tokens]
+    got = per_sample_loss(model, batch, target_loss)
+    torch.testing.assert_close(got, torch.tensor(want), rtol=1e-4, atol=1e-5)
+    assert not torch.allclose(got, per_sample_loss(model, batch))  # not the mean
+
+
+def test_an_unknown_target_loss_is_refused(tiny) -> None:
+    model, tokenizer = tiny
+    with pytest.raises(ValueError, match="target_loss must be one of mean, decision, sum"):
+        per_sample_loss(model, _batch(tokenizer), "median")
+
+
 def test_models_that_postprocess_logits_run_whole(tiny, monkeypatch) -> None:
     model, tokenizer = tiny
     monkeypatch.setattr(model.config, "final_logit_softcapping", 30.0, raising=False)

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 import torch
 
 from grait_engine.features.compute import batched_features, reference_features
 from grait_engine.features.pergrad import per_sample_grads, reference_grad
+from grait_engine.features.projection import precondition
 from grait_engine.features.sequences import collate, encode_pair
 from grait_engine.lora import lora_parameters
 from tests.engine.features.pools import mixed_items, random_lora_context
@@ -65,3 +68,49 @@ def test_batch_size_changes_rounding_only(ctx) -> None:
         many = batched_features(ctx, items, batch_size=8)
     for a, b in zip(one, many, strict=True):
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("answer_gradient", ["gradient", "rms"])
+def test_answer_gradient_changes_the_answer_rows_only(ctx, answer_gradient: str) -> None:
+    """``gradient``: F_ans is the projected plain gradient; ``rms``: ``g / sqrt(v')``. The
+    refusal rows stay Adam's, and the batched path agrees with the reference loop."""
+    items = mixed_items(5)
+    other = dataclasses.replace(ctx, answer_gradient=answer_gradient)
+    with torch.enable_grad():
+        adam_ans, adam_idk = batched_features(ctx, items, batch_size=4)
+        ans, idk = batched_features(other, items, batch_size=4)
+        ref_ans, ref_idk = reference_features(other, items)
+        grads = torch.stack(
+            [
+                reference_grad(ctx.model, collate([pair[0]], ctx.pad_id, ctx.device), ctx.layout)
+                for pair in (encode_pair(item, ctx.tokenizer) for item in items)
+            ]
+        )
+    torch.testing.assert_close(idk, adam_idk)
+    assert (ans * adam_ans).sum(dim=1).max() < 0.99  # the answer rows did change
+    assert ((ans * ref_ans).sum(dim=1).min() >= 0.999) and (
+        (idk * ref_idk).sum(dim=1).min() >= 0.999
+    )
+    if answer_gradient == "gradient":
+        want = grads
+    else:
+        b2, eps = ctx.betas[1], ctx.eps
+        want = grads / torch.sqrt((1 - b2) * grads.square() + b2 * ctx.exp_avg_sq + eps)
+    assert not torch.allclose(
+        want, precondition(grads.clone(), ctx.exp_avg, ctx.exp_avg_sq, ctx.betas, ctx.eps)
+    )
+    expected = ctx.projector.project(want)
+    cosine = (ans * expected).sum(dim=1)
+    assert cosine.min() >= 0.999, cosine
+
+
+def test_target_loss_changes_the_gradients(ctx) -> None:
+    items = mixed_items(4)
+    decision = dataclasses.replace(ctx, target_loss="decision")
+    with torch.enable_grad():
+        mean_ans, mean_idk = batched_features(ctx, items, batch_size=4)
+        ans, idk = batched_features(decision, items, batch_size=4)
+        ref_ans, ref_idk = reference_features(decision, items)
+    assert (idk * mean_idk).sum(dim=1).min() < 0.999  # refusals have several target tokens
+    assert (ans * ref_ans).sum(dim=1).min() >= 0.999
+    assert (idk * ref_idk).sum(dim=1).min() >= 0.999

@@ -109,6 +109,28 @@ def test_second_run_is_skipped(complete, tiny_model_dir) -> None:
     assert again.skipped and again.inputs_hash == result.inputs_hash
 
 
+def test_another_training_loss_recomputes_the_features(complete, tiny_model_dir) -> None:
+    """The features are the gradients of the job's training loss: another ``target_loss``
+    is another input (the warmup and the rows are redone), recorded in the manifest."""
+    result, _ = complete
+    assert json.loads((result.directory / "manifest.json").read_text())["target_loss"] == "mean"
+    decision = run_features(
+        CONFIG,
+        *loaded(tiny_model_dir),
+        ITEMS,
+        CORRECT,
+        result.directory.parent / "decision",
+        speed=SPEED,
+        target_loss="decision",
+    )
+    assert not decision.skipped and decision.inputs_hash != result.inputs_hash
+    manifest = json.loads((decision.directory / "manifest.json").read_text())
+    assert manifest["target_loss"] == "decision"
+    a, b = FeatureStore.open(result.features_dir), FeatureStore.open(decision.features_dir)
+    cosine = (a.gather("idk", torch.arange(10)) * b.gather("idk", torch.arange(10))).sum(1)
+    assert cosine.min().item() < 0.999  # the refusal rows' loss weighs its tokens otherwise
+
+
 def test_cancel_then_resume_is_byte_identical(complete, tiny_model_dir, tmp_path) -> None:
     result, _ = complete
     out = tmp_path / "stage"
