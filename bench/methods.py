@@ -15,6 +15,7 @@ Usage::
         [--tasks choice open] [--methods ...] [--split test|val] [--lr LR] [--epochs E] \\
         [--lora-r R] [--n-ik N] [--n-idk N] [--features-dim D] [--shots none|val] \\
         [--target-loss mean|decision|sum] [--answer-gradient adam|gradient|rms] \\
+        [--probe-temperature T] \\
         [--device cpu|cuda] [--threads 1] [--work DIR] [--out FILE.md] [--json FILE.json]
 """
 
@@ -103,6 +104,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--answer-gradient", choices=ANSWER_GRADIENTS, help="answer-side feature rows"
     )
     recipe.add_argument(
+        "--probe-temperature", type=float, help="the open probe's sampling temperature"
+    )
+    recipe.add_argument(
         "--shots",
         choices=("none", "val"),
         default="none",
@@ -132,7 +136,14 @@ def recipe(args: argparse.Namespace) -> dict[str, Any]:
     training = {k: v for k, v in knobs if v is not None}
     features_knobs = (("dim", args.features_dim), ("answer_gradient", args.answer_gradient))
     features = {k: v for k, v in features_knobs if v is not None}
-    return {"budget": budget, "training": training, "features": features, "shots": args.shots}
+    probe = {"temperature": args.probe_temperature} if args.probe_temperature is not None else {}
+    return {
+        "budget": budget,
+        "training": training,
+        "features": features,
+        "probe": probe,
+        "shots": args.shots,
+    }
 
 
 def load_world(size: str, seed: int, worlds_dir: Path | None) -> ToyWorld:
@@ -173,6 +184,7 @@ def job_config(
         "method": {**method, **knobs["budget"]},
         "training": knobs["training"],
         "features": knobs["features"],
+        "probe": knobs["probe"],
         "seed": seed,
         "device": args.device,
     }

@@ -10,7 +10,8 @@ For each task type, on the world's training pool (``data/{task}/train.jsonl``):
    1e-4; identical samples), and the AUROC of the batched correctness for ``many`` vs
    ``never`` facts of ``truth.json``.
 
-    .venv/bin/python bench/probe.py [WORLD_DIR]    # default: the cached small world (built if missing)
+    .venv/bin/python bench/probe.py [WORLD_DIR] [--tasks open] [--temperature T]
+    # default world: the cached small world (built if missing)
 
 Prompt building and tokenisation (``prepare``) are shared and timed separately.
 """
@@ -39,6 +40,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("world", nargs="?", help="toy world directory (model/, data/, truth.json)")
     parser.add_argument("--tasks", default="choice,open")
     parser.add_argument("--samples", type=int, default=10, help="N for open items")
+    parser.add_argument(
+        "--temperature", type=float, default=1.0, help="sampling temperature for open items"
+    )
     parser.add_argument("--batch-size", type=int, default=16, help="prompts per batch")
     parser.add_argument("--batched-items", type=int, default=0, help="0: the whole pool")
     parser.add_argument("--naive-items", type=int, default=64)
@@ -90,6 +94,14 @@ def quality(records: list[dict], truth: dict) -> str:
             f"{auroc([r['certainty'] for r in records], known):.4f} "
             f"(n_known={sum(known)}, n_unknown={len(known) - sum(known)})"
         )
+        # The labels a job's split takes from c at the default tau 0.5: idk when c < 0.5.
+        idk = [r["correctness"] < 0.5 for r in records]
+        idk_unknown = sum(i for i, k in zip(idk, known, strict=True) if not k)
+        idk_known = sum(i for i, k in zip(idk, known, strict=True) if k)
+        lines.append(
+            f"c < 0.5 (idk at tau 0.5): {100 * idk_unknown / (len(known) - sum(known)):.1f}% "
+            f"of unknown, {100 * idk_known / sum(known):.1f}% of known items"
+        )
     kept = [r for r in records if truth.get(r["id"], {}).get("class") in ("many", "never")]
     labels = [truth[r["id"]]["class"] == "many" for r in kept]
     if all(labels) or not any(labels):
@@ -115,7 +127,7 @@ def bench_task(model, tokenizer, world: Path, task: str, truth: dict, args) -> N
     items = read_items(world / "data" / task / "train.jsonl", task)
     if args.batched_items:
         items = items[: args.batched_items]
-    config = ProbeConfig(n_samples=args.samples)
+    config = ProbeConfig(n_samples=args.samples, temperature=args.temperature)
     # Jobs probe 0-shot unless given a shots dataset (METHOD.md); "pool" takes the shots
     # from the pool itself, as jobs did before.
     shots = None if args.shots == "pool" else []
@@ -153,7 +165,10 @@ def main() -> None:
         torch.set_num_threads(args.threads)
     model, tokenizer = load_model(ModelSpec(str(world / "model")))
     truth = json.loads((world / "truth.json").read_text())
-    print(f"world {world}; torch threads {torch.get_num_threads()}; N = {args.samples}")
+    print(
+        f"world {world}; torch threads {torch.get_num_threads()}; N = {args.samples}, "
+        f"temperature {args.temperature}"
+    )
     for task in args.tasks.split(","):
         bench_task(model, tokenizer, world, task, truth, args)
 

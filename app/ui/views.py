@@ -62,9 +62,17 @@ def _split_note(jobs: Sequence[JobData]) -> str:
         split = job.report.get("split") or {}
         parts.append(
             f"{job.label}: {split.get('n_ik')} ik / {split.get('n_idk')} idk of "
-            f"{split.get('n_pool')} pool items, tau {split.get('tau')}"
+            f"{split.get('n_pool')} pool items, tau {split.get('tau')}, "
+            f"{_knob(job, 'training', 'target_loss', 'mean')} loss over the target tokens"
         )
     return note("; ".join(parts))
+
+
+def _knob(job: JobData, section: str, name: str, default: str) -> str:
+    """A knob of the job's resolved config (report.json); ``default`` for reports written
+    before the knob existed."""
+    config = (job.report.get("job") or {}).get("config") or {}
+    return str((config.get(section) or {}).get(name, default))
 
 
 def _selection_note(jobs: Sequence[JobData]) -> str:
@@ -75,7 +83,8 @@ def _selection_note(jobs: Sequence[JobData]) -> str:
             continue
         weights = (job.selection.get("summary") or {}).get("weights") or {}
         parts.append(
-            f"{job.label}: {job.selection.get('variant')} selection, "
+            f"{job.label}: {job.selection.get('variant')} selection, answer features "
+            f"{_knob(job, 'features', 'answer_gradient', 'adam')}, "
             f"{len(job.idk_items)} idk items, weights min {number(weights.get('min'), 2)} "
             f"mean {number(weights.get('mean'), 2)} max {number(weights.get('max'), 2)}"
         )

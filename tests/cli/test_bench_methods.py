@@ -46,13 +46,22 @@ def bench(*args: str, toyworld_dir: Path) -> subprocess.CompletedProcess[str]:
 def test_bench_methods_writes_results_in_the_issue_shape(tmp_path, toyworld_dir):
     out, doc, work = tmp_path / "results.md", tmp_path / "results.json", tmp_path / "work"
     files = ["--out", str(out), "--json", str(doc), "--work", str(work)]
-    done = bench(*FAST, "--methods", "cor_rait", "grait", *files, toyworld_dir=toyworld_dir)
+    variants = ["--target-loss", "decision", "--answer-gradient", "rms"]
+    variants += ["--probe-temperature", "0.5"]
+    done = bench(
+        *FAST, *variants, "--methods", "cor_rait", "grait", *files, toyworld_dir=toyworld_dir
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     results = json.loads(doc.read_text())
     assert set(results) >= {"meta", "runs", "summary", "deltas"}
     meta = results["meta"]
     assert meta["size"] == "tiny" and meta["seeds"] == [0] and meta["split"] == "test"
-    assert meta["recipe"]["training"] == {"epochs": 1, "lora_r": 4}
+    assert meta["recipe"]["training"] == {"epochs": 1, "lora_r": 4, "target_loss": "decision"}
+    assert meta["recipe"]["probe"] == {"temperature": 0.5}
+    config = json.loads(doc.read_text())["runs"][1]["report"]["job"]["config"]
+    assert config["training"]["target_loss"] == "decision"
+    assert config["features"]["answer_gradient"] == "rms"
+    assert config["probe"]["temperature"] == 0.5
     assert meta["resolved"]["budget"] == {"n_ik": 8, "n_idk": 8}
     assert meta["machine"]["cpu_capability"] and meta["machine"]["torch_threads"] == 1
     assert meta["worlds"]["0"]["build_cpu_capability"] and "known_share" in meta["worlds"]["0"]
@@ -86,7 +95,9 @@ def test_bench_methods_writes_results_in_the_issue_shape(tmp_path, toyworld_dir)
     assert "| grait minus | pooled | world 0 |" in text and "Pr unknown" in text
 
     # The same work folder again: every job is reused, the figures are the same.
-    again = bench(*FAST, "--methods", "cor_rait", "grait", *files, toyworld_dir=toyworld_dir)
+    again = bench(
+        *FAST, *variants, "--methods", "cor_rait", "grait", *files, toyworld_dir=toyworld_dir
+    )
     assert again.returncode == 0, again.stderr[-3000:]
     assert again.stdout.count("(reused)") == 2
     assert json.loads(doc.read_text())["deltas"] == results["deltas"]
