@@ -61,7 +61,9 @@ def batched_features(
     fails at once) and cut into batches of ``batch_size`` sequences, mixing ans and idk rows;
     each batch's per-sample gradients are preconditioned one LoRA matrix at a time and
     written to rows ``[ans of item 0..n-1, idk of item 0..n-1]`` of a (2n, D) buffer in the
-    projector's row dtype, which is then projected in one call. Memory: that buffer plus one
+    projector's row dtype (with ``ctx.answer_gradient`` other than ``adam``, the answer rows
+    hold ``projection.answer_rows`` of the same gradients instead), which is then projected
+    in one call. Memory: that buffer plus one
     batch's activations and one matrix's (b, size) float32 gradients. A batch that runs out
     of memory is retried at half the size (a :class:`memory.Batching` keeps the smaller
     size for the caller's next group). ``before_batch`` runs before each forward pass
