@@ -117,8 +117,9 @@ def features_inputs_hash(
     """Content hash of everything that determines the stage's files (32 hex chars).
 
     ``target_loss``: the training loss the gradients are taken of. ``compute``: the model's
-    dtype, the device kind and the resolved projection dtype (``run_features`` fills it in), so features made in bfloat16 on a GPU are never reused
-    by a float32 CPU job, nor the reverse."""
+    dtype, the device kind and the resolved projection dtype (``run_features`` fills it
+    in), so features made in bfloat16 on a GPU are never reused by a float32 CPU job, nor
+    the reverse."""
     scores = [float(correctness.get(item.id, 0.0)) for item in items]
     inputs = [
         config.to_dict(),

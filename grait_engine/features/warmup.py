@@ -85,8 +85,8 @@ def train_warmup(
     """AdamW on the LoRA weights over ``items`` (gold targets), seeded shuffle and dropout.
 
     Loss per step: the batch mean of ``l(x, y)`` (reduced as ``target_loss`` says, the
-    final training's); grad clip 1.0. A step that runs out of
-    memory is redone in micro-batches of half the size (the same gradient, up to rounding).
+    final training's); grad clip 1.0. A step that runs out of memory is redone in
+    micro-batches of half the size (the same gradient, up to rounding).
     Output: the flat (D,) float32 CPU ``exp_avg``, ``exp_avg_sq`` and the number of steps.
     Side effects: trains ``model`` in place and leaves it in eval mode; the global RNG (and
     that of the model's CUDA device) is restored.
