@@ -152,7 +152,7 @@ def job_page(
         body += section("config", "Config", config_table(job.config))
         return page(title, body)
     summary = note(f"status {job.status}, task {job.task}, created {job.created_at:%Y-%m-%d %H:%M}")
-    config = data.report.get("job", {}).get("config") or job.config
+    config = data.config or job.config
     if job.kind == "evaluate":
         sections = _source_note(job) + evaluation_sections(data, images)
     else:
@@ -221,7 +221,7 @@ def compare_page(
     ready = [data for data in loaded if data is not None]
     body += report_sections(ready, images) if ready else note("no report is ready yet")
     configs = [
-        (data.report.get("job", {}).get("config") if data else None) or job.config
+        (data.config if data else None) or job.config
         for job, data in zip(jobs, loaded, strict=True)
     ]
     body += section("differences", "Config differences", differences_table(labels, configs))

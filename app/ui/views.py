@@ -71,8 +71,7 @@ def _split_note(jobs: Sequence[JobData]) -> str:
 def _knob(job: JobData, section: str, name: str, default: str) -> str:
     """A knob of the job's resolved config (report.json); ``default`` for reports written
     before the knob existed."""
-    config = (job.report.get("job") or {}).get("config") or {}
-    return str((config.get(section) or {}).get(name, default))
+    return str((job.config.get(section) or {}).get(name, default))
 
 
 def _selection_note(jobs: Sequence[JobData]) -> str:

@@ -42,6 +42,11 @@ class JobData:
     metrics: dict[str, list[tuple[int, float]]] = field(default_factory=dict)
 
     @property
+    def config(self) -> dict[str, Any]:
+        """The job's resolved config as report.json records it (``{}`` when it does not)."""
+        return dict((self.report.get("job") or {}).get("config") or {})
+
+    @property
     def correctness(self) -> list[float]:
         """The probe's correctness per pool item (``[]`` without split.json)."""
         if not self.split:
