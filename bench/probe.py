@@ -32,6 +32,7 @@ from grait_engine.probe.metrics import auroc
 from grait_engine.probe.naive import naive_items
 from grait_engine.probe.runner import prepare, probe_items
 from grait_engine.records.jsonl import read_items
+from grait_engine.split.stage import DEFAULT_TAU
 from grait_engine.toyworld.cache import ensure_world
 
 
@@ -94,12 +95,12 @@ def quality(records: list[dict], truth: dict) -> str:
             f"{auroc([r['certainty'] for r in records], known):.4f} "
             f"(n_known={sum(known)}, n_unknown={len(known) - sum(known)})"
         )
-        # The labels a job's split takes from c at the default tau 0.5: idk when c < 0.5.
-        idk = [r["correctness"] < 0.5 for r in records]
+        # The labels a job's split takes from c at the default tau: idk when c < tau.
+        idk = [r["correctness"] < DEFAULT_TAU for r in records]
         idk_unknown = sum(i for i, k in zip(idk, known, strict=True) if not k)
         idk_known = sum(i for i, k in zip(idk, known, strict=True) if k)
         lines.append(
-            f"c < 0.5 (idk at tau 0.5): {100 * idk_unknown / (len(known) - sum(known)):.1f}% "
+            f"c < {DEFAULT_TAU} (idk at the default tau): {100 * idk_unknown / (len(known) - sum(known)):.1f}% "
             f"of unknown, {100 * idk_known / sum(known):.1f}% of known items"
         )
     kept = [r for r in records if truth.get(r["id"], {}).get("class") in ("many", "never")]
