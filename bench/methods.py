@@ -55,6 +55,8 @@ METHODS: dict[str, tuple[str, dict[str, Any]]] = {
     # The paper's GRAIT (METHOD.md's greedy): the shipped default runs it within strata.
     "grait_paper": ("grait, paper (greedy)", {"type": "grait", "variant": "greedy"}),
     "grait_no_weighting": ("grait, no weighting", {"type": "grait", "weighting": "none"}),
+    # Weights recomputed from the adapter being trained at each epoch's start (issue 15).
+    "grait_dynamic": ("grait, dynamic weights", {"type": "grait", "weighting": "dynamic"}),
     "grait_released_sign": (
         "grait, released sign",
         {"type": "grait", "sign": 1, "mean_weight": 0.5},

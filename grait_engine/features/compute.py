@@ -54,6 +54,8 @@ def batched_features(
     items: Sequence[Item],
     batch_size: int | Batching,
     before_batch: Callable[[], None] | None = None,
+    *,
+    answers: bool = True,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """(F_ans, F_idk) of ``items``: both targets of all items in one gradient buffer.
 
@@ -67,10 +69,12 @@ def batched_features(
     batch's activations and one matrix's (b, size) float32 gradients. A batch that runs out
     of memory is retried at half the size (a :class:`memory.Batching` keeps the smaller
     size for the caller's next group). ``before_batch`` runs before each forward pass
-    (cancel checks).
+    (cancel checks). ``answers=False`` computes the refusal rows only (half the work; the
+    training stage's dynamic weights need no F_ans): F_ans is then (0, d).
     """
     pairs = [encode_pair(item, ctx.tokenizer) for item in items]
-    sequences: list[Encoded] = [ans for ans, _ in pairs] + [idk for _, idk in pairs]
+    n_answers = len(items) if answers else 0
+    sequences: list[Encoded] = [ans for ans, _ in pairs[:n_answers]] + [idk for _, idk in pairs]
     order = sorted(range(len(sequences)), key=lambda i: -len(sequences[i].ids))
     buffer = torch.empty(
         len(sequences), ctx.layout.n_params, dtype=ctx.projector.row_dtype, device=ctx.device
@@ -82,7 +86,7 @@ def batched_features(
             before_batch()
         batch = collate([sequences[i] for i in rows], ctx.pad_id, ctx.device)
         index = torch.tensor(rows, device=ctx.device)
-        is_answer = index < len(items)  # buffer rows 0..n-1 are the answer targets
+        is_answer = index < n_answers  # buffer rows 0..n_answers-1 are the answer targets
         for k, grads in module_grads(ctx.model, batch, ctx.layout, ctx.target_loss):
             offset, size = ctx.layout.offsets[k], ctx.layout.sizes[k]
             moments = ctx.exp_avg[offset : offset + size], ctx.exp_avg_sq[offset : offset + size]
@@ -101,7 +105,7 @@ def batched_features(
 
     Batching.of(batch_size, "features").run(order, work)
     features = ctx.projector.project(buffer).cpu()
-    return features[: len(items)], features[len(items) :]
+    return features[:n_answers], features[n_answers:]
 
 
 def reference_features(

@@ -27,7 +27,7 @@ from grait_engine.training.config import TrainingConfig
 
 KNOB_KEYS = ("method", "probe", "features", "training", "runtime", "tau", "seed")
 # The ``method`` keys that only ``grait`` takes (its selection's knobs).
-SELECTION_KNOBS = ("variant", "weighting", "temperature", "sign", "mean_weight")
+SELECTION_KNOBS = ("variant", "weighting", "temperature", "sign", "mean_weight", "reweight_every")
 DEFAULT_BUDGET = {"n_ik": 4000, "n_idk": 1000}
 
 

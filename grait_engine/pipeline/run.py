@@ -138,11 +138,23 @@ def _train(
 ) -> Any:
     """The weighted LoRA fine-tune; returns the tuned (peft) model."""
     from grait_engine.training.loss import Example
+    from grait_engine.training.reweight import Reweighting
     from grait_engine.training.stage import run_training
 
     c, cb = job.config, job.callbacks
     by_id = {item.id: item for item in items}
     train = [Example(by_id[i], refuse, weight) for i, refuse, weight in examples.entries]
+    reweighting = None
+    if c.selection is not None and c.selection.weighting == "dynamic":
+        reweighting = Reweighting(
+            c.selection.temperature,
+            c.selection.sign,
+            c.selection.mean_weight,
+            c.selection.reweight_every,
+            c.features.dim,
+            c.features.precondition_eps,
+            c.seed,
+        )
     parts = [job.keys["split"], job.keys.get("select"), examples.entries, c.seed]
     out = job.stage_dir("train", [c.model_revision, parts, c.resolved()["training"]])
     train_callbacks = replace(cb, metric=MetricLog(out / METRICS_FILE, cb.metric))
@@ -157,6 +169,7 @@ def _train(
             seed=c.seed,
             model_revision=c.model_revision,
             callbacks=train_callbacks,
+            reweighting=reweighting,
         ),
     )
     return result.model

@@ -12,7 +12,7 @@ from grait_engine.errors import FieldError
 from grait_engine.knobs import BadKnob, KnobConfig, choice, integer, knob, number, shown
 
 VARIANTS = ("greedy", "stratified", "o1_top", "random", "code_literal")
-WEIGHTINGS = ("adaptive", "none")
+WEIGHTINGS = ("adaptive", "none", "dynamic")
 
 
 class SelectionConfigError(FieldError):
@@ -36,8 +36,10 @@ class SelectionConfig(KnobConfig):
     - ``variant``: ``stratified`` (default: the greedy within seeded k-means strata of
       F_idk, budget split by stratum size), ``greedy`` (METHOD.md's, the paper's),
       ``o1_top``, ``random`` (seeded), ``code_literal``.
-    - ``weighting``: ``adaptive`` (``w = mean_weight * N_idk * softmax(sign * alpha / T)``)
-      or ``none`` (all weights 1).
+    - ``weighting``: ``adaptive`` (``w = mean_weight * N_idk * softmax(sign * alpha / T)``),
+      ``none`` (all weights 1) or ``dynamic`` (``adaptive`` to start with, then recomputed
+      by the fine-tune from the adapter being trained every ``reweight_every`` optimiser
+      steps, or at each epoch's start when None; ``training.reweight``).
     - ``temperature`` T > 0, ``sign`` in {-1, +1}, ``mean_weight`` > 0 (the mean idk weight).
       ``sign=+1, mean_weight=0.5`` is the released code's formula.
     """
@@ -54,6 +56,7 @@ class SelectionConfig(KnobConfig):
     temperature: float = knob(0.05, number(above=0, as_float=True))
     sign: int = knob(-1, _sign)
     mean_weight: float = knob(1.0, number(above=0, as_float=True))
+    reweight_every: int | None = knob(None, integer(low=1, optional=True))
 
     def knobs(self) -> dict[str, Any]:
         """Every resolved knob, JSON-serialisable (``to_dict()``)."""

@@ -65,7 +65,7 @@ def compute_selection(
     )
     chosen_rows = idk_rows[picks.order]
     alpha = alpha_scores(store.gather("idk", chosen_rows, dtype=torch.float64), ik_mean, idk_mean)
-    if config.weighting == "adaptive":
+    if config.weighting in ("adaptive", "dynamic"):  # dynamic: the fine-tune's start
         weights = adaptive_weights(alpha, config.temperature, config.sign, config.mean_weight)
     else:
         weights = unit_weights(len(alpha))

@@ -37,7 +37,15 @@ from grait_engine.stages import StageCallbacks, StageCancelled
 from grait_engine.training import checkpoint as ckpt
 from grait_engine.training.config import TrainingConfig
 from grait_engine.training.loss import Example
-from grait_engine.training.step import TrainRun, check_finite, report_step, setup_run, train_step
+from grait_engine.training.reweight import Reweighting, dynamic_weights, refusal_features
+from grait_engine.training.step import (
+    STAGE,
+    TrainRun,
+    check_finite,
+    report_step,
+    setup_run,
+    train_step,
+)
 
 
 class TrainingCancelled(StageCancelled):
@@ -63,15 +71,23 @@ class TrainingResult:
 
 
 def training_inputs_hash(
-    config: TrainingConfig, examples: Sequence[Example], seed: int, model_revision: str
+    config: TrainingConfig,
+    examples: Sequence[Example],
+    seed: int,
+    model_revision: str,
+    reweighting: Reweighting | None = None,
 ) -> str:
     """Content hash of everything that determines the trained adapter (32 hex chars)."""
     data = [[e.item.to_json(), e.refuse, e.weight] for e in examples]
-    return config_hash([config.to_dict(), seed, model_revision, config_hash(data, 32)], 32)
+    inputs: list[object] = [config.to_dict(), seed, model_revision, config_hash(data, 32)]
+    if reweighting is not None:  # absent for fixed weights: their hashes stay as they were
+        inputs.append(reweighting.to_dict())
+    return config_hash(inputs, 32)
 
 
 def _save(run: TrainRun, root: Path, config: TrainingConfig, inputs_hash: str) -> Path:
-    """Checkpoint the state after ``run.step`` steps."""
+    """Checkpoint the state after ``run.step`` steps (with the weights in use when they
+    are recomputed during the run)."""
     epoch, in_epoch = divmod(run.step, run.per_epoch)
     state = {
         "step": run.step,
@@ -83,6 +99,8 @@ def _save(run: TrainRun, root: Path, config: TrainingConfig, inputs_hash: str) -
         "param_groups": ckpt.optimizer_groups(run.optimizer),
         "scheduler": run.scheduler.state_dict(),
     }
+    if run.reweights is not None:
+        state |= {"weights": run.weights, "reweights": run.reweights}
     tensors = ckpt.capture(run.params, run.optimizer, run.params[0][1].device)
     return ckpt.save_checkpoint(root, tensors, state, config.keep_checkpoints)
 
@@ -96,6 +114,8 @@ def _finish(
     files = [f"{ADAPTER_DIR}/{name}" for name in ADAPTER_FILES]
     info = {"inputs_hash": inputs_hash, "steps": run.step, "final_loss": run.loss}
     info["merged"] = merge
+    if run.reweights is not None:
+        info["reweights"] = run.reweights
     model: Any = run.model
     if merge:
         # The merge folds LoRA into the base weights in place: the adapter is saved first.
@@ -139,6 +159,7 @@ def run_training(
     model_revision: str = "",
     merge: bool = False,
     callbacks: StageCallbacks | None = None,
+    reweighting: Reweighting | None = None,
 ) -> TrainingResult:
     """Fine-tune a fresh LoRA on ``base_model`` over ``examples``; resume or reuse if possible.
 
@@ -148,6 +169,11 @@ def run_training(
     step: ``progress("train", step, total, "loss .. lr ..")`` and ``metric(name, step,
     value)`` for ``train/loss`` and ``train/lr``; ``cancel()`` is checked before every step;
     ``notice(stage, message)`` hears about micro-batches halved after running out of memory.
+    ``reweighting``: recompute the refusal examples' weights from the adapter being trained
+    (``reweight``) when ``reweighting.due``; the examples' own weights are the start. Each
+    recomputation is reported as progress and as ``train/weight_max`` / ``train/weight_min``
+    metrics, recorded in the checkpoints (a resumed run continues with the weights in use)
+    and listed under ``reweights`` in the manifest.
     Output: :class:`TrainingResult` (when a finished result is reused, its model is the base
     with the saved adapter loaded). With ``merge``, ``merged/`` is a loadable model directory
     (weights and tokenizer). Raises TrainingCancelled (after a checkpoint), and
@@ -158,7 +184,7 @@ def run_training(
         raise ValueError("no training examples")
     callbacks = callbacks or StageCallbacks()
     root = Path(out_dir)
-    inputs_hash = training_inputs_hash(config, examples, seed, model_revision)
+    inputs_hash = training_inputs_hash(config, examples, seed, model_revision, reweighting)
     reused = _reuse(base_model, root, inputs_hash, merge)
     if reused is not None:
         return reused
@@ -169,10 +195,15 @@ def run_training(
     with torch.random.fork_rng(devices=cuda_devices(device)):
         torch.manual_seed(seed)
         run = setup_run(base_model, config, len(examples), seed)
+        if reweighting is not None:
+            run.weights, run.reweights = list(weights), []
         found = ckpt.load_latest(root, inputs_hash)
         if found is not None:
             ckpt.restore(found, run.params, run.optimizer, run.scheduler, device)
             run.step, run.loss = found.step, found.state.get("loss")
+            if reweighting is not None:
+                run.weights = [float(w) for w in found.state["weights"]]
+                run.reweights = list(found.state["reweights"])
         else:
             ckpt.clear_checkpoints(root)
         saved_at = run.step
@@ -182,8 +213,13 @@ def run_training(
                 if saved_at != run.step:
                     _save(run, root, config, inputs_hash)
                 raise TrainingCancelled(f"training cancelled at step {run.step} of {run.total}")
+            if reweighting is not None and reweighting.due(run.step, run.per_epoch, run.total):
+                _reweight(run, tokenizer, examples, config, reweighting, callbacks)
             lr = float(run.scheduler.get_last_lr()[0])
-            run.loss = train_step(run, sequences, weights, seed, config, pad_id, callbacks.notice)
+            step_weights = run.weights if run.weights is not None else weights
+            run.loss = train_step(
+                run, sequences, step_weights, seed, config, pad_id, callbacks.notice
+            )
             at_save = run.step % config.checkpoint_every == 0 or run.step == run.total
             check_finite(run, lr, weights_too=at_save)
             report_step(run, lr, callbacks)
@@ -191,3 +227,35 @@ def run_training(
                 _save(run, root, config, inputs_hash)
                 saved_at = run.step
     return _finish(run, root, inputs_hash, found.step if found else None, merge, tokenizer)
+
+
+def _reweight(
+    run: TrainRun,
+    tokenizer: Any,
+    examples: Sequence[Example],
+    config: TrainingConfig,
+    reweighting: Reweighting,
+    callbacks: StageCallbacks,
+) -> None:
+    """Recompute ``run.weights`` from the current adapter (``reweight``) before step
+    ``run.step``; report it and append its summary to ``run.reweights``."""
+    if callbacks.progress is not None:
+        n_idk = sum(1 for e in examples if e.refuse)
+        message = f"step {run.step}/{run.total}: recomputing the weights of {n_idk} refusals"
+        callbacks.progress(STAGE, run.step, run.total, message)
+    features = refusal_features(
+        run.model,
+        tokenizer,
+        examples,
+        run.optimizer,
+        config.adam_betas,
+        reweighting,
+        config.target_loss,
+        run.micro_batch,
+    )
+    run.weights, summary = dynamic_weights(features, [e.refuse for e in examples], reweighting)
+    assert run.reweights is not None
+    run.reweights.append({"step": run.step, **summary})
+    if callbacks.metric is not None:
+        callbacks.metric("train/weight_max", run.step, summary["weight_max"])
+        callbacks.metric("train/weight_min", run.step, summary["weight_min"])

@@ -52,6 +52,9 @@ class TrainRun:
     loss: float | None = None
     orders: dict[int, list[int]] | None = None
     micro_batch: int = 1  # samples per forward/backward (config.batch_size until an OOM)
+    # With dynamic weights (``reweight``): the weights in use and each recomputation's summary.
+    weights: list[float] | None = None
+    reweights: list[dict[str, float]] | None = None
 
     def order(self, n: int, seed: int, epoch: int) -> list[int]:
         """The permutation of ``epoch``, computed once per epoch."""

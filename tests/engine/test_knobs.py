@@ -179,6 +179,7 @@ def test_messages_cut_long_values() -> None:
         ("method", "temperature", [0.05]),
         ("method", "variant", None),
         ("method", "mean_weight", "1"),
+        ("method", "reweight_every", "10"),
         ("runtime", "tf32", 1),
         ("runtime", "batch_size", 8.0),
         ("runtime", "quantization", True),

@@ -59,6 +59,8 @@ def test_valid_config_resolves(job: dict[str, Any]) -> None:
         ({"method": {"type": "cor_rait", "n_idk": -1}}, "method.n_idk"),
         ({"method": {"type": "grait", "temperature": 0}}, "method.temperature"),
         ({"method": {"type": "van", "weighting": "none"}}, "method.weighting"),
+        ({"method": {"type": "cor_rait", "reweight_every": 5}}, "method.reweight_every"),
+        ({"method": {"type": "grait", "reweight_every": 0}}, "method.reweight_every"),
         ({"training_dataset": "missing.jsonl"}, "training_dataset"),
         ({"eval_datasets": {"ood": "nowhere.jsonl"}}, "eval_datasets.ood"),
         ({"task": "open"}, "training_dataset"),

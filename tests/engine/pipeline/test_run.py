@@ -271,3 +271,24 @@ def test_probe_shots_come_from_the_shots_dataset(tiny_world: Any, tmp_path: Path
     assert zero_c != dev_c
     assert shots["job"]["config"]["shots_dataset"].endswith("test_ood.jsonl")
     assert zero["job"]["config"]["shots_dataset"] is None
+
+
+def test_dynamic_weighting_recomputes_the_weights_while_training(
+    tiny_world: Any, tmp_path: Path
+) -> None:
+    """``weighting: dynamic`` starts from the adaptive weights and recomputes them in the
+    fine-tune (32 examples in batches of 8: steps 0-3, recomputed before steps 2 and 3)."""
+    job = tiny_job(tiny_world, {**GRAIT_16, "weighting": "dynamic", "reweight_every": 2})
+    job["training"]["epochs"] = 2
+    report = run_job(load_job_config(job), tmp_path / "out", tmp_path / "cache")
+    assert report["job"]["config"]["method"]["weighting"] == "dynamic"
+    assert report["job"]["config"]["method"]["reweight_every"] == 2
+    stages = json.loads((tmp_path / "out" / "stages.json").read_text())
+    manifest = json.loads((Path(stages["train"]) / "manifest.json").read_text())
+    steps = [entry["step"] for entry in manifest["reweights"]]
+    total = manifest["steps"]
+    assert steps == list(range(2, total, 2)) and steps
+    from grait_engine.pipeline.outputs import read_metrics
+
+    series = read_metrics(tmp_path / "out" / "metrics.jsonl")
+    assert [step for step, _ in series["train/weight_max"]] == steps

@@ -20,6 +20,7 @@ def test_defaults_and_knobs():
         "temperature": 0.05,
         "sign": -1,
         "mean_weight": 1.0,
+        "reweight_every": None,
     }
     released = SelectionConfig.from_dict({"sign": 1, "mean_weight": 0.5, "temperature": 1})
     assert released.temperature == 1.0 and isinstance(released.temperature, float)
@@ -41,6 +42,8 @@ def test_defaults_and_knobs():
         ("sign", True),
         ("variant", "greedy2"),
         ("weighting", "softmax"),
+        ("reweight_every", 0),
+        ("reweight_every", 2.5),
         ("n_ik", -1),
         ("n_idk", -5),
         ("n_idk", 2.5),
