@@ -81,11 +81,15 @@ def _selection_note(jobs: Sequence[JobData]) -> str:
             parts.append(f"{job.label}: selection {NOT_AVAILABLE}")
             continue
         weights = (job.selection.get("summary") or {}).get("weights") or {}
+        weighting = _knob(job, "method", "weighting", "adaptive")
+        if weighting == "dynamic":  # selection.json holds the weights the fine-tune began with
+            weighting = "dynamic (recomputed while training; at the start)"
         parts.append(
             f"{job.label}: {job.selection.get('variant')} selection, answer features "
             f"{_knob(job, 'features', 'answer_gradient', 'adam')}, "
-            f"{len(job.idk_items)} idk items, weights min {number(weights.get('min'), 2)} "
-            f"mean {number(weights.get('mean'), 2)} max {number(weights.get('max'), 2)}"
+            f"{len(job.idk_items)} idk items, {weighting} weights min "
+            f"{number(weights.get('min'), 2)} mean {number(weights.get('mean'), 2)} "
+            f"max {number(weights.get('max'), 2)}"
         )
     return note("; ".join(parts))
 

@@ -82,8 +82,28 @@ def test_job_page_shows_every_section(
     # The selection note names the variant: the default is stratified.
     assert "tau" in _section(html, "correctness") and "stratified selection" in html
     assert "mean loss over the target tokens" in html and "answer features adam" in html
+    assert "adaptive weights min" in html
     assert "method.type" in _section(html, "config")
     _check_pngs(client.get(f"/ui/jobs/{job_id}?images=png", headers=_bearer(key)).text)
+
+
+def test_dynamic_weighting_is_named_on_the_job_page(
+    app: FastAPI, client: TestClient, job_folders: dict[str, Path], tmp_path: Path
+) -> None:
+    """A job tuned with ``weighting: dynamic`` says its selection.json weights are the
+    start (the fine-tune recomputed them)."""
+    import json
+    import shutil
+
+    folder = tmp_path / "dynamic"
+    shutil.copytree(job_folders["grait"], folder)
+    report = json.loads((folder / "report.json").read_text())
+    report["job"]["config"]["method"]["weighting"] = "dynamic"
+    (folder / "report.json").write_text(json.dumps(report))
+    key, tenant = new_key(app)
+    job_id = add_job(app, tenant, folder)
+    html = client.get(f"/ui/jobs/{job_id}", headers=_bearer(key)).text
+    assert "dynamic (recomputed while training; at the start) weights min" in html
 
 
 def test_job_without_selection_says_not_available(
