@@ -108,6 +108,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     recipe.add_argument(
         "--probe-temperature", type=float, help="the open probe's sampling temperature"
     )
+    recipe.add_argument("--warmup-epochs", type=int, help="features warmup epochs")
+    recipe.add_argument(
+        "--feature-checkpoints", type=int, help="warmup epoch-end states the features sum over"
+    )
     recipe.add_argument(
         "--shots",
         choices=("none", "val"),
@@ -137,6 +141,8 @@ def recipe(args: argparse.Namespace) -> dict[str, Any]:
     knobs += (("target_loss", args.target_loss),)
     training = {k: v for k, v in knobs if v is not None}
     features_knobs = (("dim", args.features_dim), ("answer_gradient", args.answer_gradient))
+    features_knobs += (("warmup_epochs", args.warmup_epochs),)
+    features_knobs += (("checkpoints", args.feature_checkpoints),)
     features = {k: v for k, v in features_knobs if v is not None}
     probe = {"temperature": args.probe_temperature} if args.probe_temperature is not None else {}
     return {

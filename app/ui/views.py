@@ -86,7 +86,8 @@ def _selection_note(jobs: Sequence[JobData]) -> str:
             weighting = "dynamic (recomputed while training; at the start)"
         parts.append(
             f"{job.label}: {job.selection.get('variant')} selection, answer features "
-            f"{_knob(job, 'features', 'answer_gradient', 'adam')}, "
+            f"{_knob(job, 'features', 'answer_gradient', 'adam')} from "
+            f"{_knob(job, 'features', 'checkpoints', '1')} warmup checkpoint(s), "
             f"{len(job.idk_items)} idk items, {weighting} weights min "
             f"{number(weights.get('min'), 2)} mean {number(weights.get('mean'), 2)} "
             f"max {number(weights.get('max'), 2)}"

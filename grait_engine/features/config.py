@@ -52,6 +52,13 @@ class FeaturesConfig(KnobConfig):
     are Adam-preconditioned like the refusal side's (``adam``, the paper's), the plain
     gradient (``gradient``, LESS's target side) or ``g / sqrt(v')`` (``rms``: Adam's step
     without the warmup momentum, which otherwise dominates a known item's row).
+    ``checkpoints``: features from the warmup states at the end of each of its last
+    ``checkpoints`` epochs (LESS's multi-checkpoint influence; at most ``warmup_epochs``):
+    a row is the concatenation, oldest first, of each checkpoint's unit row scaled by
+    ``sqrt(w_k)``, ``w_k`` the epoch's learning rate over their sum (``1 / checkpoints`` at
+    the warmup's constant rate), so rows stay unit length, their dimension is
+    ``checkpoints * d`` and an inner product is ``sum_k w_k cos_k``. 1 (default): the paper's
+    one final state.
     Defaults are small-model friendly: rank 8 on the
     attention projections. Speed-only settings (batch sizes, shard size, memory budget)
     are arguments of ``run_features``, not knobs.
@@ -76,6 +83,16 @@ class FeaturesConfig(KnobConfig):
     warmup_max_items: int = knob(1000, integer(low=1))
     warmup_fallback_items: int = knob(64, integer(low=1))
     answer_gradient: str = knob("adam", choice(ANSWER_GRADIENTS))
+    checkpoints: int = knob(1, integer(low=1))
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.checkpoints > self.warmup_epochs:
+            raise self.error(
+                "checkpoints",
+                f"must be at most warmup_epochs ({self.warmup_epochs}): one checkpoint per "
+                f"warmup epoch, got {self.checkpoints}",
+            )
 
     @property
     def lora(self) -> LoraSettings:

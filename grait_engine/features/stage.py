@@ -7,7 +7,7 @@ Layout of ``out_dir``:
 - ``plan.json``: the group size the first run chose, which a resumed run keeps;
 - ``warmup/``: adapter, moments, manifest (see ``warmup``); reused on a restart;
 - ``features/``: a ``FeatureWriter`` directory (``features_store``) with both ``ans`` and
-  ``idk`` rows, ids in pool order;
+  ``idk`` rows, ids in pool order (``checkpoints * d`` wide: ``checkpoint_features``);
 - ``manifest.json``: written last; a complete directory for the same inputs is skipped.
 
 Items are processed in shards of ``shard_rows`` (the writer's shard size), each cut into
@@ -26,10 +26,11 @@ removed before returning, so a job holds one copy of the model.
 from __future__ import annotations
 
 import json
+import math
 import os
 import shutil
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -40,7 +41,7 @@ from grait_engine.features.compute import FeatureContext, batched_features
 from grait_engine.features.config import FeaturesConfig
 from grait_engine.features.pergrad import LoraLayout, lora_layout
 from grait_engine.features.projection import Projector, resolve_projection_dtype
-from grait_engine.features.warmup import Warmup, run_warmup
+from grait_engine.features.warmup import Warmup, WarmupState, load_lora_weights, run_warmup
 from grait_engine.features_writer import FeatureWriter
 from grait_engine.lora import cast_lora, remove_lora
 from grait_engine.memory import Batching, budget_bytes, retry_halving
@@ -202,17 +203,19 @@ def run_features(
         ctx = _context(warmup, tokenizer, config, seed, projection_dtype, target_loss)
         group = _planned_group(out / PLAN, speed, ctx)
         computed, reused = _write_features(
-            ctx, items, out / "features", speed, group, tracker, notice
+            ctx, warmup.states, items, out / "features", speed, group, tracker, notice
         )
     finally:
         remove_lora(warmup.model)
-    info = {"stage": STAGE, "inputs_hash": inputs_hash, "d": ctx.projector.d, "n": len(items)}
+    d = ctx.projector.d * len(warmup.states)
+    info = {"stage": STAGE, "inputs_hash": inputs_hash, "d": d, "n": len(items)}
     info |= {"n_params": ctx.layout.n_params, "config": config.to_dict(), "seed": seed}
     info |= {"model_revision": revision, "warmup": warmup.info, "compute": compute}
     info |= {"group_items": group, "target_loss": target_loss}
+    info |= {"checkpoint_weights": [state.weight for state in warmup.states]}
     write_manifest(out, ["features/manifest.json", "warmup/manifest.json"], info)
     return FeaturesResult(
-        out, out / "features", ctx.projector.d, len(items), computed, reused, False, inputs_hash
+        out, out / "features", d, len(items), computed, reused, False, inputs_hash
     )
 
 
@@ -272,8 +275,38 @@ def _context(
     )
 
 
+def checkpoint_features(
+    ctx: FeatureContext,
+    states: Sequence[WarmupState],
+    items: Sequence[Item],
+    batching: Batching,
+    before_batch: Callable[[], None] | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(F_ans, F_idk) of ``items``, each (n, K * d), over the warmup's K checkpoints.
+
+    One state (the default): ``batched_features`` at ``ctx`` as it is. Several: for each
+    state, oldest first, its LoRA weights are loaded into ``ctx.model`` and its moments
+    used; each state's unit rows are scaled by ``sqrt(state.weight)`` and concatenated, so
+    rows stay unit length and ``<F_i, F_j> = sum_k w_k cos_k(i, j)`` (LESS's learning-rate
+    weighted sum over checkpoints). Side effect: ``ctx.model`` ends at the last (final) state.
+    """
+    if len(states) == 1:
+        return batched_features(ctx, items, batching, before_batch)
+    answers, refusals = [], []
+    for state in states:
+        load_lora_weights(ctx.model, state.weights)
+        moments = state.exp_avg.to(ctx.device), state.exp_avg_sq.to(ctx.device)
+        at_state = replace(ctx, exp_avg=moments[0], exp_avg_sq=moments[1])
+        ans, idk = batched_features(at_state, items, batching, before_batch)
+        scale = math.sqrt(state.weight)
+        answers.append(ans * scale)
+        refusals.append(idk * scale)
+    return torch.cat(answers, dim=1), torch.cat(refusals, dim=1)
+
+
 def _write_features(
     ctx: FeatureContext,
+    states: Sequence[WarmupState],
     items: Sequence[Item],
     directory: Path,
     speed: SpeedSettings,
@@ -288,7 +321,7 @@ def _write_features(
     if read_manifest(directory) is not None:  # killed after the writer closed
         tracker.advance(len(items), "features already complete")
         return 0, len(items)
-    d = ctx.projector.d
+    d = ctx.projector.d * len(states)
     batching = Batching(speed.batch_size, STAGE, notice)
     with FeatureWriter(directory, d, shard_rows=speed.shard_rows, resume=True) as writer:
         reused = writer.rows_written
@@ -301,7 +334,7 @@ def _write_features(
             def attempt(size: int, start: int = start, shard_end: int = shard_end) -> list[Item]:
                 chosen = list(items[start : min(start + size, shard_end, len(items))])
                 with torch.enable_grad():
-                    ans, idk = batched_features(ctx, chosen, batching, tracker.check)
+                    ans, idk = checkpoint_features(ctx, states, chosen, batching, tracker.check)
                 writer.append([item.id for item in chosen], ans, idk)
                 return chosen
 

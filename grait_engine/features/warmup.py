@@ -3,6 +3,9 @@
 ``warmup/`` holds the adapter (``save_adapter``: peft files), ``moments.safetensors``
 (``exp_avg`` and ``exp_avg_sq``, each (D,) float32 in ``lora_parameters`` order, with the
 parameter names as metadata) and ``manifest.json`` (written last, with the inputs hash).
+With ``checkpoints`` K > 1 the moments file also holds the K - 1 earlier epoch-end states
+(``state<k>.weights`` / ``.exp_avg`` / ``.exp_avg_sq``, k = 0 the oldest) and the manifest
+their learning-rate weights (``checkpoint_weights``, K of them, the final state last).
 A complete ``warmup/`` for the same inputs is loaded instead of trained again.
 """
 
@@ -12,7 +15,7 @@ import functools
 import json
 import random
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -40,14 +43,29 @@ MOMENTS = "moments.safetensors"
 
 
 @dataclass(frozen=True)
+class WarmupState:
+    """The warmup at the end of one epoch: flat LoRA ``weights``, ``exp_avg`` and
+    ``exp_avg_sq`` (each (D,) float32 CPU, ``lora_parameters`` order) and ``weight``, its
+    share of the features (the epoch's learning rate over the sum of the chosen epochs')."""
+
+    weights: torch.Tensor
+    exp_avg: torch.Tensor
+    exp_avg_sq: torch.Tensor
+    weight: float
+
+
+@dataclass(frozen=True)
 class Warmup:
-    """A warmed-up model: ``model`` (PeftModel, eval mode, LoRA weights requiring grad),
-    ``exp_avg`` / ``exp_avg_sq`` (D,) float32 CPU moments, and the manifest ``info``."""
+    """A warmed-up model: ``model`` (PeftModel, eval mode, LoRA weights requiring grad, the
+    final state), ``exp_avg`` / ``exp_avg_sq`` (D,) float32 CPU moments of the final state,
+    the manifest ``info`` and ``states``: the ``checkpoints`` epoch-end states the features
+    are taken at, oldest first, the final state last."""
 
     model: PeftModel
     exp_avg: torch.Tensor
     exp_avg_sq: torch.Tensor
     info: dict[str, Any]
+    states: tuple[WarmupState, ...]
 
 
 def select_warmup_items(
@@ -81,13 +99,14 @@ def train_warmup(
     check: Callable[[], None] | None = None,
     notice: NoticeFn | None = None,
     target_loss: str = "mean",
-) -> tuple[torch.Tensor, torch.Tensor, int]:
+) -> tuple[list[WarmupState], int]:
     """AdamW on the LoRA weights over ``items`` (gold targets), seeded shuffle and dropout.
 
     Loss per step: the batch mean of ``l(x, y)`` (reduced as ``target_loss`` says, the
     final training's); grad clip 1.0. A step that runs out of memory is redone in
     micro-batches of half the size (the same gradient, up to rounding).
-    Output: the flat (D,) float32 CPU ``exp_avg``, ``exp_avg_sq`` and the number of steps.
+    Output: the states at the end of the last ``config.checkpoints`` epochs (oldest first;
+    the final state last) and the number of steps.
     Side effects: trains ``model`` in place and leaves it in eval mode; the global RNG (and
     that of the model's CUDA device) is restored.
     """
@@ -104,6 +123,7 @@ def train_warmup(
     pad_id = tokenizer.pad_token_id
     micro = config.warmup_batch_size
     steps = 0
+    states: list[WarmupState] = []
 
     def step(rows: list[Any], size: int) -> None:
         optimizer.zero_grad(set_to_none=True)  # a retried step starts clean
@@ -133,11 +153,27 @@ def train_warmup(
                 optimizer.step()
                 optimizer.zero_grad(set_to_none=True)
                 steps += 1
+            if epoch >= config.warmup_epochs - config.checkpoints:
+                states.append(_snapshot(params, optimizer))
     model.eval()
+    # The warmup's learning rate is constant: every epoch weighs the same (LESS weighs each
+    # checkpoint by its epoch's mean rate, which a schedule would make differ).
+    rates = [config.lr] * len(states)
+    shares = [rate / sum(rates) for rate in rates]
+    return [
+        replace(state, weight=share) for state, share in zip(states, shares, strict=True)
+    ], steps
+
+
+def _snapshot(params: list[torch.nn.Parameter], optimizer: torch.optim.Optimizer) -> WarmupState:
+    """The flat CPU float32 weights and moments of ``params`` now (weight set later)."""
     state = [optimizer.state[param] for param in params]
-    exp_avg = torch.cat([s["exp_avg"].float().reshape(-1).cpu() for s in state])
-    exp_avg_sq = torch.cat([s["exp_avg_sq"].float().reshape(-1).cpu() for s in state])
-    return exp_avg, exp_avg_sq, steps
+    return WarmupState(
+        weights=torch.cat([param.detach().float().reshape(-1).cpu() for param in params]),
+        exp_avg=torch.cat([s["exp_avg"].float().reshape(-1).cpu() for s in state]),
+        exp_avg_sq=torch.cat([s["exp_avg_sq"].float().reshape(-1).cpu() for s in state]),
+        weight=1.0,
+    )
 
 
 def save_warmup(directory: Path, warmup: Warmup) -> None:
@@ -145,6 +181,10 @@ def save_warmup(directory: Path, warmup: Warmup) -> None:
     save_adapter(warmup.model, directory)
     names = [name for name, _ in lora_parameters(warmup.model)]
     tensors = {"exp_avg": warmup.exp_avg.contiguous(), "exp_avg_sq": warmup.exp_avg_sq.contiguous()}
+    for k, state in enumerate(warmup.states[:-1]):  # the final state is the adapter itself
+        tensors[f"state{k}.weights"] = state.weights.contiguous()
+        tensors[f"state{k}.exp_avg"] = state.exp_avg.contiguous()
+        tensors[f"state{k}.exp_avg_sq"] = state.exp_avg_sq.contiguous()
     data = safetensors_bytes(tensors, {"names": json.dumps(names)})
     atomic_write_bytes(directory / MOMENTS, data)
     write_manifest(directory, [*ADAPTER_FILES, MOMENTS], warmup.info)
@@ -161,7 +201,38 @@ def load_warmup(directory: Path, base_model: Any, inputs_hash: str) -> Warmup | 
         param.requires_grad_(True)  # the per-sample hooks need LoRA outputs in the graph
     moments = load_file(str(directory / MOMENTS))
     info = {k: v for k, v in manifest.items() if k != "files"}
-    return Warmup(model, moments["exp_avg"], moments["exp_avg_sq"], info)
+    shares = info.get("checkpoint_weights", [1.0])
+    states = [
+        WarmupState(
+            moments[f"state{k}.weights"],
+            moments[f"state{k}.exp_avg"],
+            moments[f"state{k}.exp_avg_sq"],
+            float(share),
+        )
+        for k, share in enumerate(shares[:-1])
+    ]
+    final = WarmupState(
+        flat_lora_weights(model), moments["exp_avg"], moments["exp_avg_sq"], float(shares[-1])
+    )
+    return Warmup(model, final.exp_avg, final.exp_avg_sq, info, (*states, final))
+
+
+def flat_lora_weights(model: torch.nn.Module) -> torch.Tensor:
+    """(D,) float32 CPU copy of ``model``'s LoRA weights in ``lora_parameters`` order."""
+    return torch.cat([p.detach().float().reshape(-1).cpu() for _, p in lora_parameters(model)])
+
+
+def load_lora_weights(model: torch.nn.Module, weights: torch.Tensor) -> None:
+    """Copy the flat (D,) ``weights`` into ``model``'s LoRA parameters, in place (each
+    keeps its dtype and device)."""
+    offset = 0
+    with torch.no_grad():
+        for _, param in lora_parameters(model):
+            size = param.numel()
+            param.copy_(weights[offset : offset + size].reshape(param.shape))
+            offset += size
+    if offset != weights.numel():
+        raise ValueError(f"{weights.numel()} weights for {offset} LoRA parameters")
 
 
 def run_warmup(
@@ -186,16 +257,17 @@ def run_warmup(
     model = attach_lora(
         base_model, config.lora_r, config.lora_alpha, config.lora_dropout, targets, seed
     )
-    exp_avg, exp_avg_sq, steps = train_warmup(
-        model, tokenizer, chosen, config, seed, check, notice, target_loss
-    )
+    states, steps = train_warmup(model, tokenizer, chosen, config, seed, check, notice, target_loss)
+    final = states[-1]
     info = {
         "inputs_hash": inputs_hash,
         "n_items": len(chosen),
         "fallback": fallback,
         "steps": steps,
-        "n_params": int(exp_avg.numel()),
+        "n_params": int(final.exp_avg.numel()),
     }
-    warmup = Warmup(model, exp_avg, exp_avg_sq, info)
+    if len(states) > 1:
+        info["checkpoint_weights"] = [state.weight for state in states]
+    warmup = Warmup(model, final.exp_avg, final.exp_avg_sq, info, tuple(states))
     save_warmup(directory, warmup)
     return warmup

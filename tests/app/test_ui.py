@@ -82,7 +82,7 @@ def test_job_page_shows_every_section(
     # The selection note names the variant: the default is stratified.
     assert "tau" in _section(html, "correctness") and "stratified selection" in html
     assert "mean loss over the target tokens" in html and "answer features adam" in html
-    assert "adaptive weights min" in html
+    assert "adaptive weights min" in html and "from 1 warmup checkpoint(s)" in html
     assert "method.type" in _section(html, "config")
     _check_pngs(client.get(f"/ui/jobs/{job_id}?images=png", headers=_bearer(key)).text)
 

@@ -47,7 +47,7 @@ def test_bench_methods_writes_results_in_the_issue_shape(tmp_path, toyworld_dir)
     out, doc, work = tmp_path / "results.md", tmp_path / "results.json", tmp_path / "work"
     files = ["--out", str(out), "--json", str(doc), "--work", str(work)]
     variants = ["--target-loss", "decision", "--answer-gradient", "rms"]
-    variants += ["--probe-temperature", "0.5"]
+    variants += ["--probe-temperature", "0.5", "--warmup-epochs", "2", "--feature-checkpoints", "2"]
     done = bench(
         *FAST, *variants, "--methods", "cor_rait", "grait", *files, toyworld_dir=toyworld_dir
     )
@@ -61,6 +61,7 @@ def test_bench_methods_writes_results_in_the_issue_shape(tmp_path, toyworld_dir)
     config = json.loads(doc.read_text())["runs"][1]["report"]["job"]["config"]
     assert config["training"]["target_loss"] == "decision"
     assert config["features"]["answer_gradient"] == "rms"
+    assert config["features"]["warmup_epochs"] == config["features"]["checkpoints"] == 2
     assert config["probe"]["temperature"] == 0.5
     assert meta["resolved"]["budget"] == {"n_ik": 8, "n_idk": 8}
     assert meta["machine"]["cpu_capability"] and meta["machine"]["torch_threads"] == 1

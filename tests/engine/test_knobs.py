@@ -27,7 +27,7 @@ FEATURES_DEFAULT = (
     '"lora_dropout": 0.1, "target_modules": null, "lr": 0.0002, "weight_decay": 0.0, '
     '"adam_betas": [0.9, 0.999], "adam_eps": 1e-08, "precondition_eps": 1e-08, '
     '"warmup_epochs": 1, "warmup_batch_size": 8, "warmup_min_correct": 0.99, '
-    '"warmup_max_items": 1000, "warmup_fallback_items": 64, "answer_gradient": "adam"}'
+    '"warmup_max_items": 1000, "warmup_fallback_items": 64, "answer_gradient": "adam", "checkpoints": 1}'
 )
 TRAINING_DEFAULT = (
     '{"lora_r": 64, "lora_alpha": 16.0, "lora_dropout": 0.1, "target_modules": '
