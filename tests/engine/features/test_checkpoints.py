@@ -12,11 +12,22 @@ import pytest
 import torch
 
 from grait_engine.features import warmup as warmup_module
+from grait_engine.features.compute import FeatureContext, reference_features
 from grait_engine.features.config import FeaturesConfig, FeaturesConfigError
-from grait_engine.features.stage import run_features
+from grait_engine.features.pergrad import lora_layout
+from grait_engine.features.projection import Projector
+from grait_engine.features.stage import FeaturesCancelled, run_features
 from grait_engine.features_store import FeatureStore
 from grait_engine.pipeline.knobs import JobConfigError, JobKnobs
-from tests.engine.features.test_stage import CONFIG, CORRECT, ITEMS, SPEED, loaded, shard_hashes
+from tests.engine.features.test_stage import (
+    CONFIG,
+    CORRECT,
+    ITEMS,
+    SPEED,
+    cancel_at_five,
+    loaded,
+    shard_hashes,
+)
 
 TWO = replace(CONFIG, checkpoints=2)  # CONFIG warms up for 2 epochs
 
@@ -85,3 +96,58 @@ def test_a_restart_reuses_the_saved_checkpoints(runs, tiny_model_dir, monkeypatc
     again = _run(TWO, tiny_model_dir, directory.parent / "two")
     assert not again.skipped and again.d == runs["two"].d
     assert shard_hashes(directory / "features") == before
+
+
+def test_each_checkpoint_block_is_the_reference_at_that_state(runs, tiny_model_dir) -> None:
+    """Block k of a row is ``sqrt(w_k)`` times the per-sample reference features at state k:
+    the state's LoRA weights and moments loaded from ``warmup/`` by hand, then the one-backward-
+    per-sequence loop (``compute.reference_features``), not the stage's batched path."""
+    result = runs["two"]
+    model, tokenizer = loaded(tiny_model_dir)
+    warmup = warmup_module.load_warmup(result.directory / "warmup", model, result.inputs_hash)
+    assert warmup is not None and len(warmup.states) == 2
+    layout = lora_layout(warmup.model)
+    device = torch.device("cpu")
+    projector = Projector(layout.n_params, TWO.dim, 0, device, "float32")
+    d = projector.d
+    assert result.d == 2 * d
+    ans, idk = _rows(result)
+    for k, state in enumerate(warmup.states):
+        warmup_module.load_lora_weights(warmup.model, state.weights)
+        ctx = FeatureContext(
+            warmup.model,
+            tokenizer,
+            layout,
+            state.exp_avg,
+            state.exp_avg_sq,
+            TWO.adam_betas,
+            TWO.precondition_eps,
+            projector,
+            device,
+        )
+        want_ans, want_idk = reference_features(ctx, ITEMS)
+        scale = math.sqrt(state.weight)
+        block = slice(k * d, (k + 1) * d)
+        # Batched vs per-sample gradients: float rounding only (about 3e-8 seen).
+        torch.testing.assert_close(ans[:, block], want_ans * scale, atol=1e-6, rtol=0)
+        torch.testing.assert_close(idk[:, block], want_idk * scale, atol=1e-6, rtol=0)
+
+
+def test_a_cancelled_run_resumes_to_identical_shards(runs, tiny_model_dir, tmp_path) -> None:
+    """Two checkpoints, cut after shard 0: the resumed run reuses the saved states and the
+    complete shard and writes the uninterrupted run's (K * d wide) shards byte for byte."""
+    out, done = tmp_path / "stage", [0]
+    with pytest.raises(FeaturesCancelled):
+        run_features(
+            TWO,
+            *loaded(tiny_model_dir),
+            ITEMS,
+            CORRECT,
+            out,
+            speed=SPEED,
+            callbacks=cancel_at_five(done),
+        )
+    assert list(shard_hashes(out / "features")) == ["shard-00000.safetensors"]
+    resumed = _run(TWO, tiny_model_dir, out)
+    assert resumed.reused == 4 and resumed.computed == 6
+    assert shard_hashes(out / "features") == shard_hashes(runs["two"].features_dir)
