@@ -212,7 +212,10 @@ def run_features(
     info |= {"n_params": ctx.layout.n_params, "config": config.to_dict(), "seed": seed}
     info |= {"model_revision": revision, "warmup": warmup.info, "compute": compute}
     info |= {"group_items": group, "target_loss": target_loss}
-    info |= {"checkpoint_weights": [state.weight for state in warmup.states]}
+    info |= {
+        "checkpoints": len(warmup.states),
+        "checkpoint_weights": [state.weight for state in warmup.states],
+    }
     write_manifest(out, ["features/manifest.json", "warmup/manifest.json"], info)
     return FeaturesResult(
         out, out / "features", d, len(items), computed, reused, False, inputs_hash

@@ -77,6 +77,7 @@ def test_rows_concatenate_each_checkpoint_scaled_by_its_weight(runs) -> None:
     assert float((epoch1[1] - final[1]).abs().max()) > 1e-3
     manifest = json.loads((runs["two"].directory / "manifest.json").read_text())
     assert manifest["checkpoint_weights"] == [0.5, 0.5] and manifest["d"] == 2 * d
+    assert manifest["checkpoints"] == 2
 
 
 def test_a_restart_reuses_the_saved_checkpoints(runs, tiny_model_dir, monkeypatch) -> None:
