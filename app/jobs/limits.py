@@ -28,6 +28,7 @@ from app.settings import Settings
 CAPS: dict[str, str] = {
     "method.n_ik": "max_items",
     "method.n_idk": "max_items",
+    "method.reweight_every": "max_steps",
     "hyperparameters.epochs": "max_epochs",
     "hyperparameters.max_steps": "max_steps",
     "hyperparameters.checkpoint_every": "max_steps",
@@ -42,6 +43,7 @@ CAPS: dict[str, str] = {
     "features.dim": "max_features_dim",
     "features.lora_r": "max_lora_r",
     "features.warmup_epochs": "max_epochs",
+    "features.checkpoints": "max_epochs",
     "features.warmup_batch_size": "max_batch_size",
     "features.warmup_max_items": "max_items",
     "features.warmup_fallback_items": "max_items",

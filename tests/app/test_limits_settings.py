@@ -115,7 +115,8 @@ def test_every_count_like_knob_has_a_cap() -> None:
         for name, value in values.items()
         if isinstance(value, int) and not isinstance(value, bool)
     }
-    counts |= {"hyperparameters.max_steps", "runtime.batch_size"}  # default null
+    # Default null.
+    counts |= {"hyperparameters.max_steps", "runtime.batch_size", "method.reweight_every"}
     counts -= {"method.sign", "runtime.memory_budget_mb"}  # not counts; capped by the engine
     assert counts <= set(CAPS), sorted(counts - set(CAPS))
 
