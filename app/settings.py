@@ -76,8 +76,10 @@ class Settings(BaseSettings):
     memory_budget_mb: int | None = None
     # --- Job limits (issue 16, part B; see app/jobs/limits.py) ---
     # Caps on a job's count-like settings: a larger value is refused with 422 naming it.
-    max_epochs: int = Field(default=100, ge=1)  # hyperparameters.epochs, features.warmup_epochs, features.checkpoints
-    max_steps: int = Field(default=1_000_000, ge=1)  # hyperparameters.max_steps, checkpoint_every, method.reweight_every
+    # hyperparameters.epochs, features.warmup_epochs, features.checkpoints
+    max_epochs: int = Field(default=100, ge=1)
+    # hyperparameters.max_steps, checkpoint_every, method.reweight_every
+    max_steps: int = Field(default=1_000_000, ge=1)
     max_lora_r: int = Field(default=512, ge=1)  # hyperparameters.lora_r, features.lora_r
     # hyperparameters.batch_size, features.warmup_batch_size, runtime.batch_size
     max_batch_size: int = Field(default=1024, ge=1)
