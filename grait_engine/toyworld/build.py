@@ -7,13 +7,15 @@ Layout of ``out_dir`` (API.md)::
     truth.json                  per item id: seen, seen_wrong, known, class, relation,
                                 popularity
     stats.json                  build figures: sizes, timings, greedy check per class,
-                                knowledge per exposure bin and popularity quintile, CPU
+                                knowledge per exposure bin and popularity quintile, the
+                                probe's AUROC against the truth per task type
+                                (``probe_auroc``), CPU capability
+    config.json                 the resolved ToyWorldConfig
+    manifest.json               sha256 of every file above, written last
 
 Every item carries ``meta: {"relation", "seen", "known"}``: ``seen`` counts the sightings
 of the fact's value in the corpus, ``known`` is measured after pretraining
 (``check.measure_known``: the fact was seen and its greedy 0-shot open answer is right).
-    config.json                 the resolved ToyWorldConfig
-    manifest.json               sha256 of every file above, written last
 
 A directory whose manifest is complete and whose config hash matches is reused as is.
 """
@@ -32,7 +34,12 @@ import torch
 from grait_engine.artifacts import atomic_write_json, config_hash, read_manifest, write_manifest
 from grait_engine.records.item import Item, Task
 from grait_engine.records.jsonl import write_items
-from grait_engine.toyworld.check import check_knowledge, knowledge_curves, measure_known
+from grait_engine.toyworld.check import (
+    check_knowledge,
+    knowledge_curves,
+    measure_known,
+    probe_auroc,
+)
 from grait_engine.toyworld.config import ToyWorldConfig
 from grait_engine.toyworld.corpus import make_corpus
 from grait_engine.toyworld.pretrain import pretrain
@@ -135,6 +142,11 @@ def _build(config: ToyWorldConfig, out: Path, progress: Progress | None) -> ToyW
     truth = _truth(facts, corpus, known)
     files = _write_outputs(out, config, model, tokenizer, datasets, truth)
     checks = _check(model, tokenizer, datasets, facts)
+    report("check", 0, 1, "the knowledge probe against the truth")
+    probe = {
+        task: probe_auroc(model, tokenizer, datasets[task]["train"], known, config.seed)
+        for task in TASK_TYPES
+    }
     timings["check_seconds"] = time.perf_counter() - check_started
     timings["total_seconds"] = time.perf_counter() - started
     stats = {
@@ -151,6 +163,7 @@ def _build(config: ToyWorldConfig, out: Path, progress: Progress | None) -> ToyW
             known, dict(corpus.seen), {f.id: f.popularity for f in facts}
         ),
         "check": checks,
+        "probe_auroc": probe,
     }
     atomic_write_json(out / "stats.json", stats)
     write_manifest(out, [*files, "stats.json"], {"config_hash": world_hash(config), "stats": stats})

@@ -13,6 +13,9 @@ from typing import Any
 
 import torch
 
+from grait_engine.probe.config import ProbeConfig
+from grait_engine.probe.metrics import auroc
+from grait_engine.probe.runner import prepare, probe_items
 from grait_engine.prompts import REFUSAL, Style, build_prompt
 from grait_engine.records.item import Item
 
@@ -141,3 +144,30 @@ def knowledge_curves(
 
 def _share(known: dict[str, bool], ids: Sequence[str]) -> float:
     return sum(known[i] for i in ids) / len(ids)
+
+
+def probe_auroc(
+    model: Any, tokenizer: Any, items: Sequence[Item], known: dict[str, bool], seed: int = 0
+) -> dict[str, float | int | None]:
+    """How well the engine's knowledge probe (stage 1, METHOD.md defaults, 0-shot as a job
+    without a shots dataset) ranks known above unknown ``items``.
+
+    Output: ``{"auroc": AUROC of the correctness c against ``known`` (None when one side is
+    empty), "n_known", "n_unknown", "idk_known": share of known items with c < 0.5 (what a
+    job's split would label idk)}``. Choice items cost one forward pass each; open items
+    ``n_samples`` sampled answers (one prefill shared).
+    """
+    config = ProbeConfig()
+    prepared = prepare(model, tokenizer, items, config, [], seed)
+    records = probe_items(model, tokenizer, prepared, range(len(items)), config, seed, 64)
+    labels = [known[item.id] for item in items]
+    correctness = [record["correctness"] for record in records]
+    n_known = sum(labels)
+    both_sides = 0 < n_known < len(labels)
+    idk_known = sum(c < 0.5 for c, k in zip(correctness, labels, strict=True) if k)
+    return {
+        "auroc": round(auroc(correctness, labels), 4) if both_sides else None,
+        "n_known": n_known,
+        "n_unknown": len(labels) - n_known,
+        "idk_known": round(idk_known / n_known, 4) if n_known else None,
+    }

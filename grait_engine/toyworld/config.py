@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
-VERSION = 5
+VERSION = 6  # 6: stats.json gained probe_auroc
 SIZES = ("tiny", "small", "medium")
 
 

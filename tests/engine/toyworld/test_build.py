@@ -96,3 +96,18 @@ def test_stats_show_knowledge_rising_with_exposure(tiny_world):
     truth = json.loads(tiny_world.truth_path.read_text())
     never = [t for t in truth.values() if t["seen"] == 0]
     assert not any(t["known"] for t in never)  # a lucky guess is not knowledge
+
+
+def test_stats_show_the_probe_against_the_truth(tiny_world):
+    """stats.json records how well the engine's probe ranks known above unknown pool items."""
+    stats = json.loads((tiny_world.root / "stats.json").read_text())
+    truth = json.loads(tiny_world.truth_path.read_text())
+    for task in ("open", "choice"):
+        pool = read_items(tiny_world.data_path(task, "train"), task)
+        probe = stats["probe_auroc"][task]
+        assert probe["n_known"] == sum(truth[item.id]["known"] for item in pool)
+        assert probe["n_known"] + probe["n_unknown"] == len(pool)
+        assert 0.0 <= probe["idk_known"] <= 1.0
+    # The tiny model's open answers track what it knows far better than chance.
+    assert stats["probe_auroc"]["open"]["auroc"] > 0.75
+    assert stats["probe_auroc"]["choice"]["auroc"] > 0.5
