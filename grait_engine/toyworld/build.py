@@ -31,7 +31,13 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from grait_engine.artifacts import atomic_write_json, config_hash, read_manifest, write_manifest
+from grait_engine.artifacts import (
+    MANIFEST,
+    atomic_write_json,
+    config_hash,
+    read_manifest,
+    write_manifest,
+)
 from grait_engine.records.item import Item, Task
 from grait_engine.records.jsonl import write_items
 from grait_engine.toyworld.check import (
@@ -112,6 +118,9 @@ def build_toyworld(
 def _build(config: ToyWorldConfig, out: Path, progress: Progress | None) -> ToyWorld:
     """Generate, pretrain, write and check the world of ``config`` into ``out``."""
     report = progress or (lambda *args: None)
+    # A world of another config may be there: drop its manifest first, so an interrupted
+    # rebuild is never taken for a complete world.
+    (out / MANIFEST).unlink(missing_ok=True)
     timings: dict[str, float] = {}
     started = time.perf_counter()
 
@@ -166,7 +175,9 @@ def _build(config: ToyWorldConfig, out: Path, progress: Progress | None) -> ToyW
         "probe_auroc": probe,
     }
     atomic_write_json(out / "stats.json", stats)
-    write_manifest(out, [*files, "stats.json"], {"config_hash": world_hash(config), "stats": stats})
+    write_manifest(
+        out, sorted({*files, "stats.json"}), {"config_hash": world_hash(config), "stats": stats}
+    )
     return ToyWorld(out, world_hash(config), False, stats)
 
 
@@ -225,7 +236,18 @@ def _write_outputs(
             write_items(out / "data" / task / f"{split}.jsonl", items, task)
     atomic_write_json(out / "truth.json", truth)
     atomic_write_json(out / "config.json", config.to_dict())
-    return sorted(str(path.relative_to(out)) for path in out.rglob("*") if path.is_file())
+    return world_files(out)
+
+
+def world_files(out: Path) -> list[str]:
+    """The files under ``out`` a world's manifest lists: every file but the manifest itself
+    (sorted, relative names). Listing an earlier build's manifest made a rebuilt world's
+    manifest fail its own check."""
+    return sorted(
+        str(path.relative_to(out))
+        for path in out.rglob("*")
+        if path.is_file() and path.relative_to(out) != Path(MANIFEST)
+    )
 
 
 def _check(

@@ -111,3 +111,15 @@ def test_stats_show_the_probe_against_the_truth(tiny_world):
     # The tiny model's open answers track what it knows far better than chance.
     assert stats["probe_auroc"]["open"]["auroc"] > 0.75
     assert stats["probe_auroc"]["choice"]["auroc"] > 0.5
+
+
+def test_a_rebuilt_world_lists_every_file_but_its_manifest(tmp_path):
+    """A rebuild over an earlier world must not list the earlier manifest (it is rewritten
+    last, so listing it made the new manifest fail its own check)."""
+    from grait_engine.toyworld.build import world_files
+
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "train.jsonl").write_text("{}\n")
+    (tmp_path / "manifest.json").write_text("{}")
+    (tmp_path / "stats.json").write_text("{}")
+    assert world_files(tmp_path) == ["data/train.jsonl", "stats.json"]
