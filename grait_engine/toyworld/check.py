@@ -1,8 +1,9 @@
 """A quick greedy check of what the toy model knows, per frequency class.
 
-Not the engine's probe (that is stage 1, with sampling and few-shot prompts): this is the
-build's own acceptance check, 0-shot greedy decoding with both prompt styles, written to
-``stats.json`` so the figures of the README can be reproduced.
+Mostly not the engine's probe (that is stage 1, with sampling): the build's own acceptance
+check is 0-shot greedy decoding with both prompt styles, written to ``stats.json`` so the
+figures of the README can be reproduced. ``probe_auroc`` then runs stage 1 itself on the
+pool, to record how well it ranks known facts above unknown ones.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from grait_engine.probe.metrics import auroc
 from grait_engine.probe.runner import prepare, probe_items
 from grait_engine.prompts import REFUSAL, Style, build_prompt
 from grait_engine.records.item import Item
+from grait_engine.split.stage import DEFAULT_TAU
 
 
 def _normalise(text: str) -> str:
@@ -153,8 +155,8 @@ def probe_auroc(
     without a shots dataset) ranks known above unknown ``items``.
 
     Output: ``{"auroc": AUROC of the correctness c against ``known`` (None when one side is
-    empty), "n_known", "n_unknown", "idk_known": share of known items with c < 0.5 (what a
-    job's split would label idk)}``. Choice items cost one forward pass each; open items
+    empty), "n_known", "n_unknown", "idk_known": share of known items with c < tau at the split's
+    default tau (what a job's split would label idk)}``. Choice items cost one forward pass each; open items
     ``n_samples`` sampled answers (one prefill shared).
     """
     config = ProbeConfig()
@@ -164,7 +166,7 @@ def probe_auroc(
     correctness = [record["correctness"] for record in records]
     n_known = sum(labels)
     both_sides = 0 < n_known < len(labels)
-    idk_known = sum(c < 0.5 for c, k in zip(correctness, labels, strict=True) if k)
+    idk_known = sum(c < DEFAULT_TAU for c, k in zip(correctness, labels, strict=True) if k)
     return {
         "auroc": round(auroc(correctness, labels), 4) if both_sides else None,
         "n_known": n_known,
