@@ -149,7 +149,7 @@ def _build(config: ToyWorldConfig, out: Path, progress: Progress | None) -> ToyW
     known = measure_known(model, tokenizer, open_items, corpus.seen)
     datasets = _with_truth(datasets, corpus.seen, known)
     truth = _truth(facts, corpus, known)
-    files = _write_outputs(out, config, model, tokenizer, datasets, truth)
+    _write_outputs(out, config, model, tokenizer, datasets, truth)
     checks = _check(model, tokenizer, datasets, facts)
     report("check", 0, 1, "the knowledge probe against the truth")
     probe = {
@@ -175,9 +175,7 @@ def _build(config: ToyWorldConfig, out: Path, progress: Progress | None) -> ToyW
         "probe_auroc": probe,
     }
     atomic_write_json(out / "stats.json", stats)
-    write_manifest(
-        out, sorted({*files, "stats.json"}), {"config_hash": world_hash(config), "stats": stats}
-    )
+    write_manifest(out, world_files(out), {"config_hash": world_hash(config), "stats": stats})
     return ToyWorld(out, world_hash(config), False, stats)
 
 
@@ -226,8 +224,8 @@ def _write_outputs(
     tokenizer: Any,
     datasets: dict[Task, dict[str, list[Item]]],
     truth: dict[str, Any],
-) -> list[str]:
-    """Write model, tokenizer, data, truth and config; returns the relative file names."""
+) -> None:
+    """Write model, tokenizer, data, truth and config."""
     model_dir = out / "model"
     model.save_pretrained(model_dir)
     tokenizer.save_pretrained(model_dir)
@@ -236,7 +234,6 @@ def _write_outputs(
             write_items(out / "data" / task / f"{split}.jsonl", items, task)
     atomic_write_json(out / "truth.json", truth)
     atomic_write_json(out / "config.json", config.to_dict())
-    return world_files(out)
 
 
 def world_files(out: Path) -> list[str]:

@@ -154,10 +154,10 @@ def probe_auroc(
     """How well the engine's knowledge probe (stage 1, METHOD.md defaults, 0-shot as a job
     without a shots dataset) ranks known above unknown ``items``.
 
-    Output: ``{"auroc": AUROC of the correctness c against ``known`` (None when one side is
-    empty), "n_known", "n_unknown", "idk_known": share of known items with c < tau at the split's
-    default tau (what a job's split would label idk)}``. Choice items cost one forward pass each; open items
-    ``n_samples`` sampled answers (one prefill shared).
+    Output: ``{"auroc": AUROC of the correctness c against ``known`` (None when one side
+    is empty), "n_known", "n_unknown", "idk_known": share of known items with c below the
+    split's default tau, i.e. what a job's split would label idk}``. Choice items cost one
+    forward pass each; open items ``n_samples`` sampled answers (one prefill shared).
     """
     config = ProbeConfig()
     prepared = prepare(model, tokenizer, items, config, [], seed)
