@@ -4,8 +4,8 @@ Layout of ``out_dir`` (API.md)::
 
     model/                      Hugging Face model directory (safetensors) with tokenizer
     data/{open,choice}/{train,test_id,test_ood}.jsonl   (+ val, val_ood when configured)
-    truth.json                  per item id: seen, seen_wrong, known, class, relation,
-                                popularity
+    truth.json                  per item id: seen, seen_wrong, known, p_value, class,
+                                relation, popularity
     stats.json                  build figures: sizes, timings, greedy check per class,
                                 knowledge per exposure bin and popularity quintile, the
                                 probe's AUROC against the truth per task type
@@ -15,7 +15,9 @@ Layout of ``out_dir`` (API.md)::
 
 Every item carries ``meta: {"relation", "seen", "known"}``: ``seen`` counts the sightings
 of the fact's value in the corpus, ``known`` is measured after pretraining
-(``check.measure_known``: the fact was seen and its greedy 0-shot open answer is right).
+(``check.measure_known``: the fact was seen, and asked its open question 0-shot the model
+answers greedily with its value and gives it a higher probability than it gives any
+never-seen fact of the relation; ``truth.json`` keeps that probability as ``p_value``).
 
 A directory whose manifest is complete and whose config hash matches is reused as is.
 """
@@ -146,9 +148,9 @@ def _build(config: ToyWorldConfig, out: Path, progress: Progress | None) -> ToyW
     report("check", 0, 1, "which facts the model knows; greedy answers per class")
     check_started = time.perf_counter()
     open_items = [item for items in datasets["open"].values() for item in items]
-    known = measure_known(model, tokenizer, open_items, corpus.seen)
+    known, p_value = measure_known(model, tokenizer, open_items, corpus.seen)
     datasets = _with_truth(datasets, corpus.seen, known)
-    truth = _truth(facts, corpus, known)
+    truth = _truth(facts, corpus, known, p_value)
     _write_outputs(out, config, model, tokenizer, datasets, truth)
     checks = _check(model, tokenizer, datasets, facts)
     report("check", 0, 1, "the knowledge probe against the truth")
@@ -202,13 +204,17 @@ def _with_truth(
     }
 
 
-def _truth(facts: list[Fact], corpus: Any, known: dict[str, bool]) -> dict[str, Any]:
-    """truth.json: per fact id, how often it was seen (right and wrong) and if it is known."""
+def _truth(
+    facts: list[Fact], corpus: Any, known: dict[str, bool], p_value: dict[str, float]
+) -> dict[str, Any]:
+    """truth.json: per fact id, how often it was seen (right and wrong), if it is known and
+    the probability the model gives its value (``check.measure_known``)."""
     return {
         fact.id: {
             "seen": corpus.seen.get(fact.id, 0),
             "seen_wrong": corpus.seen_wrong.get(fact.id, 0),
             "known": known[fact.id],
+            "p_value": round(p_value[fact.id], 4),
             "class": fact.seen_class,
             "relation": fact.relation,
             "popularity": fact.popularity,

@@ -98,6 +98,62 @@ def test_stats_show_knowledge_rising_with_exposure(tiny_world):
     assert not any(t["known"] for t in never)  # a lucky guess is not knowledge
 
 
+def test_known_is_a_right_answer_given_more_probability_than_a_guess(tiny_world):
+    """truth.json's p_value is the probability of the gold answer after the 0-shot basic
+    prompt (recomputed here from the full logits, one item at a time); a known fact was
+    seen, is answered greedily right, and has a p_value above every never-seen fact of its
+    relation."""
+    import torch
+
+    from grait_engine.toyworld.check import grade, greedy_answers, measure_known
+
+    truth = json.loads(tiny_world.truth_path.read_text())
+    ceilings: dict[str, float] = {}
+    for fact in truth.values():
+        if fact["seen"] == 0:
+            ceilings[fact["relation"]] = max(ceilings.get(fact["relation"], 0.0), fact["p_value"])
+    for fact in truth.values():
+        if fact["known"]:
+            assert fact["seen"] > 0 and fact["p_value"] >= ceilings.get(fact["relation"], 0.0)
+
+    model, tokenizer = load_model(ModelSpec(str(tiny_world.model_dir)))
+    pool = read_items(tiny_world.data_path("open", "train"), "open")
+    known_items = [item for item in pool if truth[item.id]["known"]][:10]
+    unknown_items = [item for item in pool if not truth[item.id]["known"]][:10]
+    assert known_items and unknown_items
+    sample = known_items + unknown_items
+    with torch.no_grad():
+        for item in sample:
+            prompt = build_prompt(item, "basic", tokenizer=tokenizer)
+            prompt_ids = tokenizer(prompt)["input_ids"]
+            full_ids = tokenizer(prompt + target_text(item))["input_ids"]
+            log_probs = model(torch.tensor([full_ids])).logits[0].float().log_softmax(-1)
+            total = sum(
+                log_probs[k - 1, full_ids[k]].item() for k in range(len(prompt_ids), len(full_ids))
+            )
+            assert abs(truth[item.id]["p_value"] - float(torch.tensor(total).exp())) < 2e-3
+    prompts = [build_prompt(item, "basic", tokenizer=tokenizer) for item in known_items]
+    outputs = greedy_answers(model, tokenizer, prompts, 12)
+    assert all(grade(i, o) == "correct" for i, o in zip(known_items, outputs, strict=True))
+
+    # The ceiling: two known facts of one relation stay known together, but once the more
+    # probable one is declared never seen, the other falls below its ceiling.
+    pairs = [
+        (a, b)
+        for a in pool
+        for b in pool
+        if truth[a.id]["known"]
+        and truth[b.id]["known"]
+        and a.meta["relation"] == b.meta["relation"]
+        and truth[a.id]["p_value"] < truth[b.id]["p_value"] - 0.01
+    ]
+    low, high = pairs[0]
+    known, _ = measure_known(model, tokenizer, [low, high], {low.id: 1, high.id: 1})
+    assert known == {low.id: True, high.id: True}
+    known, _ = measure_known(model, tokenizer, [low, high], {low.id: 1, high.id: 0})
+    assert known == {low.id: False, high.id: False}
+
+
 def test_stats_show_the_probe_against_the_truth(tiny_world):
     """stats.json records how well the engine's probe ranks known above unknown pool items."""
     stats = json.loads((tiny_world.root / "stats.json").read_text())
