@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
 import torch
@@ -122,40 +123,54 @@ def measure_known(
 
     - greedily answers with its value, and
     - gives that value a higher probability (``value_probabilities``) than it gives the
-      value of any never-seen fact of the same relation (the relation's *luck ceiling*,
-      see ``luck_ceilings``).
+      same value for any person it has never seen with that relation (the value's *luck
+      ceiling*, ``luck_ceilings``).
 
     The second condition is what keeps lucky guesses out: a fact seen once or twice is
     answered greedily right about as often as a never-seen one (5-6% of them on the medium
-    world), but with the low probability of a guess. A fact's choice item shares its id and
-    its truth, so a lucky guess among four letters is not knowledge either.
+    world), but with no more probability than a guess. The ceiling is per value because a
+    model may bet heavily on one value of a relation whoever is asked about. A fact's choice
+    item shares its id and its truth, so a lucky guess among four letters is not knowledge
+    either.
     """
     prompts = [build_prompt(item, "basic", tokenizer=tokenizer) for item in items]
     outputs = greedy_answers(model, tokenizer, prompts, 12)
     probabilities = dict(
         zip([item.id for item in items], value_probabilities(model, tokenizer, items), strict=True)
     )
-    ceilings = luck_ceilings(items, seen, probabilities)
+    ceilings = luck_ceilings(model, tokenizer, items, seen)
     known = {
         item.id: seen.get(item.id, 0) > 0
         and grade(item, out) == "correct"
-        and probabilities[item.id] > ceilings.get(_relation(item), 0.0)
+        and probabilities[item.id] > ceilings.get((_relation(item), item.answers[0]), 0.0)
         for item, out in zip(items, outputs, strict=True)
     }
     return known, probabilities
 
 
 def luck_ceilings(
-    items: Sequence[Item], seen: dict[str, int], probabilities: dict[str, float]
-) -> dict[str, float]:
-    """Per relation, the highest probability the model gives the value of a never-seen fact:
-    how likely the model makes a value it can only have guessed. Relations without a
-    never-seen fact are absent (no ceiling)."""
-    ceilings: dict[str, float] = {}
+    model: Any, tokenizer: Any, items: Sequence[Item], seen: dict[str, int]
+) -> dict[tuple[str, str], float]:
+    """``{(relation, value): ceiling}``: the highest probability the model gives ``value``
+    when asked the relation's open question about a person never seen with it, over the
+    never-seen facts among ``items``. A relation's values are the gold answers its items
+    have. Relations without a never-seen fact are absent (no ceiling).
+
+    Cost: one teacher-forced sequence per never-seen fact and value of its relation.
+    """
+    values: dict[str, set[str]] = defaultdict(set)
     for item in items:
-        if seen.get(item.id, 0) == 0:
-            relation = _relation(item)
-            ceilings[relation] = max(ceilings.get(relation, 0.0), probabilities[item.id])
+        values[_relation(item)].add(item.answers[0])
+    candidates = [
+        replace(item, answers=(value,))
+        for item in items
+        if seen.get(item.id, 0) == 0
+        for value in sorted(values[_relation(item)])
+    ]
+    ceilings: dict[tuple[str, str], float] = {}
+    for item, p in zip(candidates, value_probabilities(model, tokenizer, candidates), strict=True):
+        key = (_relation(item), item.answers[0])
+        ceilings[key] = max(ceilings.get(key, 0.0), p)
     return ceilings
 
 
