@@ -43,6 +43,7 @@ from grait_engine.artifacts import (
 from grait_engine.records.item import Item, Task
 from grait_engine.records.jsonl import write_items
 from grait_engine.toyworld.check import (
+    Truth,
     check_knowledge,
     knowledge_curves,
     measure_known,
@@ -148,10 +149,10 @@ def _build(config: ToyWorldConfig, out: Path, progress: Progress | None) -> ToyW
     report("check", 0, 1, "which facts the model knows; greedy answers per class")
     check_started = time.perf_counter()
     open_items = [item for items in datasets["open"].values() for item in items]
-    known, p_value = measure_known(model, tokenizer, open_items, corpus.seen)
+    measured = measure_known(model, tokenizer, open_items, corpus.seen)
+    known = measured.known
     datasets = _with_truth(datasets, corpus.seen, known)
-    truth = _truth(facts, corpus, known, p_value)
-    _write_outputs(out, config, model, tokenizer, datasets, truth)
+    _write_outputs(out, config, model, tokenizer, datasets, _truth(facts, corpus, measured))
     checks = _check(model, tokenizer, datasets, facts)
     report("check", 0, 1, "the knowledge probe against the truth")
     probe = {
@@ -171,7 +172,7 @@ def _build(config: ToyWorldConfig, out: Path, progress: Progress | None) -> ToyW
         "cpu_capability": torch.backends.cpu.get_cpu_capability(),
         "known_share": round(sum(known.values()) / max(1, len(known)), 4),
         "knowledge": knowledge_curves(
-            known, dict(corpus.seen), {f.id: f.popularity for f in facts}
+            measured, dict(corpus.seen), {f.id: f.popularity for f in facts}
         ),
         "check": checks,
         "probe_auroc": probe,
@@ -204,17 +205,15 @@ def _with_truth(
     }
 
 
-def _truth(
-    facts: list[Fact], corpus: Any, known: dict[str, bool], p_value: dict[str, float]
-) -> dict[str, Any]:
+def _truth(facts: list[Fact], corpus: Any, measured: Truth) -> dict[str, Any]:
     """truth.json: per fact id, how often it was seen (right and wrong), if it is known and
     the probability the model gives its value (``check.measure_known``)."""
     return {
         fact.id: {
             "seen": corpus.seen.get(fact.id, 0),
             "seen_wrong": corpus.seen_wrong.get(fact.id, 0),
-            "known": known[fact.id],
-            "p_value": round(p_value[fact.id], 4),
+            "known": measured.known[fact.id],
+            "p_value": round(measured.p_value[fact.id], 4),
             "class": fact.seen_class,
             "relation": fact.relation,
             "popularity": fact.popularity,

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 import torch
@@ -112,10 +112,19 @@ def value_probabilities(
     return probabilities
 
 
-def measure_known(
-    model: Any, tokenizer: Any, items: Sequence[Item], seen: dict[str, int]
-) -> tuple[dict[str, bool], dict[str, float]]:
-    """Which facts the pretrained model holds: ``({item id: known}, {item id: p(value)})``.
+@dataclass(frozen=True)
+class Truth:
+    """What the pretrained model holds, per fact (open item) id: ``known`` (the truth),
+    ``p_value`` (the probability it gives the value) and ``greedy_right`` (its greedy answer
+    is right, lucky guesses included)."""
+
+    known: dict[str, bool]
+    p_value: dict[str, float]
+    greedy_right: dict[str, bool]
+
+
+def measure_known(model: Any, tokenizer: Any, items: Sequence[Item], seen: dict[str, int]) -> Truth:
+    """Which facts the pretrained model holds (:class:`Truth`).
 
     ``items`` are the open items of the facts (``meta.relation`` set); ``seen`` counts each
     fact's sightings. A fact is *known* when it was seen at least once and the model, asked
@@ -139,13 +148,16 @@ def measure_known(
         zip([item.id for item in items], value_probabilities(model, tokenizer, items), strict=True)
     )
     ceilings = luck_ceilings(model, tokenizer, items, seen)
+    right = {
+        item.id: grade(item, out) == "correct" for item, out in zip(items, outputs, strict=True)
+    }
     known = {
         item.id: seen.get(item.id, 0) > 0
-        and grade(item, out) == "correct"
+        and right[item.id]
         and probabilities[item.id] > ceilings.get((_relation(item), item.answers[0]), 0.0)
-        for item, out in zip(items, outputs, strict=True)
+        for item in items
     }
-    return known, probabilities
+    return Truth(known, probabilities, right)
 
 
 def luck_ceilings(
@@ -191,18 +203,24 @@ EXPOSURE_BINS = (
 
 
 def knowledge_curves(
-    known: dict[str, bool], seen: dict[str, int], popularity: dict[str, float]
+    truth: Truth, seen: dict[str, int], popularity: dict[str, float]
 ) -> dict[str, dict[str, dict[str, float]]]:
     """Share of facts known per exposure bin and per popularity quintile of the people.
 
-    Output: ``{"by_exposure": {bin: {n, known}}, "by_popularity": {"q1".."q5": {n, known,
-    popularity_min}}}`` with ``known`` a fraction (q1 = least popular fifth).
+    Output: ``{"by_exposure": {bin: {n, known, greedy_right}}, "by_popularity":
+    {"q1".."q5": {n, known, popularity_min}}}`` with fractions (q1 = least popular fifth).
+    ``greedy_right`` counts lucky guesses too: its value in bin "0" is the guess rate.
     """
+    known = truth.known
     by_exposure: dict[str, dict[str, float]] = {}
     for label, low, high in EXPOSURE_BINS:
         ids = [i for i in known if low <= seen.get(i, 0) <= high]
         if ids:
-            by_exposure[label] = {"n": len(ids), "known": round(_share(known, ids), 4)}
+            by_exposure[label] = {
+                "n": len(ids),
+                "known": round(_share(known, ids), 4),
+                "greedy_right": round(_share(truth.greedy_right, ids), 4),
+            }
     ranked = sorted(known, key=lambda i: (popularity.get(i, 0.0), i))
     by_popularity: dict[str, dict[str, float]] = {}
     for q in range(5):
