@@ -1,9 +1,10 @@
 """What the toy model knows: the truth of every fact, and quick checks per frequency class.
 
-``measure_known`` decides the truth (``known``) from the probability the model gives each
-fact's value. Mostly not the engine's probe (that is stage 1, with sampling): the build's own acceptance
-check is 0-shot greedy decoding with both prompt styles, written to ``stats.json`` so the
-figures of the README can be reproduced. ``probe_auroc`` then runs stage 1 itself on the
+``measure_known`` decides the truth (``known``) from the greedy answer and the probability
+the model gives each fact's value. The rest is mostly not the engine's probe (that is
+stage 1, with sampling): the build's own acceptance check is 0-shot greedy decoding with
+both prompt styles, written to ``stats.json`` so the figures of the README can be
+reproduced. ``probe_auroc`` then runs stage 1 itself on the
 pool, to record how well it ranks known facts above unknown ones.
 """
 
