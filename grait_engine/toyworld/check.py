@@ -113,6 +113,10 @@ def value_probabilities(
     return probabilities
 
 
+# A value the model gives more often than not (p >= 1/2) is not a guess.
+MAJORITY = 0.5
+
+
 @dataclass(frozen=True)
 class Truth:
     """What the pretrained model holds, per fact (open item) id: ``known`` (the truth),
@@ -132,16 +136,18 @@ def measure_known(model: Any, tokenizer: Any, items: Sequence[Item], seen: dict[
     its open question 0-shot with the basic prompt,
 
     - greedily answers with its value, and
-    - gives that value a higher probability (``value_probabilities``) than it gives the
-      same value for any person it has never seen with that relation (the value's *luck
-      ceiling*, ``luck_ceilings``).
+    - either gives that value at least ``MAJORITY`` of its probability
+      (``value_probabilities``), or more than it ever gives the same value for a person it
+      has never seen with that relation (the value's *luck ceiling*, ``luck_ceilings``).
 
     The second condition is what keeps lucky guesses out: a fact seen once or twice is
     answered greedily right about as often as a never-seen one (5-6% of them on the medium
     world), but with no more probability than a guess. The ceiling is per value because a
-    model may bet heavily on one value of a relation whoever is asked about. A fact's choice
-    item shares its id and its truth, so a lucky guess among four letters is not knowledge
-    either.
+    model may bet heavily on one value of a relation whoever is asked about; the majority
+    clause because it may even hallucinate a value with near certainty for one never-seen
+    person (on the small world that ceiling alone rejected 17% of the facts seen 64+ times,
+    nearly all answered with p >= 0.5). A fact's choice item shares its id and its truth, so
+    a lucky guess among four letters is not knowledge either.
     """
     prompts = [build_prompt(item, "basic", tokenizer=tokenizer) for item in items]
     outputs = greedy_answers(model, tokenizer, prompts, 12)
@@ -155,7 +161,10 @@ def measure_known(model: Any, tokenizer: Any, items: Sequence[Item], seen: dict[
     known = {
         item.id: seen.get(item.id, 0) > 0
         and right[item.id]
-        and probabilities[item.id] > ceilings.get((_relation(item), item.answers[0]), 0.0)
+        and (
+            probabilities[item.id] >= MAJORITY
+            or probabilities[item.id] > ceilings.get((_relation(item), item.answers[0]), 0.0)
+        )
         for item in items
     }
     return Truth(known, probabilities, right)

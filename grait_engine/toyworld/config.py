@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
-VERSION = 7  # 7: known also needs p(value) above the relation's luck ceiling
+VERSION = 7  # 7: known also needs p(value) >= 1/2 or above the value's luck ceiling
 SIZES = ("tiny", "small", "medium")
 
 
