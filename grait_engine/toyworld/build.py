@@ -16,9 +16,9 @@ Layout of ``out_dir`` (API.md)::
 Every item carries ``meta: {"relation", "seen", "known"}``: ``seen`` counts the sightings
 of the fact's value in the corpus, ``known`` is measured after pretraining
 (``check.measure_known``: the fact was seen, and asked its open question 0-shot the model
-answers greedily with its value and gives it a higher probability than it ever gives that
-value for a person never seen with the relation; ``truth.json`` keeps that probability as
-``p_value``).
+answers greedily with its value and gives it at least half its probability, or more than
+it ever gives that value for a person never seen with the relation; ``truth.json`` keeps
+that probability as ``p_value``).
 
 A directory whose manifest is complete and whose config hash matches is reused as is.
 """

@@ -4,8 +4,8 @@
 the model gives each fact's value. The rest is mostly not the engine's probe (that is
 stage 1, with sampling): the build's own acceptance check is 0-shot greedy decoding with
 both prompt styles, written to ``stats.json`` so the figures of the README can be
-reproduced. ``probe_auroc`` then runs stage 1 itself on the
-pool, to record how well it ranks known facts above unknown ones.
+reproduced. ``probe_auroc`` then runs stage 1 itself on the pool, to record how well it
+ranks known facts above unknown ones.
 """
 
 from __future__ import annotations
