@@ -129,7 +129,8 @@ def write_markdown(
             for task, splits in (info["sizes"] or {}).items()
         )
         lines.append(
-            f"- world {w}: known share {fmt(info['known_share'], 3)}, built on CPU "
+            f"- world {w}: version {info.get('version')}, known share "
+            f"{fmt(info['known_share'], 3)}, built on CPU "
             f"capability {info['build_cpu_capability']}; items {sizes}"
         )
     lines += [
@@ -241,10 +242,12 @@ def machine() -> dict[str, Any]:
 
 
 def world_info(worlds: dict[int, ToyWorld]) -> dict[int, dict[str, Any]]:
-    """Per world seed: its folder, known share and the build machine's CPU capability."""
+    """Per world seed: its folder, generator version (``config.json``; the version also
+    fixes how ``known`` is measured), known share and the build machine's CPU capability."""
     return {
         w: {
             "root": str(world.root),
+            "version": json.loads((world.root / "config.json").read_text()).get("version"),
             "config_hash": world.config_hash,
             "known_share": world.stats.get("known_share"),
             "build_cpu_capability": world.stats.get("cpu_capability"),
