@@ -17,6 +17,7 @@ from typing import Any
 
 import torch
 
+from grait_engine.machine import machine_facts
 from grait_engine.reporting.compare import Difference, Stat
 from grait_engine.toyworld import ToyWorld
 
@@ -112,8 +113,9 @@ def write_markdown(
         f"Produced by `{meta['command']}` in {meta['wall_seconds'] / 60:.1f} minutes "
         "(with building any missing world): "
         f"{len(rows)} jobs, worlds {args.worlds}, training seeds {args.seeds}, device "
-        f"{args.device}; machine: CPU capability {meta['machine']['cpu_capability']}, "
-        f"torch threads {meta['machine']['torch_threads']}"
+        f"{args.device}; machine: CPU capability {meta['machine']['cpu_capability']} "
+        f"({meta['machine'].get('cpu_model', 'model not recorded')}), "
+        f"torch {meta['machine']['torch']}, torch threads {meta['machine']['torch_threads']}"
         + (f", GPU {meta['machine']['gpu']}" if "gpu" in meta["machine"] else "")
         + ".",
         "",
@@ -131,7 +133,8 @@ def write_markdown(
         lines.append(
             f"- world {w}: version {info.get('version')}, known share "
             f"{fmt(info['known_share'], 3)}, built on CPU "
-            f"capability {info['build_cpu_capability']}; items {sizes}"
+            f"capability {info['build_cpu_capability']} "
+            f"({info.get('build_cpu_model') or 'model not recorded'}); items {sizes}"
         )
     lines += [
         "",
@@ -230,12 +233,9 @@ def deltas_json(found: dict[str, dict[str, dict[str, Difference]]]) -> dict[str,
 
 
 def machine() -> dict[str, Any]:
-    """Where the jobs ran: CPU capability, torch threads, GPU name when the device is one."""
-    info: dict[str, Any] = {
-        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
-        "torch_threads": torch.get_num_threads(),
-        "torch": torch.__version__,
-    }
+    """Where the jobs ran: CPU capability and model, torch version and threads, GPU name
+    when the device is one."""
+    info = machine_facts()
     if torch.cuda.is_available():
         info["gpu"] = torch.cuda.get_device_name(0)
     return info
@@ -243,7 +243,8 @@ def machine() -> dict[str, Any]:
 
 def world_info(worlds: dict[int, ToyWorld]) -> dict[int, dict[str, Any]]:
     """Per world seed: its folder, generator version (``config.json``; the version also
-    fixes how ``known`` is measured), known share and the build machine's CPU capability."""
+    fixes how ``known`` is measured), known share and the build machine's CPU capability
+    and model (None for worlds built before the model was recorded)."""
     return {
         w: {
             "root": str(world.root),
@@ -251,6 +252,7 @@ def world_info(worlds: dict[int, ToyWorld]) -> dict[int, dict[str, Any]]:
             "config_hash": world.config_hash,
             "known_share": world.stats.get("known_share"),
             "build_cpu_capability": world.stats.get("cpu_capability"),
+            "build_cpu_model": world.stats.get("cpu_model"),
             "sizes": world.stats.get("sizes"),
         }
         for w, world in worlds.items()

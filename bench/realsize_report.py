@@ -6,7 +6,6 @@ memory, the features' cost against a plain forward+backward, training, the extra
 from __future__ import annotations
 
 import math
-import platform
 import random
 from collections.abc import Sequence
 from typing import Any
@@ -18,6 +17,7 @@ from realsize_model import FULL_LAYERS, Data, GiB
 from realsize_stages import EVAL_RUNS
 
 from grait_engine.features.sequences import encode_pair
+from grait_engine.machine import cpu_model
 from grait_engine.probe.batching import encode_prompts, probe_prompts
 from grait_engine.probe.config import ProbeConfig
 from grait_engine.prompts import build_prompt
@@ -106,14 +106,7 @@ def extrapolate(b: Bench) -> dict[str, float]:
 def device_name(device: torch.device) -> str:
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
-    try:
-        with open("/proc/cpuinfo") as info:
-            for line in info:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
+    return cpu_model()
 
 
 def gib(value: float) -> str:

@@ -9,7 +9,8 @@ Layout of ``out_dir`` (API.md)::
     stats.json                  build figures: sizes, timings, greedy check per class,
                                 knowledge per exposure bin and popularity quintile, the
                                 probe's AUROC against the truth per task type
-                                (``probe_auroc``), CPU capability
+                                (``probe_auroc``), the build machine (CPU capability
+                                and model, torch version and threads)
     config.json                 the resolved ToyWorldConfig
     manifest.json               sha256 of every file above, written last
 
@@ -41,6 +42,7 @@ from grait_engine.artifacts import (
     read_manifest,
     write_manifest,
 )
+from grait_engine.machine import machine_facts
 from grait_engine.records.item import Item, Task
 from grait_engine.records.jsonl import write_items
 from grait_engine.toyworld.check import (
@@ -170,7 +172,7 @@ def _build(config: ToyWorldConfig, out: Path, progress: Progress | None) -> ToyW
         },
         **train_stats,
         **{k: round(v, 1) for k, v in timings.items()},
-        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+        **machine_facts(),
         "known_share": round(sum(known.values()) / max(1, len(known)), 4),
         "knowledge": knowledge_curves(
             measured, dict(corpus.seen), {f.id: f.popularity for f in facts}

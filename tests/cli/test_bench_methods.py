@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from grait_engine.machine import cpu_model
 from grait_engine.toyworld.config import VERSION
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -68,6 +69,7 @@ def test_bench_methods_writes_results_in_the_issue_shape(tmp_path, toyworld_dir)
     assert meta["resolved"]["budget"] == {"n_ik": 8, "n_idk": 8}
     assert meta["machine"]["cpu_capability"] and meta["machine"]["torch_threads"] == 1
     assert meta["worlds"]["0"]["build_cpu_capability"] and "known_share" in meta["worlds"]["0"]
+    assert meta["worlds"]["0"]["build_cpu_model"] == meta["machine"]["cpu_model"] == cpu_model()
     assert meta["worlds"]["0"]["version"] == VERSION
     assert [(r["world"], r["seed"], r["task"], r["method"]) for r in results["runs"]] == [
         (0, 0, "choice", "cor_rait"),

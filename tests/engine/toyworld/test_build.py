@@ -6,7 +6,10 @@ import json
 import subprocess
 import sys
 
+import torch
+
 from grait_engine.artifacts import read_manifest
+from grait_engine.machine import cpu_model
 from grait_engine.modeling import ModelSpec, load_model
 from grait_engine.prompts import build_prompt, target_text
 from grait_engine.records.jsonl import read_items
@@ -90,7 +93,10 @@ def test_cli_rejects_unknown_size():
 
 def test_stats_show_knowledge_rising_with_exposure(tiny_world):
     stats = json.loads((tiny_world.root / "stats.json").read_text())
-    assert stats["cpu_capability"]
+    # The build machine, so that a world rebuilt elsewhere can be told apart.
+    assert stats["cpu_capability"] and stats["cpu_model"] == cpu_model()
+    assert stats["torch"] == torch.__version__ and stats["torch_threads"] == 1
+    assert stats["transformers"] and stats["tokenizers"]
     curve = stats["knowledge"]["by_exposure"]
     assert curve["0"]["known"] == 0.0 < 0.1 < curve["64+"]["known"]
     # Every known fact is answered greedily right; greedy_right also counts lucky guesses.
